@@ -1,0 +1,138 @@
+/*
+ * backend.h - the contract every sandbox provider implements.
+ *
+ * A backend is one file under backends/ that fills one
+ * `const struct mfs_backend_ops` and nothing else is exported.  The registry
+ * (registry.h) maps names to these tables.  Backends may include headers of
+ * the lower layers only (err, buf, cancel, http, json, log); never the
+ * executor or CLI headers: tests/structure enforces it.
+ *
+ * Lifetime: create() returns a struct mfs_sandbox that the executor owns;
+ * destroy() removes the remote/local sandbox AND frees the struct, on every
+ * path, even when it returns an error.  Every sandbox carries the labels the
+ * executor puts in spec->labels (MFS_LABEL_* below) so `mfsandbox ls/kill`
+ * can find it again from another process.
+ */
+#ifndef MFS_BACKEND_H
+#define MFS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "mfs/buf.h"
+#include "mfs/err.h"
+
+/* Label keys set on every sandbox mfsandbox creates. */
+#define MFS_LABEL_OWNER    "mfsandbox"          /* value: "1"; marks the sandbox as ours */
+#define MFS_LABEL_FLOW     "mfsandbox.flow"
+#define MFS_LABEL_RUN      "mfsandbox.run"
+#define MFS_LABEL_STEP     "mfsandbox.step"
+#define MFS_LABEL_TASK     "mfsandbox.task"
+#define MFS_LABEL_ATTEMPT  "mfsandbox.attempt"
+#define MFS_LABEL_TIMEOUT  "mfsandbox.timeout"  /* seconds, for `kill --stale` */
+#define MFS_LABEL_CREATED  "mfsandbox.created"  /* unix seconds */
+#define MFS_LABEL_HOST     "mfsandbox.host"     /* launcher hostname */
+#define MFS_LABEL_PID      "mfsandbox.pid"      /* launcher pid, for `kill --stale` */
+
+/* Capability flags: what a backend can honour. */
+enum {
+	MFS_CAP_CPU      = 1u << 0, /* --cpu is enforced */
+	MFS_CAP_MEMORY   = 1u << 1, /* --memory is enforced */
+	MFS_CAP_DISK     = 1u << 2,
+	MFS_CAP_GPU      = 1u << 3,
+	MFS_CAP_IMAGE    = 1u << 4, /* --image selects the environment */
+	MFS_CAP_NETWORK  = 1u << 5, /* --network none is enforced */
+	MFS_CAP_STREAM   = 1u << 6, /* output arrives while the command runs */
+	MFS_CAP_DOWNLOAD = 1u << 7,
+	MFS_CAP_LIST     = 1u << 8, /* ls / kill work */
+};
+
+struct mfs_sandbox_spec {
+	const char *name;                 /* e.g. "mfs-HelloFlow-123-start-2-0"; backends may shorten */
+	const struct mfs_kvlist *labels;  /* MFS_LABEL_* and user labels */
+	const char *image;                /* NULL: backend default */
+	double cpu;                       /* 0: backend default */
+	long memory_mb;                   /* 0: backend default */
+	long disk_gb;                     /* 0: backend default */
+	const char *gpu;                  /* NULL: none */
+	long timeout_s;                   /* whole sandbox lifetime cap; 0: none */
+	const struct mfs_kvlist *env;     /* environment for every command (may hold secrets) */
+	const char *network;              /* "host", "none" or NULL for the backend default */
+	const struct mfs_strv *rw_paths;  /* host dirs bound read-write (local backend only) */
+	bool quiet;                       /* no progress lines on stderr */
+};
+
+/* Base of every backend's private sandbox struct (embed it first). */
+struct mfs_sandbox {
+	const struct mfs_backend_ops *ops;
+	char *id;       /* provider's id; owned */
+	char *workdir;  /* absolute path of the writable work dir inside; owned */
+};
+
+enum mfs_stream { MFS_STDOUT = 1, MFS_STDERR = 2 };
+
+/* Output sink: called with raw bytes as they arrive, in order per stream. */
+struct mfs_io {
+	void (*write)(void *ctx, enum mfs_stream stream, const char *data, size_t len);
+	void *ctx;
+};
+
+struct mfs_exec_req {
+	const char *const *argv;         /* NULL-terminated; run exactly, no shell added by us */
+	const char *cwd;                 /* NULL: sandbox workdir */
+	const struct mfs_kvlist *env;    /* extra env for this command only (may hold secrets) */
+	long timeout_s;                  /* 0: none; on expiry kill the tree, return MFS_ERR_TIMEOUT */
+};
+
+/* One sandbox as seen by `mfsandbox ls`. Strings are borrowed for the callback. */
+struct mfs_sandbox_info {
+	const char *id;
+	const char *state;               /* provider's word, e.g. "started", "running" */
+	const struct mfs_kvlist *labels;
+	time_t created;                  /* 0 if unknown */
+};
+
+typedef void (*mfs_list_fn)(void *ctx, const struct mfs_sandbox_info *info);
+
+struct mfs_backend_ops {
+	const char *name;
+	const char *summary;   /* one line for `mfsandbox backends` */
+	unsigned caps;         /* MFS_CAP_* */
+
+	/* Usable here?  MFS_OK, or an error whose message says what is missing
+	 * (env var, package).  `notes` gets limits it cannot enforce. No network. */
+	enum mfs_code (*probe)(struct mfs_buf *notes, struct mfs_err *err);
+
+	enum mfs_code (*create)(const struct mfs_sandbox_spec *spec,
+				struct mfs_sandbox **out, struct mfs_err *err);
+
+	/* Copies a local file into the sandbox; remote_path absolute or relative
+	 * to workdir; parent dirs are created. */
+	enum mfs_code (*upload)(struct mfs_sandbox *sb, const char *local_path,
+				const char *remote_path, struct mfs_err *err);
+
+	enum mfs_code (*download)(struct mfs_sandbox *sb, const char *remote_path,
+				  const char *local_path, struct mfs_err *err);
+
+	/* Runs req->argv, streaming output to io, and stores the shell-style
+	 * status (0..255; 128+N when killed by signal N) in *status.  Polls
+	 * cancel.h: on cancellation forwards the signal, waits a short grace
+	 * period, kills, and returns MFS_ERR_CANCELLED. */
+	enum mfs_code (*exec)(struct mfs_sandbox *sb, const struct mfs_exec_req *req,
+			      const struct mfs_io *io, int *status, struct mfs_err *err);
+
+	/* Removes the sandbox and frees sb, whatever happens. */
+	enum mfs_code (*destroy)(struct mfs_sandbox *sb, struct mfs_err *err);
+
+	/* Sandboxes carrying MFS_LABEL_OWNER that still exist. */
+	enum mfs_code (*list)(mfs_list_fn fn, void *ctx, struct mfs_err *err);
+
+	/* Destroys a sandbox by id (from list); MFS_ERR_NOTFOUND if gone. */
+	enum mfs_code (*kill)(const char *id, struct mfs_err *err);
+
+	/* For --keep: how a person reaches the sandbox (one or two lines). */
+	void (*describe)(const struct mfs_sandbox *sb, struct mfs_buf *out);
+};
+
+#endif

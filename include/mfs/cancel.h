@@ -1,0 +1,27 @@
+/*
+ * cancel.h - cooperative cancellation for every layer.
+ *
+ * The CLI installs signal handlers (SIGINT/SIGTERM/SIGHUP) that call
+ * mfs_cancel_request().  Backends never install handlers: they poll
+ * mfs_cancelled() in their loops, or include mfs_cancel_fd() in poll(2)
+ * (it becomes readable once cancellation is requested), then stop the
+ * command, and return MFS_ERR_CANCELLED.  Async-signal-safe: request only.
+ */
+#ifndef MFS_CANCEL_H
+#define MFS_CANCEL_H
+
+#include <stdbool.h>
+
+/* Creates the self-pipe; call once before installing handlers. 0 on success. */
+int mfs_cancel_init(void);
+/* Async-signal-safe. Records the first signal and wakes mfs_cancel_fd(). */
+void mfs_cancel_request(int signo);
+bool mfs_cancelled(void);
+/* The signal that requested cancellation, 0 if none. */
+int mfs_cancel_signal(void);
+/* Read end of the self-pipe, or -1 before mfs_cancel_init(). Never read it. */
+int mfs_cancel_fd(void);
+/* Test-only: forget a previous request. */
+void mfs_cancel_reset(void);
+
+#endif
