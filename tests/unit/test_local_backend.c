@@ -453,6 +453,15 @@ static void bwrap_failures_are_not_the_commands(void **state)
 	assert_int_equal(run_req(sb, &req2, &c, &status, &err), MFS_OK);
 	assert_int_equal(status, 127);
 	capture_release(&c);
+
+	/* and a file that is there but not executable gives 126 */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run_sh(sb, "echo 'echo hi' > script; chmod 644 script", &c), 0);
+	const char *noexec[] = { "./script", NULL };
+	struct mfs_exec_req req3 = { .argv = noexec };
+	assert_int_equal(run_req(sb, &req3, &c, &status, &err), MFS_OK);
+	assert_int_equal(status, 126);
+	capture_release(&c);
 	destroy(sb);
 }
 
