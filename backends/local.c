@@ -708,6 +708,15 @@ static void sandbox_free(struct local_sandbox *ls)
 	free(ls);
 }
 
+/* kill empties the cgroups a state file names with SIGKILL: never trust
+ * it with one we did not make (a hand-edited file could name the root). */
+static bool cg_is_ours(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	return !strncmp(dir, "/sys/fs/cgroup/", 15) && !strstr(dir, "/..") &&
+	       base && !strncmp(base + 1, CGROUP_PREFIX, strlen(CGROUP_PREFIX));
+}
+
 /* Loads root/id/state into a new sandbox struct (for list and kill). */
 static enum mfs_code state_load(const char *root, const char *id,
 				struct local_sandbox **out, struct mfs_err *err)
@@ -750,7 +759,7 @@ static enum mfs_code state_load(const char *root, const char *id,
 			ls->pid = (pid_t)strtol(v, NULL, 10);
 		else if (!strcmp(line, "pid_start"))
 			ls->pid_start = strtoull(v, NULL, 10);
-		else if (!strcmp(line, "cgroup"))
+		else if (!strcmp(line, "cgroup") && cg_is_ours(v))
 			mfs_strv_push(&ls->cgroups, v);
 		else if (!strncmp(line, "label.", 6))
 			mfs_kvlist_set(&ls->labels, line + 6, v);
