@@ -567,6 +567,11 @@ static void cg_setup(struct local_sandbox *ls, const struct mfs_sandbox_spec *sp
 	if (spec->cpu > 0 && quota < 1000)
 		quota = 1000;  /* the kernel's minimum quota */
 
+	/* The pid namespace already ends every process of a command; a cgroup
+	 * only for limits keeps the common case free of the (slow, on v1)
+	 * cgroup migration. */
+	if (mem_done && !quota)
+		mode = CG_NONE;
 	if (mode == CG_V2) {
 		char *dir = cg_make(mode, "", ls->base.id, &why);
 		if (dir) {
@@ -585,18 +590,14 @@ static void cg_setup(struct local_sandbox *ls, const struct mfs_sandbox_spec *sp
 			free(dir);
 		}
 	} else if (mode == CG_V1) {
-		/* The memory cgroup is made even without a limit: it lets destroy
-		 * and kill find every process a command left. */
-		char *dir = cg_make(mode, "memory", ls->base.id, &why);
+		char *dir = mem_done ? NULL : cg_make(mode, "memory", ls->base.id, &why);
 		if (dir) {
 			mfs_strv_push(&ls->cgroups, dir);
-			if (!mem_done) {
-				mfs_buf_addf(&val, "%lld", bytes);
-				mem_done = cg_write(dir, "memory.limit_in_bytes", val.data) == 0;
-				/* memory+swap capped at the same figure: no escape into swap */
-				if (mem_done && cg_has(dir, "memory.memsw.limit_in_bytes"))
-					(void)cg_write(dir, "memory.memsw.limit_in_bytes", val.data);
-			}
+			mfs_buf_addf(&val, "%lld", bytes);
+			mem_done = cg_write(dir, "memory.limit_in_bytes", val.data) == 0;
+			/* memory+swap capped at the same figure: no escape into swap */
+			if (mem_done && cg_has(dir, "memory.memsw.limit_in_bytes"))
+				(void)cg_write(dir, "memory.memsw.limit_in_bytes", val.data);
 			free(dir);
 		}
 		if (quota) {
@@ -707,6 +708,15 @@ static void sandbox_free(struct local_sandbox *ls)
 	free(ls);
 }
 
+/* kill empties the cgroups a state file names with SIGKILL: never trust
+ * it with one we did not make (a hand-edited file could name the root). */
+static bool cg_is_ours(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	return !strncmp(dir, "/sys/fs/cgroup/", 15) && !strstr(dir, "/..") &&
+	       base && !strncmp(base + 1, CGROUP_PREFIX, strlen(CGROUP_PREFIX));
+}
+
 /* Loads root/id/state into a new sandbox struct (for list and kill). */
 static enum mfs_code state_load(const char *root, const char *id,
 				struct local_sandbox **out, struct mfs_err *err)
@@ -749,7 +759,7 @@ static enum mfs_code state_load(const char *root, const char *id,
 			ls->pid = (pid_t)strtol(v, NULL, 10);
 		else if (!strcmp(line, "pid_start"))
 			ls->pid_start = strtoull(v, NULL, 10);
-		else if (!strcmp(line, "cgroup"))
+		else if (!strcmp(line, "cgroup") && cg_is_ours(v))
 			mfs_strv_push(&ls->cgroups, v);
 		else if (!strncmp(line, "label.", 6))
 			mfs_kvlist_set(&ls->labels, line + 6, v);
@@ -1483,7 +1493,9 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 		const char *last = strrchr(t.data ? t.data : "", '\n');
 		last = last ? last + 1 : (t.data ? t.data : "");
 		if (strstr(last, "bwrap: execvp ")) {
-			*status = strstr(last, "Permission denied") ? 126 : 127;
+			/* A PATH search reports EACCES for an unreadable PATH dir
+			 * too; only a named file is surely "not executable". */
+			*status = strchr(req->argv[0], '/') && strstr(last, "Permission denied") ? 126 : 127;
 		} else {
 			*status = -1;
 			rc = mfs_fail(err, MFS_ERR_BACKEND, "bubblewrap failed before the command ran: %s",
