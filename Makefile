@@ -22,11 +22,14 @@ LIB_SRC  := $(sort $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard backe
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Test-only drivers (build/tests/<name>) that pytest runs against real servers.
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 
-.PHONY: all clean check unit venv pytest
+.PHONY: all clean check unit venv pytest tools
 all: mfsandbox
 
 $(BUILD)/%.o: %.c
@@ -44,6 +47,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmfs.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libmfs.a $(PKG_LIBS) $(CMOCKA_LIBS) $(ALL_LDFLAGS)
 
+$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libmfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libmfs.a $(PKG_LIBS) $(ALL_LDFLAGS)
+
+tools: $(TOOL_BIN)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
@@ -56,7 +65,7 @@ $(VENV)/.stamp: requirements-dev.txt
 
 venv: $(VENV)/.stamp
 
-pytest: all venv
+pytest: all tools venv
 	$(PY) -m pytest -q tests/py
 
 check: all unit pytest

@@ -44,7 +44,9 @@ struct mfs_http_req {
 
 struct mfs_http_resp {
 	long status;                    /* 0 if no response */
-	struct mfs_buf body;            /* unless out_file/on_data */
+	/* The body unless out_file/on_data; for a non-2xx status always here
+	 * (first 64 KiB), so an error document never lands in out_file. */
+	struct mfs_buf body;
 	struct mfs_kvlist headers;      /* lower-cased names */
 };
 
@@ -62,6 +64,15 @@ const char *mfs_http_header(const struct mfs_http_resp *resp, const char *name);
 
 /* Percent-encodes s (RFC 3986 unreserved kept); keep_slash for S3 keys. */
 void mfs_http_urlencode(struct mfs_buf *out, const char *s, bool keep_slash);
+
+/* Appends url without user:password@, query or fragment: the form every
+ * log line and error message uses. */
+void mfs_http_url_for_log(struct mfs_buf *out, const char *url);
+
+/* Fills err with "METHOD url-for-log: HTTP <status>: <first body line>" and
+ * returns MFS_ERR_AUTH (401/403), MFS_ERR_NOTFOUND (404) or MFS_ERR_BACKEND. */
+enum mfs_code mfs_http_status_fail(struct mfs_err *err, const struct mfs_http_req *req,
+				   const struct mfs_http_resp *resp);
 
 /* Frees the cached handles (at exit, for valgrind). */
 void mfs_http_cleanup(void);

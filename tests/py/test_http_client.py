@@ -1,0 +1,131 @@
+"""The C HTTP client (src/http.c) against a real loopback server, through the
+test-only driver build/tests/httptool."""
+import hashlib
+import json
+import pathlib
+import signal
+import subprocess
+import time
+
+from fixtures.http_server import payload
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TOOL = str(ROOT / "build" / "tests" / "httptool")
+
+
+def run(*args, **kw):
+    return subprocess.run([TOOL, *args], capture_output=True, **kw)
+
+
+def status_of(r):
+    return int(r.stdout.split(b"\n", 1)[0].split()[1])
+
+
+def test_retry_after_is_honoured_for_idempotent_requests(http_server):
+    r = run("-r", "3", http_server.url + "/flaky/a?fail=2&retry_after=1")
+    assert r.returncode == 0, r.stderr
+    assert status_of(r) == 200
+    assert b"ok after 2" in r.stdout
+    times = [e["t"] for e in http_server.log]
+    assert len(times) == 3
+    # Retry-After: 1 means at least a second between attempts.
+    assert times[1] - times[0] >= 0.95 and times[2] - times[1] >= 0.95
+
+
+def test_retries_on_429_502_504_and_dropped_connections(http_server):
+    for st in (429, 502, 504):
+        r = run("-r", "2", http_server.url + "/flaky/s%d?fail=1&status=%d" % (st, st))
+        assert status_of(r) == 200, r.stderr
+    r = run("-r", "2", http_server.url + "/drop/x?fail=1")
+    assert r.returncode == 0, r.stderr
+    assert status_of(r) == 200
+
+
+def test_no_retry_without_budget_or_for_post(http_server):
+    r = run(http_server.url + "/flaky/b?fail=1")
+    assert status_of(r) == 503
+    r = run("-X", "POST", "-d", "{}", "-r", "3", http_server.url + "/flaky/c?fail=1")
+    assert status_of(r) == 503
+    assert len([e for e in http_server.log if e["path"] == "/flaky/c"]) == 1
+    r = run("-X", "POST", "-d", "{}", "-r", "3", "--retry-safe", http_server.url + "/flaky/d?fail=1")
+    assert status_of(r) == 200
+
+
+def test_last_status_is_returned_when_retries_run_out(http_server):
+    r = run("-r", "1", http_server.url + "/flaky/e?fail=5&retry_after=0")
+    assert status_of(r) == 503
+    assert len([e for e in http_server.log if e["path"] == "/flaky/e"]) == 2
+
+
+def test_streams_download_to_file_and_callback(http_server, tmp_path):
+    n = 5 * 1024 * 1024 + 7
+    out = tmp_path / "out.bin"
+    r = run("-o", str(out), http_server.url + "/bytes?n=%d" % n)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == payload(n)
+    r = run("--on-data", http_server.url + "/bytes?n=%d" % n)
+    assert b"on_data %d" % n in r.stdout
+    r = run("--on-data", "--abort-after", "1", http_server.url + "/bytes?n=%d" % n)
+    assert r.returncode == 1 and b"receiver stopped" in r.stderr
+
+
+def test_empty_object_creates_empty_file_and_errors_stay_out_of_it(http_server, tmp_path):
+    out = tmp_path / "empty"
+    r = run("-o", str(out), http_server.url + "/bytes?n=0")
+    assert r.returncode == 0 and out.exists() and out.stat().st_size == 0
+    out2 = tmp_path / "missing"
+    r = run("-o", str(out2), http_server.url + "/status/404")
+    assert status_of(r) == 404
+    assert not out2.exists()
+    assert b"status body line" in r.stdout
+
+
+def test_streams_upload_from_file_and_memory(http_server, tmp_path):
+    src = tmp_path / "in.bin"
+    data = payload(3 * 1024 * 1024 + 1)
+    src.write_bytes(data)
+    r = run("-X", "PUT", "-f", str(src), http_server.url + "/echo")
+    doc = json.loads(r.stdout.split(b"\n", 1)[1])
+    assert doc["method"] == "PUT" and doc["sha256"] == hashlib.sha256(data).hexdigest()
+    r = run("-X", "POST", "-f", str(src), http_server.url + "/echo")
+    assert json.loads(r.stdout.split(b"\n", 1)[1])["method"] == "POST"
+    r = run("-X", "POST", "-H", "Content-Type: application/json", "-d", '{"a":1}',
+            http_server.url + "/echo")
+    doc = json.loads(r.stdout.split(b"\n", 1)[1])
+    assert doc["sha256"] == hashlib.sha256(b'{"a":1}').hexdigest()
+    assert doc["headers"]["content-type"] == "application/json"
+    r = run("-X", "HEAD", http_server.url + "/bytes?n=10")
+    assert status_of(r) == 200
+
+
+def test_keep_alive_reuses_the_connection(http_server):
+    # Retries go through the cached handle: one TCP connection for all three.
+    r = run("-r", "3", http_server.url + "/flaky/k?fail=2&retry_after=0")
+    assert status_of(r) == 200
+    ports = {e["peer_port"] for e in http_server.log if e["path"] == "/flaky/k"}
+    assert len(ports) == 1
+
+
+def test_errors_name_method_and_url_but_never_secrets(http_server):
+    secret = "SuperSecretToken123"
+    r = run("-X", "POST", "-H", "Authorization: Bearer " + secret, "-d", "{}",
+            http_server.url.replace("http://", "http://user:%s@" % secret) + "/status/403?token=" + secret)
+    assert secret.encode() not in r.stdout + r.stderr
+    assert b"POST " + http_server.url.encode() + b"/status/403: HTTP 403" in r.stderr
+    # Transport failure: a port nobody listens on.
+    r = run("-H", "X-Api-Key: " + secret, "-r", "1", "http://127.0.0.1:1/x?sig=" + secret)
+    assert r.returncode == 1
+    assert secret.encode() not in r.stderr
+    assert r.stderr.startswith(b"httptool: http: GET http://127.0.0.1:1/x: ")
+    assert b"(2 attempts)" in r.stderr
+
+
+def test_sigterm_cancels_a_transfer(http_server):
+    p = subprocess.Popen([TOOL, "--cancel-on-sigterm", http_server.url + "/slow?secs=60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not http_server.log:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 1
+    assert b"httptool: cancelled: GET " in err

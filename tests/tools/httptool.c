@@ -1,0 +1,106 @@
+/*
+ * httptool - test-only driver for src/http.c, so pytest can exercise the
+ * client against a real loopback server.  Not installed, not in the CLI.
+ *
+ *   httptool [-X METHOD] [-H 'Name: v']... [-d BODY | -f BODYFILE]
+ *            [-o OUTFILE] [--on-data] [--abort-after N] [-r RETRIES]
+ *            [--retry-safe] [--cancel-on-sigterm] [-t TIMEOUT_MS] URL
+ *
+ * Prints "status <n>" then, for memory bodies, the body; --on-data prints the
+ * byte count the callback saw.  Errors: "httptool: <code>: <message>", exit 1.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mfs/cancel.h"
+#include "mfs/http.h"
+
+struct counter {
+	size_t bytes;
+	size_t abort_after;
+};
+
+static bool count(void *ctx, const char *data, size_t len)
+{
+	struct counter *c = ctx;
+	(void)data;
+	c->bytes += len;
+	return !(c->abort_after && c->bytes >= c->abort_after);
+}
+
+static void on_signal(int signo)
+{
+	mfs_cancel_request(signo);
+}
+
+int main(int argc, char **argv)
+{
+	struct mfs_strv headers = MFS_STRV_INIT;
+	struct mfs_http_req req = { .method = "GET" };
+	struct mfs_http_resp resp;
+	struct mfs_err err = { 0 };
+	struct counter ctr = { 0 };
+	int i, rc = 0;
+
+	for (i = 1; i < argc - 1; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-X"))
+			req.method = argv[++i];
+		else if (!strcmp(a, "-H"))
+			mfs_strv_push(&headers, argv[++i]);
+		else if (!strcmp(a, "-d")) {
+			req.body = argv[++i];
+			req.body_len = strlen(argv[i]);
+		} else if (!strcmp(a, "-f"))
+			req.body_file = argv[++i];
+		else if (!strcmp(a, "-o"))
+			req.out_file = argv[++i];
+		else if (!strcmp(a, "--on-data")) {
+			req.on_data = count;
+			req.on_data_ctx = &ctr;
+		} else if (!strcmp(a, "--abort-after"))
+			ctr.abort_after = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(a, "-r"))
+			req.retries = atoi(argv[++i]);
+		else if (!strcmp(a, "--retry-safe"))
+			req.retry_safe = true;
+		else if (!strcmp(a, "-t"))
+			req.timeout_ms = atol(argv[++i]);
+		else if (!strcmp(a, "--cancel-on-sigterm")) {
+			req.cancellable = true;
+			mfs_cancel_init();
+			signal(SIGTERM, on_signal);
+		} else {
+			fprintf(stderr, "httptool: unknown option %s\n", a);
+			return 2;
+		}
+	}
+	if (i != argc - 1) {
+		fprintf(stderr, "httptool: missing URL\n");
+		return 2;
+	}
+	req.url = argv[i];
+	req.headers = &headers;
+
+	mfs_http_resp_init(&resp);
+	if (mfs_http_do(&req, &resp, &err) != MFS_OK) {
+		fprintf(stderr, "httptool: %s: %s\n", mfs_code_name(err.code), err.msg);
+		rc = 1;
+		goto out;
+	}
+	printf("status %ld\n", resp.status);
+	if (req.on_data)
+		printf("on_data %zu\n", ctr.bytes);
+	if (resp.status >= 300) {
+		mfs_http_status_fail(&err, &req, &resp);
+		fprintf(stderr, "httptool: %s: %s\n", mfs_code_name(err.code), err.msg);
+	}
+	fwrite(resp.body.data ? resp.body.data : "", 1, resp.body.len, stdout);
+out:
+	mfs_http_resp_release(&resp);
+	mfs_strv_release(&headers);
+	mfs_http_cleanup();
+	return rc;
+}
