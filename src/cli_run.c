@@ -287,6 +287,9 @@ static void install_signal_handlers(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* A --keep sandbox handle stays reachable until exit (see executor.h). */
+static struct mfs_sandbox *kept_sandbox;
+
 int mfs_cmd_run(int argc, char **argv)
 {
 	struct mfs_job job;
@@ -319,6 +322,7 @@ int mfs_cmd_run(int argc, char **argv)
 	if (rc != MFS_OK)
 		mfs_cli_say(NULL, err.msg);
 	status = mfs_exit_for(rc, res.status, mfs_cancel_signal());
+	kept_sandbox = res.kept;
 out:
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);

@@ -60,6 +60,7 @@ void mfs_job_result_init(struct mfs_job_result *res)
 {
 	res->ran = false;
 	res->status = 0;
+	res->kept = NULL;
 	mfs_buf_init(&res->plan);
 }
 
@@ -549,6 +550,7 @@ out:
 	if (sb) {
 		if (job->keep) {
 			keep_notice(job, sb);
+			res->kept = sb;
 		} else {
 			struct mfs_err derr = { MFS_OK, "" };
 			char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;

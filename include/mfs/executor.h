@@ -82,6 +82,9 @@ struct mfs_job_result {
 	bool ran;             /* the command started (status is meaningful) */
 	int status;           /* its exit status, 128+N for signal N */
 	struct mfs_buf plan;  /* --dry-run: what would happen, secrets redacted */
+	/* --keep: the live sandbox handle.  Backends have no "forget without
+	 * destroying" operation, so it stays reachable here until exit. */
+	struct mfs_sandbox *kept;
 };
 
 void mfs_job_init(struct mfs_job *job);
