@@ -327,6 +327,9 @@ static enum mfs_code check_local_files(const struct mfs_job *job, struct mfs_err
 	return MFS_OK;
 }
 
+/* Limits a backend cannot enforce are warned about, not refused: the
+ * command still runs correctly, only less confined.  What would change the
+ * command's world (--image, --gpu, --disk) is for the backend to refuse. */
 static void warn_unenforced(const struct mfs_job *job)
 {
 	unsigned caps = job->ops->caps;
@@ -337,12 +340,6 @@ static void warn_unenforced(const struct mfs_job *job)
 		say(job, "warning: the %s backend cannot enforce --cpu; running without that limit", name);
 	if (job->memory_mb > 0 && !(caps & MFS_CAP_MEMORY))
 		say(job, "warning: the %s backend cannot enforce --memory; running without that limit", name);
-	if (job->disk_gb > 0 && !(caps & MFS_CAP_DISK))
-		say(job, "warning: the %s backend cannot enforce --disk; running without that limit", name);
-	if (job->gpu && !(caps & MFS_CAP_GPU))
-		say(job, "warning: the %s backend cannot provide --gpu; running without a GPU", name);
-	if (job->image && !(caps & MFS_CAP_IMAGE))
-		say(job, "warning: the %s backend ignores --image; the command sees the host's files", name);
 	if (job->network && strcmp(job->network, "none") == 0 && !(caps & MFS_CAP_NETWORK))
 		say(job, "warning: the %s backend cannot enforce --network none", name);
 }

@@ -4,7 +4,8 @@ import pathlib
 import subprocess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BINARY = ROOT / "mfsandbox"
+# `make asan` points this at the sanitizer build.
+BINARY = pathlib.Path(os.environ.get("MFSANDBOX_BIN") or ROOT / "mfsandbox")
 
 
 def clean_env(**extra):
