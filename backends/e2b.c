@@ -51,7 +51,7 @@
 #define WORKDIR            "/home/user"
 #define ENVD_USER_AUTH     "Authorization: Basic dXNlcjo=" /* "user:" */
 #define LIFETIME_SLACK_S   300L   /* create, upload and teardown on top of the step */
-#define LIFETIME_NO_LIMIT  3600L  /* no --timeout: E2B's smallest plan cap (1 h) */
+#define LIFETIME_PLAN_CAP  3600L  /* E2B's smallest plan caps a lifetime at 1 h */
 #define KEEPALIVE_S        "50"   /* never 0: envd <= 0.9.0 panics on it */
 #define API_TIMEOUT_MS     60000L
 #define API_RETRIES        4
@@ -218,9 +218,17 @@ static void random_hex(char *out, size_t nbytes)
 		sprintf(out + 2 * i, "%02x", r[i]);
 }
 
+/* Step timeout plus slack, but a step that fits in the smallest plan's 1 h
+ * cap keeps fitting (the slack shrinks instead): the API rejects a longer
+ * lifetime outright on that plan. */
 static long lifetime_s(const struct mfs_sandbox_spec *spec)
 {
-	return (spec->timeout_s > 0 ? spec->timeout_s : LIFETIME_NO_LIMIT) + LIFETIME_SLACK_S;
+	long t = spec->timeout_s;
+	if (t <= 0)
+		return LIFETIME_PLAN_CAP;
+	if (t <= LIFETIME_PLAN_CAP && t + LIFETIME_SLACK_S > LIFETIME_PLAN_CAP)
+		return LIFETIME_PLAN_CAP;
+	return t + LIFETIME_SLACK_S;
 }
 
 static char *create_body(const struct mfs_sandbox_spec *spec, const char *nonce)
