@@ -512,47 +512,59 @@ static int cg_remove(const char *dir)
 static void cg_describe(struct mfs_buf *notes)
 {
 	enum cg_mode mode = cg_detect();
-	struct mfs_buf why = MFS_BUF_INIT;
+	struct mfs_buf mem_why = MFS_BUF_INIT, cpu_why = MFS_BUF_INIT;
 	char name[64];
 	snprintf(name, sizeof(name), "probe-%d", (int)getpid());
 	bool mem = false, cpu = false;
-	const char *reason = getenv("MFSANDBOX_LOCAL_CGROUPS") ? "MFSANDBOX_LOCAL_CGROUPS=0"
-							       : "no cgroup hierarchy found";
+	const char *v = mode == CG_V2 ? "cgroup v2" : "cgroup v1";
 
-	if (mode == CG_V2) {
-		char *dir = cg_make(mode, "", name, &why);
+	if (mode == CG_NONE) {
+		const char *off = getenv("MFSANDBOX_LOCAL_CGROUPS");
+		const char *why = off && !strcmp(off, "0") ? "MFSANDBOX_LOCAL_CGROUPS=0"
+							   : "no cgroup hierarchy under /sys/fs/cgroup";
+		mfs_buf_adds(&mem_why, why);
+		mfs_buf_adds(&cpu_why, why);
+	} else if (mode == CG_V2) {
+		char *dir = cg_make(mode, "", name, &mem_why);
 		if (dir) {
 			mem = cg_v2_enable(dir, "memory", "memory.max");
 			cpu = cg_v2_enable(dir, "cpu", "cpu.max");
 			rmdir(dir);
+			*strrchr(dir, '/') = '\0';
+			if (!mem)
+				mfs_buf_addf(&mem_why, "memory controller not delegated to %s", dir);
+			if (!cpu)
+				mfs_buf_addf(&cpu_why, "cpu controller not delegated to %s", dir);
 			free(dir);
+		} else {
+			mfs_buf_add(&cpu_why, mem_why.data, mem_why.len);
 		}
-	} else if (mode == CG_V1) {
-		char *dir = cg_make(mode, "memory", name, &why);
+	} else {
+		char *dir = cg_make(mode, "memory", name, &mem_why);
 		if (dir) {
 			mem = cg_has(dir, "memory.limit_in_bytes");
 			rmdir(dir);
 			free(dir);
 		}
-		dir = cg_make(mode, "cpu", name, &why);
+		dir = cg_make(mode, "cpu", name, &cpu_why);
 		if (dir) {
 			cpu = cg_has(dir, "cpu.cfs_quota_us");
 			rmdir(dir);
 			free(dir);
 		}
 	}
-	if (why.len)
-		reason = why.data;
-	const char *v = mode == CG_V2 ? "cgroup v2" : "cgroup v1";
 	if (mem)
 		mfs_buf_addf(notes, "memory: %s\n", v);
 	else
-		mfs_buf_addf(notes, "memory: RLIMIT_AS per process, not a cgroup (%s)\n", reason);
+		mfs_buf_addf(notes, "memory: RLIMIT_AS per process, not a cgroup (%s)\n",
+			     mem_why.len ? mem_why.data : "no memory controller");
 	if (cpu)
 		mfs_buf_addf(notes, "cpu: %s %s\n", v, mode == CG_V2 ? "cpu.max" : "cpu.cfs_quota_us");
 	else
-		mfs_buf_addf(notes, "cpu: not enforced (%s)\n", reason);
-	mfs_buf_release(&why);
+		mfs_buf_addf(notes, "cpu: not enforced (%s)\n",
+			     cpu_why.len ? cpu_why.data : "no cpu controller");
+	mfs_buf_release(&mem_why);
+	mfs_buf_release(&cpu_why);
 }
 
 /* Creates the sandbox's cgroups and applies limits; what cannot be
@@ -708,6 +720,15 @@ static void sandbox_free(struct local_sandbox *ls)
 	free(ls);
 }
 
+/* kill empties the cgroups a state file names with SIGKILL: never trust
+ * it with one we did not make (a hand-edited file could name the root). */
+static bool cg_is_ours(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	return !strncmp(dir, "/sys/fs/cgroup/", 15) && !strstr(dir, "/..") &&
+	       base && !strncmp(base + 1, CGROUP_PREFIX, strlen(CGROUP_PREFIX));
+}
+
 /* Loads root/id/state into a new sandbox struct (for list and kill). */
 static enum mfs_code state_load(const char *root, const char *id,
 				struct local_sandbox **out, struct mfs_err *err)
@@ -750,7 +771,7 @@ static enum mfs_code state_load(const char *root, const char *id,
 			ls->pid = (pid_t)strtol(v, NULL, 10);
 		else if (!strcmp(line, "pid_start"))
 			ls->pid_start = strtoull(v, NULL, 10);
-		else if (!strcmp(line, "cgroup"))
+		else if (!strcmp(line, "cgroup") && cg_is_ours(v))
 			mfs_strv_push(&ls->cgroups, v);
 		else if (!strncmp(line, "label.", 6))
 			mfs_kvlist_set(&ls->labels, line + 6, v);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mfs/backend.h"
@@ -666,6 +667,45 @@ static void list_and_kill_work_from_state(void **state)
 	mfs_kvlist_release(&labels);
 }
 
+/* A hand-edited state file must not make kill SIGKILL a foreign cgroup's
+ * processes: here a fake "cgroup" holding a sleep of ours. */
+static void kill_trusts_only_its_own_cgroups(void **state)
+{
+	(void)state;
+	struct mfs_sandbox *sb = make_sandbox(NULL);
+	char *id = mfs_xstrdup(sb->id);
+	pid_t victim = fork();
+	assert_true(victim >= 0);
+	if (victim == 0) {
+		execlp("sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	char fake[] = "/var/tmp/mfs-local-fakecg-XXXXXX";
+	assert_non_null(mkdtemp(fake));
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", fake);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "%d\n", (int)victim);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s/state", state_root, id);
+	f = fopen(path, "a");
+	/* never name a real cgroup here: a regression would SIGKILL its members */
+	fprintf(f, "cgroup=%s\n", fake);
+	fclose(f);
+
+	struct mfs_err err = { 0 };
+	assert_int_equal(OPS.kill(id, &err), MFS_OK);
+	assert_int_equal(kill(victim, 0), 0);
+	assert_int_equal(access(fake, F_OK), 0);
+	kill(victim, SIGKILL);
+	waitpid(victim, NULL, 0);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", fake);
+	unlink(path);
+	rmdir(fake);
+	destroy(sb);
+	free(id);
+}
+
 static void kill_listed(void *ctx, const struct mfs_sandbox_info *info)
 {
 	struct mfs_strv *ids = ctx;
@@ -725,6 +765,7 @@ int main(void)
 		cmocka_unit_test_teardown(destroy_leaves_no_dir_or_cgroup, no_leftovers),
 		cmocka_unit_test_teardown(memory_limit_stops_a_greedy_command, no_leftovers),
 		cmocka_unit_test_teardown(list_and_kill_work_from_state, no_leftovers),
+		cmocka_unit_test_teardown(kill_trusts_only_its_own_cgroups, no_leftovers),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
