@@ -38,6 +38,9 @@ START_FIELDS = {"process", "pty", "tag", "stdin"}
 PROCESS_FIELDS = {"cmd", "args", "envs", "cwd"}
 SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM,
            9: signal.SIGKILL, 15: signal.SIGTERM}
+# How Go's ProcessState.String() names a signal ("signal: killed").
+GO_SIGNAL_NAMES = {1: "hangup", 2: "interrupt", 3: "quit", 6: "aborted", 9: "killed",
+                   11: "segmentation fault", 13: "broken pipe", 15: "terminated"}
 HOST_RE = re.compile(r"^(\d+)-([A-Za-z0-9_]+)")
 
 
@@ -61,6 +64,7 @@ class Faults:
         self.keepalive_s = None        # overrides the client's keepalive interval
         self.envd_502 = 0              # next N envd requests get the proxy's 502
         self.api_statuses = {}         # method -> [statuses] answered once each
+        self.create_drop = 0           # next N creates make the sandbox, then cut the line
 
 
 class Process:
@@ -368,6 +372,10 @@ class _Handler(BaseHTTPRequestHandler):
         secure = True if v2 else bool(req.get("secure", False))
         sb = emu.create(req["templateID"], timeout, req.get("metadata"), req.get("envVars"),
                         secure)
+        if emu.faults.create_drop > 0:
+            # The sandbox exists but the client never hears of it.
+            emu.faults.create_drop -= 1
+            return self._drop()
         return self._send(201, self._created_view(sb))
 
     def _list(self):
@@ -622,7 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
                     end["exitCode"] = rc
                     end["error"] = end["status"]
             else:
-                name = {9: "killed", 15: "terminated"}.get(-rc, "signal %d" % -rc)
+                name = GO_SIGNAL_NAMES.get(-rc, "signal %d" % -rc)
                 end = {"exitCode": -1, "status": "signal: " + name, "error": "signal: " + name}
             self._frame({"event": {"end": end}})
             return self._stream_end({})
