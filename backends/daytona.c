@@ -71,7 +71,7 @@ static void daytona_describe(const struct mfs_sandbox *sb, struct mfs_buf *out)
 
 const struct mfs_backend_ops mfs_daytona_ops = {
 	.name = "daytona",
-	.summary = "Daytona cloud sandboxes (REST + toolbox API): not built yet",
+	.summary = "Daytona cloud sandboxes (REST + toolbox API)",
 	.caps = 0,
 	.probe = daytona_probe,
 	.create = daytona_create,

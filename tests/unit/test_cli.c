@@ -278,8 +278,8 @@ static void registry_lookups(void **state)
 static void placeholders_refuse_honestly(void **state)
 {
 	(void)state;
-	const char *names[] = { "daytona", "e2b" };
-	for (size_t i = 0; i < 2; i++) {
+	const char *names[] = { "daytona" }; /* until its backend lands */
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		const struct mfs_backend_ops *ops = mfs_backend_find(names[i]);
 		struct mfs_buf notes = MFS_BUF_INIT;
 		struct mfs_err err;
