@@ -421,6 +421,7 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 	struct mfs_buf how = MFS_BUF_INIT;
 	if (job->ops->describe)
 		job->ops->describe(sb, &how);
+	bool has_kill = how.data && strstr(how.data, "mfsandbox kill");
 	say(job, "kept %s sandbox %s (--keep)", job->ops->name, sb->id ? sb->id : "?");
 	/* describe() may return several lines: pass each on. */
 	for (char *line = how.data, *next; line && *line; line = next) {
@@ -430,7 +431,9 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 		if (*line)
 			say(job, "  %s", line);
 	}
-	say(job, "remove it with: mfsandbox kill --backend %s %s", job->ops->name, sb->id ? sb->id : "?");
+	if (!has_kill)
+		say(job, "remove it with: mfsandbox kill --backend %s %s", job->ops->name,
+		    sb->id ? sb->id : "?");
 	mfs_buf_release(&how);
 }
 
