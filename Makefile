@@ -10,7 +10,10 @@ BIN     ?= mfsandbox
 PKGS    := libcurl jansson libarchive
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl and libarchive are not linked: src/lazy_curl.c and
+# src/lazy_archive.c dlopen() them on first use, so a local run does not pay
+# for loading them (see docs/architecture.md).  jansson is small: linked.
+PKG_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null) -ldl -lpthread
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
@@ -100,7 +103,11 @@ valgrind: all $(UNIT_BIN)
 	tests/valgrind-runs.sh "$(VALGRIND)" ./$(BIN)
 
 # Figures only (no assertions): executor overhead against bare bubblewrap.
-bench: all
+build/bench/rusage: bench/rusage.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+bench: all build/bench/rusage
 	bench/local_overhead ./$(BIN)
 
 clean:
