@@ -242,3 +242,14 @@ def test_start_envelope_is_exact(emu, e2b_env):
     msg = frames[0][1]
     assert msg == {"process": {"cmd": "printf", "args": ["%s", "a b"], "envs": {},
                                "cwd": "/home/user"}, "stdin": False}
+
+
+def test_debug_mode_uses_envd_only(emu, e2b_env):
+    sb = emu.add_debug_sandbox()
+    env = {"E2B_DEBUG": "TRUE", "E2B_SANDBOX_URL": e2b_env["E2B_SANDBOX_URL"]}
+    r = run(env, "run", "--", "bash", "-c", "echo debug")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "debug\n"
+    assert [q for q in emu.requests if not q["envd"]] == []  # no control plane at all
+    assert all(q["sandbox"] == "debug_sandbox_id" for q in emu.requests)
+    emu.remove(sb.id)
