@@ -1,8 +1,7 @@
-/* main.c - placeholder entry point until the CLI lands (issue: core executor). */
-#include <stdio.h>
+/* main.c - the mfsandbox binary: everything happens in src/cli.c. */
+#include "mfs/cli.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-	fputs("mfsandbox: not built yet\n", stderr);
-	return 202;
+	return mfs_cli_main(argc, argv);
 }

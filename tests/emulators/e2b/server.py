@@ -38,6 +38,9 @@ START_FIELDS = {"process", "pty", "tag", "stdin"}
 PROCESS_FIELDS = {"cmd", "args", "envs", "cwd"}
 SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM,
            9: signal.SIGKILL, 15: signal.SIGTERM}
+# How Go's ProcessState.String() names a signal ("signal: killed").
+GO_SIGNAL_NAMES = {1: "hangup", 2: "interrupt", 3: "quit", 6: "aborted", 9: "killed",
+                   11: "segmentation fault", 13: "broken pipe", 15: "terminated"}
 HOST_RE = re.compile(r"^(\d+)-([A-Za-z0-9_]+)")
 
 
@@ -61,6 +64,7 @@ class Faults:
         self.keepalive_s = None        # overrides the client's keepalive interval
         self.envd_502 = 0              # next N envd requests get the proxy's 502
         self.api_statuses = {}         # method -> [statuses] answered once each
+        self.create_drop = 0           # next N creates make the sandbox, then cut the line
 
 
 class Process:
@@ -210,6 +214,16 @@ class Emulator:
         with self.lock:
             self.sandboxes[sb.id] = sb
             self.created_total += 1
+        return sb
+
+    def add_debug_sandbox(self):
+        """What the SDK's debug mode talks to: a local envd with the fixed id
+        `debug_sandbox_id`, no token, and no control-plane record to delete."""
+        sb = Sandbox(self, "base", 3600, {}, {}, secure=False)
+        sb.id = "debug_sandbox_id"
+        sb.envd_version = "99.99.99"
+        with self.lock:
+            self.sandboxes[sb.id] = sb
         return sb
 
     def remove(self, sid):
@@ -368,6 +382,10 @@ class _Handler(BaseHTTPRequestHandler):
         secure = True if v2 else bool(req.get("secure", False))
         sb = emu.create(req["templateID"], timeout, req.get("metadata"), req.get("envVars"),
                         secure)
+        if emu.faults.create_drop > 0:
+            # The sandbox exists but the client never hears of it.
+            emu.faults.create_drop -= 1
+            return self._drop()
         return self._send(201, self._created_view(sb))
 
     def _list(self):
@@ -622,7 +640,7 @@ class _Handler(BaseHTTPRequestHandler):
                     end["exitCode"] = rc
                     end["error"] = end["status"]
             else:
-                name = {9: "killed", 15: "terminated"}.get(-rc, "signal %d" % -rc)
+                name = GO_SIGNAL_NAMES.get(-rc, "signal %d" % -rc)
                 end = {"exitCode": -1, "status": "signal: " + name, "error": "signal: " + name}
             self._frame({"event": {"end": end}})
             return self._stream_end({})

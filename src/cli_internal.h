@@ -1,0 +1,26 @@
+/* cli_internal.h - shared between src/cli*.c only. */
+#ifndef MFS_CLI_INTERNAL_H
+#define MFS_CLI_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "mfs/buf.h"
+#include "mfs/err.h"
+
+/* Prints "mfsandbox: <msg>" as one line on stderr (one write(2)). */
+void mfs_cli_say(void *ctx, const char *msg);
+/* Prints the error and returns its exit status. */
+int mfs_cli_fail(const struct mfs_err *err);
+/* Prints a subcommand's help text to stdout. */
+void mfs_cli_help(const char *cmd);
+
+/* getopt_long's complaint turned into a one-line usage error. */
+enum mfs_code mfs_cli_bad_option(const char *cmd, int opt, char **argv, int optind_now,
+				 struct mfs_err *err);
+
+int mfs_cmd_run(int argc, char **argv);
+int mfs_cmd_backends(int argc, char **argv);
+int mfs_cmd_ls(int argc, char **argv);
+int mfs_cmd_kill(int argc, char **argv);
+
+#endif

@@ -1,0 +1,465 @@
+/* Unit tests for executor.c against a recording fake backend: the sandbox
+ * is destroyed on every path unless --keep, labels carry the step, the two
+ * hooks run at their documented places, dry-run creates nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mfs/cancel.h"
+#include "mfs/executor.h"
+
+/* ---- fake backend ---- */
+static struct {
+	struct mfs_buf log;           /* "probe create upload:R exec destroy ..." */
+	struct mfs_kvlist labels;     /* copied at create */
+	struct mfs_strv exec_argv;    /* last exec */
+	long exec_timeout;
+	enum mfs_code fail_probe, fail_create, fail_upload, fail_exec;
+	int exec_status;
+	bool cancel_during_exec;
+	int live;                     /* sandboxes created and not destroyed */
+} fake;
+
+static void logw(const char *w)
+{
+	if (fake.log.len)
+		mfs_buf_addch(&fake.log, ' ');
+	mfs_buf_adds(&fake.log, w);
+}
+
+static enum mfs_code f_probe(struct mfs_buf *notes, struct mfs_err *err)
+{
+	(void)notes;
+	logw("probe");
+	return fake.fail_probe ? mfs_fail(err, fake.fail_probe, "probe says no") : MFS_OK;
+}
+
+static enum mfs_code f_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,
+			      struct mfs_err *err)
+{
+	logw("create");
+	if (fake.fail_create)
+		return mfs_fail(err, fake.fail_create, "create failed");
+	for (size_t i = 0; i < spec->labels->n; i++)
+		mfs_kvlist_set(&fake.labels, spec->labels->items[i].key, spec->labels->items[i].value);
+	mfs_kvlist_set(&fake.labels, "_name", spec->name);
+	struct mfs_sandbox *sb = mfs_xcalloc(1, sizeof(*sb));
+	sb->id = mfs_xstrdup("fake-1");
+	fake.live++;
+	*out = sb;
+	return MFS_OK;
+}
+
+static enum mfs_code f_upload(struct mfs_sandbox *sb, const char *l, const char *r, struct mfs_err *err)
+{
+	(void)sb, (void)l;
+	struct mfs_buf w = MFS_BUF_INIT;
+	mfs_buf_addf(&w, "upload:%s", r);
+	logw(w.data);
+	mfs_buf_release(&w);
+	return fake.fail_upload ? mfs_fail(err, fake.fail_upload, "upload failed") : MFS_OK;
+}
+
+static enum mfs_code f_exec(struct mfs_sandbox *sb, const struct mfs_exec_req *req,
+			    const struct mfs_io *io, int *status, struct mfs_err *err)
+{
+	(void)sb;
+	logw("exec");
+	mfs_strv_release(&fake.exec_argv);
+	mfs_strv_pushv(&fake.exec_argv, req->argv);
+	fake.exec_timeout = req->timeout_s;
+	io->write(io->ctx, MFS_STDOUT, "out\0bin", 7);
+	io->write(io->ctx, MFS_STDERR, "err", 3);
+	if (fake.cancel_during_exec)
+		mfs_cancel_request(SIGTERM);
+	if (fake.fail_exec)
+		return mfs_fail(err, fake.fail_exec, "exec failed");
+	*status = fake.exec_status;
+	return MFS_OK;
+}
+
+static enum mfs_code f_destroy(struct mfs_sandbox *sb, struct mfs_err *err)
+{
+	(void)err;
+	logw("destroy");
+	free(sb->id);
+	free(sb);
+	fake.live--;
+	return MFS_OK;
+}
+
+static void f_describe(const struct mfs_sandbox *sb, struct mfs_buf *out)
+{
+	mfs_buf_addf(out, "enter: fake-shell %s\nline two", sb->id);
+}
+
+static const struct mfs_backend_ops fake_ops = {
+	.name = "fake", .summary = "test", .caps = MFS_CAP_MEMORY,
+	.probe = f_probe, .create = f_create, .upload = f_upload, .exec = f_exec,
+	.destroy = f_destroy, .describe = f_describe,
+};
+
+/* ---- capture of output and messages ---- */
+static struct mfs_buf out_bytes, err_bytes, said;
+
+static void cap_write(void *ctx, enum mfs_stream s, const char *d, size_t n)
+{
+	(void)ctx;
+	mfs_buf_add(s == MFS_STDERR ? &err_bytes : &out_bytes, d, n);
+}
+static const struct mfs_io cap_io = { cap_write, NULL };
+
+static void cap_say(void *ctx, const char *line)
+{
+	(void)ctx;
+	mfs_buf_addf(&said, "%s\n", line);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&fake, 0, sizeof(fake));
+	mfs_buf_init(&out_bytes);
+	mfs_buf_init(&err_bytes);
+	mfs_buf_init(&said);
+	mfs_cancel_init();
+	mfs_cancel_reset();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	assert_int_equal(fake.live, 0);
+	mfs_buf_release(&fake.log);
+	mfs_kvlist_release(&fake.labels);
+	mfs_strv_release(&fake.exec_argv);
+	mfs_buf_release(&out_bytes);
+	mfs_buf_release(&err_bytes);
+	mfs_buf_release(&said);
+	mfs_cancel_reset();
+	return 0;
+}
+
+static void new_job(struct mfs_job *job, const char *const *argv)
+{
+	mfs_job_init(job);
+	job->ops = &fake_ops;
+	job->io = &cap_io;
+	job->say = cap_say;
+	mfs_job_set_argv(job, argv);
+}
+
+static const char *const step_argv[] = { "python3", "hello.py", "--metadata", "local", "step", "start",
+					 "--run-id", "17", "--task-id", "4", "--retry-count", "1", NULL };
+
+static void happy_path(void **state)
+{
+	(void)state;
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, step_argv);
+	mfs_kvlist_set(&job.uploads, "data/x", "/etc/hostname");
+	fake.exec_status = 7;
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_true(res.ran);
+	assert_int_equal(res.status, 7);
+	assert_string_equal(fake.log.data, "probe create upload:data/x exec destroy");
+	assert_int_equal(out_bytes.len, 7);
+	assert_memory_equal(out_bytes.data, "out\0bin", 7);
+	assert_string_equal(err_bytes.data, "err");
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox"), "1");
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox.flow"), "hello");
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox.run"), "17");
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox.step"), "start");
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox.task"), "4");
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox.attempt"), "1");
+	assert_non_null(mfs_kvlist_get(&fake.labels, "mfsandbox.created"));
+	assert_non_null(mfs_kvlist_get(&fake.labels, "mfsandbox.pid"));
+	assert_non_null(mfs_kvlist_get(&fake.labels, "mfsandbox.host"));
+	assert_null(mfs_kvlist_get(&fake.labels, "mfsandbox.timeout"));
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "_name"), "mfs-hello-17-start-4-1");
+	assert_string_equal(said.data, "hello/17/start/4 (attempt 1) in fake sandbox fake-1\n");
+	assert_int_equal(fake.exec_argv.n, 12);
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+static void quiet_and_plain_commands_have_no_header(void **state)
+{
+	(void)state;
+	const char *argv[] = { "echo", "hi", NULL };
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, argv);
+	job.timeout_s = 30;
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_int_equal(said.len, 0);
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox.timeout"), "90");
+	assert_null(mfs_kvlist_get(&fake.labels, "mfsandbox.flow"));
+	assert_true(fake.exec_timeout >= 29 && fake.exec_timeout <= 30);
+	mfs_job_release(&job);
+	new_job(&job, step_argv);
+	job.quiet = true;
+	job.memory_mb = 100;
+	job.cpu = 1; /* not in caps: the warning is quiet too */
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_int_equal(said.len, 0);
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+static void warns_about_limits_it_cannot_enforce(void **state)
+{
+	(void)state;
+	const char *argv[] = { "true", NULL };
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, argv);
+	job.cpu = 2;
+	job.memory_mb = 512;
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_non_null(strstr(said.data, "fake backend cannot enforce --cpu"));
+	assert_null(strstr(said.data, "--memory"));
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+static void failures_still_destroy(void **state)
+{
+	(void)state;
+	struct { enum mfs_code *slot; enum mfs_code code; const char *log; bool ran; } cases[] = {
+		{ &fake.fail_probe, MFS_ERR_CONFIG, "probe", false },
+		{ &fake.fail_create, MFS_ERR_BACKEND, "probe create", false },
+		{ &fake.fail_upload, MFS_ERR_HTTP, "probe create upload:r destroy", false },
+		{ &fake.fail_exec, MFS_ERR_TIMEOUT, "probe create upload:r exec destroy", true },
+		{ &fake.fail_exec, MFS_ERR_BACKEND, "probe create upload:r exec destroy", true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mfs_job job;
+		struct mfs_job_result res;
+		struct mfs_err err;
+		fake.fail_probe = fake.fail_create = fake.fail_upload = fake.fail_exec = MFS_OK;
+		*cases[i].slot = cases[i].code;
+		mfs_buf_reset(&fake.log);
+		new_job(&job, step_argv);
+		job.timeout_s = 5;
+		mfs_kvlist_set(&job.uploads, "r", "/etc/hostname");
+		mfs_job_result_init(&res);
+		assert_int_equal(mfs_job_run(&job, &res, &err), cases[i].code);
+		assert_string_equal(fake.log.data, cases[i].log);
+		assert_int_equal(res.ran, cases[i].ran);
+		assert_int_equal(fake.live, 0);
+		assert_true(err.msg[0] != '\0');
+		if (cases[i].code == MFS_ERR_TIMEOUT)
+			assert_non_null(strstr(err.msg, "--timeout 5s reached"));
+		mfs_job_result_release(&res);
+		mfs_job_release(&job);
+	}
+}
+
+static void missing_upload_fails_before_create(void **state)
+{
+	(void)state;
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, step_argv);
+	mfs_kvlist_set(&job.uploads, "r", "/nonexistent/file");
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_USAGE);
+	assert_non_null(strstr(err.msg, "--upload /nonexistent/file"));
+	assert_string_equal(fake.log.data, "probe");
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+static void cancel_wins_and_destroys(void **state)
+{
+	(void)state;
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, step_argv);
+	fake.cancel_during_exec = true;
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_CANCELLED);
+	assert_string_equal(fake.log.data, "probe create exec destroy");
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+
+	/* the request is still pending, as after a signal before create:
+	 * nothing is created at all */
+	mfs_buf_reset(&fake.log);
+	fake.cancel_during_exec = false;
+	new_job(&job, step_argv);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_CANCELLED);
+	assert_string_equal(fake.log.data, "probe");
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+static void keep_does_not_destroy(void **state)
+{
+	(void)state;
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, step_argv);
+	job.keep = true;
+	job.quiet = true; /* --keep instructions are shown even when quiet */
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_string_equal(fake.log.data, "probe create exec");
+	assert_non_null(strstr(said.data, "kept fake sandbox fake-1"));
+	assert_non_null(strstr(said.data, "  enter: fake-shell fake-1\n  line two\n"));
+	assert_non_null(strstr(said.data, "mfsandbox kill --backend fake fake-1"));
+	/* the kept handle is handed to the caller, not lost */
+	assert_non_null(res.kept);
+	assert_int_equal(fake.live, 1);
+	f_destroy(res.kept, &err);
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+struct hook_trace {
+	int prepared, finished;
+	struct mfs_job_outcome seen;
+	enum mfs_code finish_rc;
+};
+
+static enum mfs_code prep(struct mfs_job *job, struct mfs_err *err)
+{
+	struct hook_trace *t = job->prepare_ctx;
+	const char *script[] = { "bash", "-c", "echo from-script", NULL };
+	(void)err;
+	t->prepared++;
+	assert_int_equal(fake.log.len, 0); /* before probe/create */
+	mfs_strv_release(&job->argv);
+	mfs_strv_pushv(&job->argv, script);
+	mfs_kvlist_set(&job->env, "METAFLOW_RUNTIME_ENVIRONMENT", "sandbox");
+	return MFS_OK;
+}
+
+static enum mfs_code fin(struct mfs_job *job, struct mfs_sandbox *sb, const struct mfs_job_outcome *o,
+			 struct mfs_err *err)
+{
+	struct hook_trace *t = job->finish_ctx;
+	t->finished++;
+	t->seen = *o;
+	assert_non_null(sb);
+	assert_null(strstr(fake.log.data, "destroy")); /* sandbox still alive */
+	return t->finish_rc ? mfs_fail(err, t->finish_rc, "relay failed") : MFS_OK;
+}
+
+static void hooks_run_in_place(void **state)
+{
+	(void)state;
+	struct hook_trace t = { 0 };
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, step_argv);
+	job.prepare = prep;
+	job.prepare_ctx = &t;
+	job.finish = fin;
+	job.finish_ctx = &t;
+	fake.exec_status = 3;
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_int_equal(t.prepared, 1);
+	assert_int_equal(t.finished, 1);
+	assert_true(t.seen.ran);
+	assert_int_equal(t.seen.status, 3);
+	assert_int_equal(t.seen.code, MFS_OK);
+	assert_string_equal(fake.exec_argv.v[2], "echo from-script");
+	/* step info from the original argv survives the rewrite */
+	assert_string_equal(mfs_kvlist_get(&fake.labels, "mfsandbox.step"), "start");
+	mfs_job_release(&job);
+
+	/* a failing relay fails a successful command; the sandbox still goes */
+	mfs_buf_reset(&fake.log);
+	t.finish_rc = MFS_ERR_HTTP;
+	fake.exec_status = 0;
+	new_job(&job, step_argv);
+	job.finish = fin;
+	job.finish_ctx = &t;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_HTTP);
+	assert_string_equal(err.msg, "relay failed");
+	assert_string_equal(fake.log.data, "probe create exec destroy");
+	mfs_job_release(&job);
+
+	/* finish runs on a failed exec too, and sees why */
+	mfs_buf_reset(&fake.log);
+	t.finish_rc = MFS_OK;
+	fake.fail_exec = MFS_ERR_TIMEOUT;
+	new_job(&job, step_argv);
+	job.finish = fin;
+	job.finish_ctx = &t;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_TIMEOUT);
+	assert_int_equal(t.seen.code, MFS_ERR_TIMEOUT);
+	assert_true(t.seen.ran);
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+static void dry_run_touches_nothing(void **state)
+{
+	(void)state;
+	struct hook_trace t = { 0 };
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	const char *argv[] = { "env", "DB_PASSWORD=hunter2", "sh", "-c", "export X_TOKEN=abc; run", NULL };
+	new_job(&job, argv);
+	job.dry_run = true;
+	job.prepare = prep;
+	job.prepare_ctx = &t;
+	mfs_job_release(&job);
+	new_job(&job, argv);
+	job.dry_run = true;
+	job.memory_mb = 256;
+	mfs_kvlist_set(&job.env, "AWS_SECRET_ACCESS_KEY", "hunter2");
+	mfs_kvlist_set(&job.env, "PLAIN", "visible value");
+	mfs_kvlist_set(&job.uploads, "in/a", "/nonexistent");
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_int_equal(fake.log.len, 0);
+	assert_false(res.ran);
+	assert_null(strstr(res.plan.data, "hunter2"));
+	assert_null(strstr(res.plan.data, "abc"));
+	assert_non_null(strstr(res.plan.data, "AWS_SECRET_ACCESS_KEY=<redacted>"));
+	assert_non_null(strstr(res.plan.data, "PLAIN='visible value'"));
+	assert_non_null(strstr(res.plan.data, "memory:  256 MB"));
+	assert_non_null(strstr(res.plan.data, "/nonexistent -> in/a"));
+	assert_non_null(strstr(res.plan.data, "env 'DB_PASSWORD=<redacted>' sh -c 'export X_TOKEN=<redacted>; run'"));
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(happy_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(quiet_and_plain_commands_have_no_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(warns_about_limits_it_cannot_enforce, setup, teardown),
+		cmocka_unit_test_setup_teardown(failures_still_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(missing_upload_fails_before_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(cancel_wins_and_destroys, setup, teardown),
+		cmocka_unit_test_setup_teardown(keep_does_not_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(hooks_run_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(dry_run_touches_nothing, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
