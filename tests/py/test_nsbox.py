@@ -141,3 +141,16 @@ def test_close_kills_running_commands(tmp_path):
     box.close()
     assert p.poll() is not None
     assert not os.path.exists(box.root)
+
+
+def test_command_outlives_the_thread_that_started_it(box_factory):
+    """A server starts a command in a request thread that ends right after;
+    the command must keep running (--die-with-parent follows the thread)."""
+    box = box_factory()
+    started = []
+    t = threading.Thread(target=lambda: started.append(
+        box.spawn(["sh", "-c", "sleep 0.3; echo alive"], PATH)))
+    t.start()
+    t.join()
+    out, _ = started[0].communicate(timeout=10)
+    assert (started[0].returncode, out) == (0, b"alive\n")

@@ -36,6 +36,7 @@ Killing: each command is its own session and its own pid namespace
 command started; `box.live_pids()` lists what is still running.
 """
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -154,6 +155,45 @@ class _Relay:
         self.sock.close()
 
 
+class _Spawner:
+    """Starts every box process from one long-lived thread: bwrap's
+    --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that
+    forked it ends, and a server's request thread ends with its connection."""
+
+    def __init__(self):
+        self.q = queue.Queue()
+        threading.Thread(target=self._loop, daemon=True, name="nsbox-spawner").start()
+
+    def _loop(self):
+        while True:
+            kw, out, ready = self.q.get()
+            try:
+                out.append(subprocess.Popen(**kw))
+            except Exception as e:  # raised in the caller's thread
+                out.append(e)
+            ready.set()
+
+    def popen(self, **kw):
+        out, ready = [], threading.Event()
+        self.q.put((kw, out, ready))
+        ready.wait()
+        if isinstance(out[0], Exception):
+            raise out[0]
+        return out[0]
+
+
+_spawner = None
+_spawner_lock = threading.Lock()
+
+
+def _popen(**kw):
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = _Spawner()
+    return _spawner.popen(**kw)
+
+
 class Box:
     def __init__(self, parent_dir=None, home="/home/user", allow_ports=()):
         self.root = tempfile.mkdtemp(prefix="nsbox-", dir=parent_dir)
@@ -195,9 +235,9 @@ class Box:
                "--hostname", "sandbox", "--die-with-parent", "--chdir", cwd, "--"]
         cmd += [PYTHON, "-I", "-S", RELAY_DIR + "/inside.py",
                 ",".join(str(p) for p in self.allow_ports)] + list(argv)
-        p = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=dict(env), start_new_session=True, close_fds=True)
+        p = _popen(args=cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   env=dict(env), start_new_session=True, close_fds=True)
         with self.lock:
             self.procs.append(p)
         return p
