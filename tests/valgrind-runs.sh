@@ -41,5 +41,26 @@ check 0 run --keep --quiet -- true
 check 0 ls
 check 0 kill --stale
 check 202 kill no-such-id
+
+# Daytona against its emulator (stdlib Python only).
+emu_out=$(mktemp)
+(cd "$(dirname "$0")" && exec python3 -m emulators.daytona) >"$emu_out" 2>&1 &
+emu=$!
+for _ in $(seq 100); do grep -q '^DAYTONA_API_URL=' "$emu_out" && break; sleep 0.1; done
+DAYTONA_API_URL=$(sed -n 's/^DAYTONA_API_URL=//p' "$emu_out")
+export DAYTONA_API_URL DAYTONA_API_KEY=dtn_$(printf '0%.0s' $(seq 40))
+check 3 run --backend daytona -- sh -c 'echo out; echo err >&2; exit 3'
+check 0 run --backend daytona --env A=1 --code "$code" -- python3 main.py
+check 204 run --backend daytona --timeout 1 -- sleep 20
+check 0 ls --backend daytona
+check 202 kill --backend daytona no-such-id
+live=$(python3 -c 'import json,sys,urllib.request as u; print(json.load(u.urlopen(sys.argv[1]))["live"])' \
+	"${DAYTONA_API_URL%/api}/_emulator/live")
+[ "$live" = 0 ] || { echo "daytona sandboxes left: $live" >&2; fail=1; }
+kill "$emu"
+wait "$emu" 2>/dev/null
+rm -f "$emu_out"
+unset DAYTONA_API_URL DAYTONA_API_KEY
+
 [ -z "$(ls -A "$state")" ] || { echo "sandboxes left in $state" >&2; fail=1; }
 exit $fail
