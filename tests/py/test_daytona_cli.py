@@ -122,6 +122,14 @@ def test_slow_create_is_waited_for(emu, env):
     assert len([q for q in emu.requests if q[0] == "GET" and q[1].startswith("/api/sandbox/")]) > 1
 
 
+def test_empty_toolbox_url_is_looked_up(emu, env):
+    emu.faults.empty_toolbox_url = True
+    r = run(env, "echo", "ok")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ok\n"
+    assert any(q[1].endswith("/toolbox-proxy-url") for q in emu.requests)
+
+
 def test_start_failure_is_203_with_the_reason(emu, env):
     emu.faults.create_error = "no capacity in region us"
     r = run(env, "true")
@@ -170,18 +178,29 @@ def test_signal_mid_run_kills_and_deletes(emu, env, sig):
     assert any(q[0] == "DELETE" and q[1].startswith("/toolbox/") for q in emu.requests)
 
 
-def test_metadata_service_is_unreachable_from_the_sandbox(emu, env):
-    launcher = socket.socket()
-    launcher.bind(("127.0.0.1", 0))
-    launcher.listen(1)  # stands for metaflow-local-service on the launcher
+def test_sandbox_reaches_s3_but_not_the_metadata_service(emu, env):
+    """Like a cloud sandbox: the allowed port (S3 on the launcher's loopback,
+    here a stand-in) answers, any other launcher port (metaflow-local-service)
+    is refused, so a step that bypasses the relay fails here too."""
+    s3, mds = socket.socket(), socket.socket()
+    for s in (s3, mds):
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+    s3_port, mds_port = s3.getsockname()[1], mds.getsockname()[1]
+    emu.allow_ports = (s3_port,)
+    probe = ("import socket, sys\n"
+             "for p in sys.argv[1:]:\n"
+             "    try:\n"
+             "        socket.create_connection(('127.0.0.1', int(p)), 3); print(p, 'open')\n"
+             "    except OSError as e:\n"
+             "        print(p, type(e).__name__)\n")
     try:
-        port = launcher.getsockname()[1]
-        r = run(env, "python3", "-c",
-                "import socket; socket.create_connection(('127.0.0.1', %d), 3)" % port)
+        r = run(env, "python3", "-c", probe, str(s3_port), str(mds_port))
     finally:
-        launcher.close()
-    assert r.returncode != 0
-    assert "ConnectionRefusedError" in r.stderr
+        s3.close()
+        mds.close()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["%d open" % s3_port, "%d ConnectionRefusedError" % mds_port]
 
 
 def test_keep_ls_and_kill(emu, env, tmp_path):

@@ -63,6 +63,7 @@ class Faults:
         self.create_drop = 0          # next N creates make the sandbox, then cut the line
         self.delete_conflicts = 0     # next N deletes answer 409 even when settled
         self.die_after_output = False  # a session command's sandbox dies once it printed
+        self.empty_toolbox_url = False  # toolboxProxyUrl "" (clients must look it up)
 
     def update(self, d):
         for k, v in d.items():
@@ -126,7 +127,7 @@ class Sandbox:
             "autoDeleteInterval": b.get("autoDeleteInterval", -1),
             "createdAt": _iso(self.created), "updatedAt": _iso(self.updated),
             "daemonVersion": "0.190.0", "kvm": False,
-            "toolboxProxyUrl": self.emu.toolbox_url,
+            "toolboxProxyUrl": "" if self.emu.faults.empty_toolbox_url else self.emu.toolbox_url,
         }
         if not listing:
             d["volumes"] = b.get("volumes") or []
