@@ -1009,8 +1009,9 @@ struct logpoll {
 	size_t offset;        /* bytes of the raw log already handed on */
 };
 
-/* Hands on the complete lines after offset; true if there were any. */
-static bool emit_new_lines(struct logpoll *lp, const char *log, size_t len)
+/* Hands on the complete lines after offset (and, when final, a last line
+ * without its newline); true if there were any. */
+static bool emit_new_lines(struct logpoll *lp, const char *log, size_t len, bool final)
 {
 	bool any = false;
 	if (len < lp->offset)
@@ -1018,8 +1019,10 @@ static bool emit_new_lines(struct logpoll *lp, const char *log, size_t len)
 	while (lp->offset < len) {
 		const char *p = log + lp->offset;
 		const char *nl = memchr(p, '\n', len - lp->offset);
-		if (!nl)
+		if (!nl && !final)
 			break;
+		if (!nl)
+			nl = log + len - 1;
 		size_t n = (size_t)(nl - p) + 1;
 		enum mfs_stream st = MFS_STDOUT;
 		if (n >= 3 && !memcmp(p, ERR_MARK, 3)) {
@@ -1177,7 +1180,8 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 		rc = toolbox_get(sb, path.data, &resp, err);
 		if (rc != MFS_OK)
 			goto fail;
-		bool fresh = emit_new_lines(&lp, resp.body.data ? resp.body.data : "", resp.body.len);
+		bool fresh = emit_new_lines(&lp, resp.body.data ? resp.body.data : "", resp.body.len,
+					    done);
 		if (done) {
 			*status = code < 0 ? 255 : code & 0xff;
 			break;
