@@ -7,11 +7,16 @@ sandbox itself never needs the binary.
 import os
 import shutil
 
-from metaflow.exception import MetaflowException
 
+def _not_found(msg):
+    # Imported here: this module must load without importing metaflow
+    # (metaflow imports the extension while it initialises).
+    from metaflow.exception import MetaflowException
 
-class MfsandboxNotFound(MetaflowException):
-    headline = "mfsandbox executable not found"
+    class MfsandboxNotFound(MetaflowException):
+        headline = "mfsandbox executable not found"
+
+    return MfsandboxNotFound(msg)
 
 
 def _bundled():
@@ -27,7 +32,7 @@ def find_binary():
     if explicit:
         if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
             return os.path.abspath(explicit)
-        raise MfsandboxNotFound(
+        raise _not_found(
             "MFSANDBOX_BIN=%s is not an executable file: point it at a built mfsandbox "
             "(`make` in the source tree) or unset it to use the bundled one" % explicit
         )
@@ -37,7 +42,7 @@ def find_binary():
     on_path = shutil.which("mfsandbox")
     if on_path:
         return on_path
-    raise MfsandboxNotFound(
+    raise _not_found(
         "no mfsandbox executable: MFSANDBOX_BIN is unset, this install of metaflow-mfsandbox "
         "has no bundled binary (it was built without one), and `mfsandbox` is not on PATH. "
         "Reinstall with `pip install ./python` from the source tree, or set MFSANDBOX_BIN"
