@@ -997,6 +997,7 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 		.timeout_ms = r->timeout_s > 0 ? (r->timeout_s + 60) * 1000L : 0,
 		.cancellable = true,
 	};
+	time_t began = time(NULL);
 	rc = mfs_http_do(&req, &resp, err);
 
 	if (rc == MFS_ERR_CANCELLED || (rc == MFS_OK && mfs_cancelled())) {
@@ -1015,7 +1016,8 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/Start: %s", st.protocol_error);
 		goto out;
 	}
-	if (rc == MFS_ERR_HTTP && r->timeout_s > 0 && st.started && !st.ended) {
+	if (rc == MFS_ERR_HTTP && r->timeout_s > 0 && st.started && !st.ended &&
+	    time(NULL) - began >= r->timeout_s + 60) {
 		rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the command outlived its %lds timeout "
 			      "and envd did not end the stream", r->timeout_s);
 		goto out;

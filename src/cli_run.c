@@ -297,7 +297,7 @@ static void install_signal_handlers(void)
 }
 
 /* A --keep sandbox handle stays reachable until exit (see executor.h). */
-static struct mfs_sandbox *kept_sandbox;
+static struct mfs_sandbox *volatile kept_sandbox;
 
 int mfs_cmd_run(int argc, char **argv)
 {

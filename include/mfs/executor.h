@@ -2,7 +2,8 @@
  * executor.h - one run of one command in one sandbox.
  *
  * The CLI fills a struct mfs_job from flags; mfs_job_run() drives the
- * backend: prepare hook -> probe -> create (labelled) -> uploads and code
+ * backend: prepare hook -> create (labelled; probe only to explain a failed
+ * create) -> uploads and code
  * -> exec with live stdout/stderr passthrough -> finish hook -> destroy
  * (on every path unless --keep).  It returns an mfs_code; the command's
  * own exit status is in result->status when the command ran.

@@ -94,3 +94,14 @@ def test_killed_sandbox_reports_not_found(sdk_env, e2b_emulator):
     with pytest.raises(e2b.SandboxException):
         sbx.commands.run("true")
     assert e2b.Sandbox.kill(sbx.sandbox_id) is False
+
+
+def test_debug_mode_talks_to_envd_only(e2b_env, monkeypatch, e2b_emulator):
+    monkeypatch.setenv("E2B_DEBUG", "true")
+    monkeypatch.setenv("E2B_SANDBOX_URL", e2b_env["E2B_SANDBOX_URL"])
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    e2b_emulator.add_debug_sandbox()
+    sbx = e2b.Sandbox.create()
+    assert sbx.sandbox_id == "debug_sandbox_id"
+    assert sbx.commands.run("echo dbg").stdout == "dbg\n"
+    assert [r for r in e2b_emulator.requests if not r["envd"]] == []

@@ -216,6 +216,16 @@ class Emulator:
             self.created_total += 1
         return sb
 
+    def add_debug_sandbox(self):
+        """What the SDK's debug mode talks to: a local envd with the fixed id
+        `debug_sandbox_id`, no token, and no control-plane record to delete."""
+        sb = Sandbox(self, "base", 3600, {}, {}, secure=False)
+        sb.id = "debug_sandbox_id"
+        sb.envd_version = "99.99.99"
+        with self.lock:
+            self.sandboxes[sb.id] = sb
+        return sb
+
     def remove(self, sid):
         with self.lock:
             sb = self.sandboxes.pop(sid, None)

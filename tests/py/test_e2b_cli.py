@@ -1,0 +1,140 @@
+"""The real ./mfsandbox with --backend e2b against the E2B emulator: exit
+codes a user (and Metaflow's @retry) depends on, and no sandbox left behind
+whatever goes wrong."""
+import hashlib
+import re
+import signal
+import subprocess
+
+import pytest
+
+from mfs_cli import BINARY, clean_env, mfs
+
+
+@pytest.fixture
+def emu(e2b_emulator):
+    yield e2b_emulator
+    assert e2b_emulator.live_count() == 0, "a sandbox leaked"
+    assert e2b_emulator.violations == []
+
+
+@pytest.fixture
+def env(e2b_env):
+    base = {k: v for k, v in clean_env().items() if not k.startswith("E2B_")}
+    base.update(e2b_env)
+    return base
+
+
+def run(env, *cmd, flags=(), **kw):
+    return mfs("run", "--backend", "e2b", *flags, "--", *cmd, env=env, **kw)
+
+
+def test_code_upload_env_and_exit_status(emu, env, tmp_path):
+    code = tmp_path / "code"
+    (code / "pkg").mkdir(parents=True)
+    (code / "pkg" / "mod.py").write_text("VALUE = 'from code'\n")
+    (code / "main.py").write_text("import pkg.mod\nprint(pkg.mod.VALUE)\n")
+    data = tmp_path / "data.bin"
+    data.write_bytes(bytes(range(256)) * 4096)
+    env = dict(env, API_TOKEN="tok-123")
+    r = run(env, "sh", "-c", 'python3 main.py && sha256sum input/data.bin | cut -d" " -f1 && '
+                             'echo "$API_TOKEN" && pwd && exit 5',
+            flags=["--code", code, "--upload", f"{data}:input/data.bin", "--env", "API_TOKEN"])
+    assert r.returncode == 5, r.stderr
+    assert r.stdout.splitlines() == ["from code", hashlib.sha256(data.read_bytes()).hexdigest(),
+                                     "tok-123", "/home/user"]
+    assert emu.created_total == 1
+
+
+def test_cpu_and_memory_are_reported_not_ignored(emu, env):
+    r = run(env, "true", flags=["--cpu", "4", "--memory", "8192"])
+    assert r.returncode == 0, r.stderr
+    assert "--cpu" in r.stderr and "--memory" in r.stderr
+
+
+def test_bad_key_is_202_and_makes_nothing(emu, env):
+    r = run(dict(env, E2B_API_KEY="e2b_0badc0de"), "true")
+    assert r.returncode == 202
+    assert "E2B_API_KEY" in r.stderr and "0badc0de" not in r.stderr
+    assert emu.created_total == 0
+
+
+def test_missing_key_is_202_before_any_request(emu, env):
+    del env["E2B_API_KEY"]
+    r = run(env, "true")
+    assert r.returncode == 202
+    assert "E2B_API_KEY" in r.stderr
+    assert emu.requests == []
+
+
+def test_sandbox_killed_mid_stream_is_203(emu, env):
+    emu.faults.kill_after_output = True
+    r = run(env, "sh", "-c", "echo first; sleep 30")
+    assert r.returncode == 203, r.stderr
+    assert r.stdout == "first\n"
+
+
+def test_envd_502_is_203_and_the_sandbox_is_deleted(emu, env):
+    emu.faults.envd_502 = 1
+    r = run(env, "true")
+    assert r.returncode == 203, r.stderr
+    assert "502" in r.stderr
+
+
+def test_keepalive_stall_then_success(emu, env):
+    emu.faults.stall_s = 1.0
+    emu.faults.keepalive_s = 0.1
+    r = run(env, "echo", "late")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "late\n"
+
+
+def test_ambiguous_create_is_203_without_leak(emu, env):
+    emu.faults.create_drop = 1
+    r = run(env, "true")
+    assert r.returncode == 203, r.stderr
+    assert emu.created_total == 1
+    assert len([q for q in emu.requests if q["path"] == "/sandboxes"]) == 1  # no double create
+    # the fixture then asserts the orphan was found by its nonce and deleted
+
+
+def test_timeout_is_204(emu, env):
+    r = run(env, "sh", "-c", "echo begin; sleep 30", flags=["--timeout", "3"])
+    assert r.returncode == 204, r.stderr
+    assert r.stdout == "begin\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_run_signals_the_process_and_deletes(emu, env, sig):
+    p = subprocess.Popen([str(BINARY), "run", "--backend", "e2b", "--", "sh", "-c",
+                          "echo started; sleep 300"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert p.stdout.readline() == b"started\n"
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 128 + sig, err
+    assert emu.envd_requests("/process.Process/SendSignal")
+
+
+def test_keep_ls_and_kill(emu, env, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "hello.py").write_text("print('task ran')\n")
+    r = run(env, "python3", "hello.py", "step", "start", "--run-id", "77", "--task-id", "5",
+            flags=["--keep", "--code", code])
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"kept e2b sandbox (\S+)", r.stderr)
+    assert m, r.stderr
+    sid = m.group(1)
+    assert emu.live_count() == 1
+
+    ls = mfs("ls", "--backend", "e2b", env=env)
+    assert ls.returncode == 0, ls.stderr
+    row = [line for line in ls.stdout.splitlines() if line.startswith(sid)]
+    assert len(row) == 1 and "hello/77/start/5" in row[0]
+
+    k = mfs("kill", "--backend", "e2b", "--pathspec", "hello/77", env=env)
+    assert k.returncode == 0, k.stderr
+    assert sid in k.stdout
+    again = mfs("kill", "--backend", "e2b", sid, env=env)
+    assert again.returncode == 202
