@@ -163,3 +163,17 @@ def test_missing_binary_is_named(tmp_path):
     r = fd.run("run", "--flag", "x", check=False)
     assert r.returncode != 0
     assert b"MFSANDBOX_BIN" in r.stdout + r.stderr
+
+
+def test_backend_env_var_selects_the_backend_of_a_plain_sandbox(tmp_path):
+    fd = FlowDir(tmp_path, "plain_flow.py")
+    # e2b with the local datastore is refused before anything runs: proof
+    # that the variable reached the launch decision.
+    fd.env["METAFLOW_SANDBOX_BACKEND"] = "e2b"
+    r = fd.run("run", check=False)
+    assert r.returncode != 0
+    assert b"backend 'e2b' needs a datastore the sandbox can reach" in r.stdout + r.stderr
+    fd.env["METAFLOW_SANDBOX_BACKEND"] = "local"
+    fd.run("run")
+    out = fd.client("out = Flow('MfsPlainFlow').latest_run['start'].task.data.backend")
+    assert out == "local"
