@@ -548,7 +548,6 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		 * status: the caller asked us to stop. */
 		if (rc == MFS_OK && mfs_cancelled())
 			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled by signal %d", mfs_cancel_signal());
-		outcome.code = rc;
 		outcome.status = res->status;
 	}
 	outcome.code = rc;
