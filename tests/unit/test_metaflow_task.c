@@ -279,6 +279,17 @@ static char *write_temp(const char *text, const char *suffix)
 	return mfs_xstrdup(path);
 }
 
+static enum mfs_code prepare(struct mfs_job *job, struct mfs_mf_task *t, const char *spec,
+			     const char *const *argv, struct mfs_err *err)
+{
+	mfs_job_init(job);
+	mfs_mf_task_init(t, spec);
+	mfs_job_set_argv(job, argv);
+	job->prepare = mfs_mf_prepare;
+	job->prepare_ctx = t;
+	return mfs_job_prepare(job, err);
+}
+
 static void prepare_rewrites_the_job(void **state)
 {
 	(void)state;
@@ -293,12 +304,7 @@ static void prepare_rewrites_the_job(void **state)
 	setenv("MFS_TEST_SECRET", "s3cr3t", 1);
 	unsetenv("MFS_TEST_UNSET");
 
-	mfs_job_init(&job);
-	mfs_mf_task_init(&t, spec);
-	mfs_job_set_argv(&job, argv);
-	job.prepare = mfs_mf_prepare;
-	job.prepare_ctx = &t;
-	assert_int_equal(mfs_job_prepare(&job, &err), MFS_OK);
+	assert_int_equal(prepare(&job, &t, spec, argv, &err), MFS_OK);
 	assert_int_equal(job.argv.n, 3);
 	assert_string_equal(job.argv.v[0], "bash");
 	assert_string_equal(job.argv.v[1], "-c");
@@ -316,24 +322,14 @@ static void prepare_rewrites_the_job(void **state)
 
 	/* not a step command: one clear line */
 	const char *plain[] = { "echo", "hi", NULL };
-	mfs_job_init(&job);
-	mfs_mf_task_init(&t, spec);
-	mfs_job_set_argv(&job, plain);
-	job.prepare = mfs_mf_prepare;
-	job.prepare_ctx = &t;
-	assert_int_equal(mfs_job_prepare(&job, &err), MFS_ERR_USAGE);
+	assert_int_equal(prepare(&job, &t, spec, plain, &err), MFS_ERR_USAGE);
 	assert_non_null(strstr(err.msg, "needs a Metaflow step command"));
 	mfs_mf_task_release(&t);
 	mfs_job_release(&job);
 
 	/* the package file vanished */
 	unlink(pkg);
-	mfs_job_init(&job);
-	mfs_mf_task_init(&t, spec);
-	mfs_job_set_argv(&job, argv);
-	job.prepare = mfs_mf_prepare;
-	job.prepare_ctx = &t;
-	assert_int_equal(mfs_job_prepare(&job, &err), MFS_ERR_CONFIG);
+	assert_int_equal(prepare(&job, &t, spec, argv, &err), MFS_ERR_CONFIG);
 	assert_non_null(strstr(err.msg, "code package"));
 	mfs_mf_task_release(&t);
 	mfs_job_release(&job);
