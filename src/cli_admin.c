@@ -178,7 +178,7 @@ static void format_age(struct mfs_buf *out, time_t created)
 		mfs_buf_addf(out, "%lldd", s / 86400);
 }
 
-/* Parses the shared [--backend NAME] option; other letters per command. */
+/* Options of `kill`. */
 static const struct option admin_opts[] = {
 	{ "backend", required_argument, NULL, 'b' },
 	{ "pathspec", required_argument, NULL, 'p' },

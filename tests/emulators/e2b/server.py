@@ -145,11 +145,14 @@ class Sandbox:
 
 class Emulator:
     def __init__(self, api_key="e2b_" + "0" * 40, envd_version="0.6.13", domain="e2b.local",
-                 workdir=None):
+                 workdir=None, image_path=()):
         self.api_key = api_key
         self.envd_version = envd_version
         self.domain = domain
         self.workdir = workdir
+        # Directories the "template image" has on PATH before the system ones
+        # (e.g. a venv with metaflow, as a custom E2B template would carry).
+        self.image_path = list(image_path)
         self.faults = Faults()
         self.sandboxes = {}
         self.killed = set()
@@ -579,7 +582,8 @@ class _Handler(BaseHTTPRequestHandler):
         host_cwd = sb.fs.host_path(cwd, home)
         if host_cwd is None or not os.path.isdir(host_cwd):
             return self._stream_error_only("invalid_argument", "cwd '%s' does not exist" % cwd)
-        env = {"PATH": STD_PATH, "HOME": home, "USER": user, "LOGNAME": user}
+        env = {"PATH": ":".join(emu.image_path + [STD_PATH]), "HOME": home, "USER": user,
+               "LOGNAME": user}
         env.update(sb.env_vars)
         env.update(proc_cfg.get("envs") or {})
 
