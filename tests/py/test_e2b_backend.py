@@ -200,3 +200,30 @@ def test_debug_mode_uses_envd_only(emu, e2b_env):
     assert [q for q in emu.requests if not q["envd"]] == []  # no control plane at all
     assert all(q["sandbox"] == "debug_sandbox_id" for q in emu.requests)
     emu.remove(sb.id)
+
+
+def test_sandbox_reaches_allowed_ports_only(emu, e2b_env):
+    """As in the cloud: the datastore (an allowed port) is reachable, the
+    launcher's other loopback services are not."""
+    import socket
+
+    allowed, other = socket.socket(), socket.socket()
+    for s in (allowed, other):
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+    ok_port, bad_port = allowed.getsockname()[1], other.getsockname()[1]
+    emu.allow_ports = (ok_port,)
+    probe = ("import socket, sys\n"
+             "for p in sys.argv[1:]:\n"
+             "    try:\n"
+             "        socket.create_connection(('127.0.0.1', int(p)), timeout=5).close()\n"
+             "        print(p, 'open')\n"
+             "    except OSError:\n"
+             "        print(p, 'refused')\n")
+    try:
+        r = run(e2b_env, "run", "--", "python3", "-c", probe, str(ok_port), str(bad_port))
+    finally:
+        allowed.close()
+        other.close()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(ok_port), "open", str(bad_port), "refused"]
