@@ -164,6 +164,8 @@ class Emulator:
         self.sandboxes = {}
         self.lock = threading.Lock()
         self.requests = []
+        self.created_total = 0
+        self.create_bodies = []       # JSON bodies of the creates that made a sandbox
         self.httpd = None
 
     # -- lifecycle -----------------------------------------------------
@@ -454,6 +456,8 @@ class _Handler(BaseHTTPRequestHandler):
         sb = Sandbox(emu, body)
         with emu.lock:
             emu.sandboxes[sb.id] = sb
+            emu.created_total += 1
+            emu.create_bodies.append(body)
         emu._boot(sb)
         if emu.faults.create_drop > 0:
             emu.faults.create_drop -= 1
