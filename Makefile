@@ -67,7 +67,17 @@ $(VENV)/.stamp: requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.stamp
+# The Metaflow extension (python/), reinstalled when its sources change.  The
+# wheel's own copy of mfsandbox is skipped here: tests use the fresh
+# ./mfsandbox through MFSANDBOX_BIN.
+EXT_SRC := $(shell find python -name '*.py' -o -name pyproject.toml 2>/dev/null)
+$(VENV)/.ext-stamp: $(VENV)/.stamp $(EXT_SRC)
+	MFSANDBOX_BUNDLE=0 $(PY) -m pip install -q --disable-pip-version-check --no-deps \
+		--no-build-isolation ./python
+	rm -rf python/build
+	touch $@
+
+venv: $(VENV)/.stamp $(VENV)/.ext-stamp
 
 # MFSANDBOX_BIN / MFS_BUILD_DIR let the tests find the binary and drivers of
 # the build under test (`make asan` points them at build-asan).

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: show mfsandbox on the local backend with a few sample runs.
-# (Until the Metaflow extension lands this runs plain commands; then a flow.)
+# First plain commands, then a Metaflow flow (examples/sandbox_foreach.py) whose
+# foreach branches each run in their own local sandbox: local datastore and
+# local metadata, no servers, no accounts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-./mfsandbox}
@@ -38,5 +40,27 @@ set -e
 say "$bin run --backend local --dry-run --env AWS_SECRET_ACCESS_KEY=abc -- python3 flow.py step start --run-id 1 --task-id 2"
 "$bin" run --backend local --dry-run --env AWS_SECRET_ACCESS_KEY=abc -- \
 	python3 flow.py --metadata local step start --run-id 1 --task-id 2
+
+# The flow: the venv has metaflow and the extension (make venv).
+py=$(realpath -s "${PYTHON:-.venv/bin/python}")
+binabs=$(realpath "$bin")
+cp examples/sandbox_foreach.py "$work/"
+say "cd $work && python sandbox_foreach.py run --max-workers 4   # square() runs in 4 local sandboxes"
+(cd "$work" && METAFLOW_USER=${METAFLOW_USER:-demo} MFSANDBOX_BIN="$binabs" \
+	METAFLOW_DEFAULT_DATASTORE=local METAFLOW_DEFAULT_METADATA=local \
+	"$py" sandbox_foreach.py --no-pylint run --max-workers 4 2>&1 |
+	tee "$work/run.log" | grep -E 'square of|sum of squares|in local sandbox|Done' || { tail -20 "$work/run.log"; true; })
+
+say "Client API: Flow('SandboxForeachFlow').latest_run"
+(cd "$work" && METAFLOW_USER=${METAFLOW_USER:-demo} "$py" - <<'PY'
+from metaflow import Flow, namespace
+namespace(None)
+run = Flow("SandboxForeachFlow").latest_run
+print("run", run.id, "successful:", run.successful)
+for t in sorted(run["square"], key=lambda t: t.data.value):
+    print("  %s value=%d backend=%s" % (t.pathspec, t.data.value, t.metadata_dict.get("sandbox-backend")))
+print("squares:", run["join"].task.data.squares, "-> sum", sum(run["join"].task.data.squares), "(expected 30)")
+PY
+)
 
 printf '\ndemo done: every sandbox above was created and removed again (see: %s ls)\n' "$bin"

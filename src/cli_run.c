@@ -16,6 +16,7 @@
 #include "cli_internal.h"
 #include "mfs/cancel.h"
 #include "mfs/cli.h"
+#include "mfs/metaflow_task.h"
 #include "mfs/registry.h"
 
 #define BACKEND_ENV "METAFLOW_SANDBOX_BACKEND"
@@ -23,6 +24,7 @@
 enum {
 	OPT_BACKEND = 256, OPT_CPU, OPT_MEMORY, OPT_DISK, OPT_GPU, OPT_IMAGE, OPT_NETWORK,
 	OPT_TIMEOUT, OPT_ENV, OPT_ENV_FILE, OPT_UPLOAD, OPT_CODE, OPT_KEEP, OPT_DRY_RUN, OPT_QUIET,
+	OPT_METAFLOW_SPEC,
 };
 
 static const struct option run_opts[] = {
@@ -39,6 +41,7 @@ static const struct option run_opts[] = {
 	{ "upload", required_argument, NULL, OPT_UPLOAD },
 	{ "code", required_argument, NULL, OPT_CODE },
 	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "metaflow-spec", required_argument, NULL, OPT_METAFLOW_SPEC },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, 'h' },
@@ -250,6 +253,12 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool
 		case OPT_KEEP:
 			job->keep = true;
 			break;
+		case OPT_METAFLOW_SPEC:
+			if (!*optarg)
+				rc = mfs_fail(err, MFS_ERR_USAGE, "--metaflow-spec needs a file");
+			else
+				set_str(&job->metaflow_spec, optarg);
+			break;
 		case OPT_DRY_RUN:
 			job->dry_run = true;
 			break;
@@ -294,8 +303,11 @@ int mfs_cmd_run(int argc, char **argv)
 {
 	struct mfs_job job;
 	struct mfs_job_result res;
+	struct mfs_mf_task mft;
 	struct mfs_err err = { MFS_OK, "" };
 	bool help = false;
+
+	mfs_mf_task_init(&mft, NULL);
 	int status;
 
 	mfs_job_init(&job);
@@ -306,6 +318,11 @@ int mfs_cmd_run(int argc, char **argv)
 		mfs_cli_help("run");
 		status = 0;
 		goto out;
+	}
+	if (rc == MFS_OK && job.metaflow_spec) {
+		mfs_mf_task_init(&mft, job.metaflow_spec);
+		job.prepare = mfs_mf_prepare;
+		job.prepare_ctx = &mft;
 	}
 	if (rc == MFS_OK && !job.dry_run) {
 		if (mfs_cancel_init() != 0)
@@ -324,6 +341,7 @@ int mfs_cmd_run(int argc, char **argv)
 	status = mfs_exit_for(rc, res.status, mfs_cancel_signal());
 	kept_sandbox = res.kept;
 out:
+	mfs_mf_task_release(&mft); /* flushes an unfinished last line */
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
 	return status;

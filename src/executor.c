@@ -33,6 +33,7 @@ void mfs_job_init(struct mfs_job *job)
 	mfs_strv_init(&job->argv);
 	mfs_kvlist_init(&job->env);
 	mfs_kvlist_init(&job->uploads);
+	mfs_strv_init(&job->rw_paths);
 }
 
 void mfs_job_release(struct mfs_job *job)
@@ -41,6 +42,8 @@ void mfs_job_release(struct mfs_job *job)
 	free(job->gpu);
 	free(job->network);
 	free(job->code_path);
+	free(job->metaflow_spec);
+	mfs_strv_release(&job->rw_paths);
 	mfs_strv_release(&job->argv);
 	mfs_kvlist_release(&job->env);
 	mfs_kvlist_release(&job->uploads);
@@ -503,6 +506,7 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		.timeout_s = sandbox_timeout(job),
 		.env = &job->env,
 		.network = job->network,
+		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,
 		.quiet = job->quiet,
 	};
 	rc = job->ops->create(&spec, &sb, err);

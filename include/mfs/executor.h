@@ -58,6 +58,8 @@ struct mfs_job {
 	struct mfs_kvlist env;   /* sandbox environment (may hold secrets) */
 	struct mfs_kvlist uploads; /* key: remote path, value: local path */
 	char *code_path;         /* --code DIR|TARBALL, NULL: none */
+	struct mfs_strv rw_paths;  /* host dirs bound read-write (local backend only) */
+	char *metaflow_spec;     /* --metaflow-spec FILE, NULL: none (src/metaflow_task.c) */
 
 	bool keep, dry_run, quiet;
 
