@@ -156,9 +156,12 @@ CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 408: "REQUES
 
 class Emulator:
     def __init__(self, api_key="dtn_" + "0" * 40, workdir=None, allow_ports=(),
-                 default_snapshot="daytona-small"):
+                 default_snapshot="daytona-small", image_path=()):
         self.api_key = api_key
         self.workdir = workdir
+        # Directories the snapshot "image" has on PATH before the system ones
+        # (e.g. a venv with metaflow and boto3, as a custom snapshot would).
+        self.image_path = list(image_path)
         self.allow_ports = tuple(allow_ports)
         self.default_snapshot = default_snapshot
         self.faults = Faults()
@@ -531,7 +534,8 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(404, "route not found")
 
     def _env(self, sb, extra):
-        env = {"PATH": STD_PATH, "HOME": HOME, "USER": "daytona"}
+        env = {"PATH": ":".join(self.emulator.image_path + [STD_PATH]), "HOME": HOME,
+               "USER": "daytona"}
         env.update(sb.env)
         env.update(extra or {})
         return env
