@@ -48,6 +48,9 @@
 #define DEFAULT_API_URL    "https://app.daytona.io/api"
 #define WORKDIR            "/home/daytona"
 #define NONCE_KEY          "mfsandbox.nonce"
+#define SNAPSHOT_CPU       1.0      /* daytona-small, the usual default snapshot */
+#define SNAPSHOT_MEMORY_MB 1024L
+#define SNAPSHOT_DISK_GB   3L
 #define AUTO_STOP_MIN      15
 #define API_TIMEOUT_MS     60000L
 #define CREATE_TIMEOUT_MS  90000L   /* the server waits up to 30 s for "started" */
@@ -807,8 +810,11 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 		for (size_t i = 0; i < spec->env->n; i++)
 			mfs_kvlist_set(&sb->env, spec->env->items[i].key, spec->env->items[i].value);
 
+	/* Only a request beyond the default snapshot's size (1 vCPU, 1 GiB,
+	 * 3 GiB) is worth a note: @daytona always passes its defaults. */
 	if (!image && !spec->quiet &&
-	    (spec->cpu > 0 || spec->memory_mb > 0 || spec->disk_gb > 0 || (spec->gpu && *spec->gpu)))
+	    (spec->cpu > SNAPSHOT_CPU || spec->memory_mb > SNAPSHOT_MEMORY_MB ||
+	     spec->disk_gb > SNAPSHOT_DISK_GB || (spec->gpu && *spec->gpu)))
 		say("daytona: --cpu, --memory, --disk and --gpu apply only with --image; the "
 		    "default snapshot's size is used\n");
 

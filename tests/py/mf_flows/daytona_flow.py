@@ -1,0 +1,50 @@
+"""@daytona end to end against the Daytona emulator: artifacts through S3,
+output on both streams, a retried step in a fresh sandbox, metadata relayed
+to the service the sandbox cannot reach."""
+import os
+import socket
+import sys
+import urllib.parse
+
+from metaflow import FlowSpec, current, daytona, retry, step
+
+
+class MfsDaytonaFlow(FlowSpec):
+    @daytona
+    @step
+    def start(self):
+        self.values = [1, 2, 3]
+        self.backend = os.environ.get("METAFLOW_SANDBOX_BACKEND")
+        self.marker = "%s/%s" % (os.environ.get("HOME"), os.getcwd())
+        # The sandbox must not reach the launcher's metadata service.
+        url = os.environ.get("MFS_TEST_SERVICE_URL")
+        u = urllib.parse.urlsplit(url)
+        try:
+            socket.create_connection((u.hostname, u.port), 3).close()
+            self.service_reachable = True
+        except OSError:
+            self.service_reachable = False
+        print("hello from daytona \u2713")
+        print("to stderr", file=sys.stderr)
+        self.next(self.flaky)
+
+    @retry(times=1, minutes_between_retries=0)
+    @daytona
+    @step
+    def flaky(self):
+        self.attempt_seen = current.retry_count
+        self.fresh = not os.path.exists("/tmp/mfs-was-here")
+        open("/tmp/mfs-was-here", "w").close()
+        if current.retry_count == 0:
+            raise RuntimeError("first attempt fails on purpose")
+        self.total = sum(self.values)
+        self.next(self.end)
+
+    @daytona
+    @step
+    def end(self):
+        self.done = self.total * 2
+
+
+if __name__ == "__main__":
+    MfsDaytonaFlow()
