@@ -6,10 +6,14 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
+BIN     ?= mfsandbox
 PKGS    := libcurl jansson libarchive
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl and libarchive are not linked: src/lazy_curl.c and
+# src/lazy_archive.c dlopen() them on first use, so a local run does not pay
+# for loading them (see docs/architecture.md).  jansson is small: linked.
+PKG_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null) -ldl -lpthread
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
@@ -29,8 +33,8 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 
-.PHONY: all clean check unit venv pytest tools
-all: mfsandbox
+.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench
+all: $(BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -40,7 +44,7 @@ $(BUILD)/libmfs.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-mfsandbox: $(BUILD)/src/main.o $(BUILD)/libmfs.a
+$(BIN): $(BUILD)/src/main.o $(BUILD)/libmfs.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS) $(ALL_LDFLAGS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmfs.a
@@ -63,14 +67,60 @@ $(VENV)/.stamp: requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.stamp
+# The Metaflow extension (python/), reinstalled when its sources change.  The
+# wheel's own copy of mfsandbox is skipped here: tests use the fresh
+# ./mfsandbox through MFSANDBOX_BIN.
+EXT_SRC := $(shell find python -name '*.py' -o -name pyproject.toml 2>/dev/null)
+$(VENV)/.ext-stamp: $(VENV)/.stamp $(EXT_SRC)
+	MFSANDBOX_BUNDLE=0 $(PY) -m pip install -q --disable-pip-version-check --no-deps \
+		--no-build-isolation ./python
+	rm -rf python/build
+	touch $@
 
+venv: $(VENV)/.stamp $(VENV)/.ext-stamp
+
+# MFSANDBOX_BIN / MFS_BUILD_DIR let the tests find the binary and drivers of
+# the build under test (`make asan` points them at build-asan).
 pytest: all tools venv
-	$(PY) -m pytest -q tests/py
+	MFSANDBOX_BIN=$(abspath $(BIN)) MFS_BUILD_DIR=$(abspath $(BUILD)) $(PY) -m pytest -q tests/py
 
 check: all unit pytest
 
+# Fresh machine: Debian packages, build, venv, then a sample in a local sandbox.
+demo:
+	scripts/install-deps.sh
+	$(MAKE) all venv
+	scripts/demo.sh ./$(BIN)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mfsandbox
+
+# ASan+UBSan build in its own directory, running the unit and integration
+# tests against it.  The normal build's test drivers are built too, for
+# tests that have not learnt MFS_BUILD_DIR.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+asan:
+	$(MAKE) tools
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(MAKE) BUILD=build-asan BIN=build-asan/mfsandbox CFLAGS="-O1 -g" \
+		EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" unit pytest
+
+# Unit tests and a few real runs under valgrind; any error or leak fails.
+VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
+valgrind: all $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; $(VALGRIND) $$t >/dev/null; done
+	tests/valgrind-runs.sh "$(VALGRIND)" ./$(BIN)
+
+# Figures only (no assertions): executor overhead against bare bubblewrap.
+build/bench/rusage: bench/rusage.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+bench: all build/bench/rusage
+	bench/local_overhead ./$(BIN)
+
 clean:
-	rm -rf $(BUILD) mfsandbox
+	rm -rf $(BUILD) build-asan $(BIN)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

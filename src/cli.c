@@ -186,8 +186,9 @@ void mfs_cli_help(const char *cmd)
 	fflush(stdout);
 }
 
-/* For subcommands without options: accept only --help. */
-static int no_options(const char *cmd, int argc, char **argv, int *status)
+/* For subcommands without options: accepts only --help, and no arguments
+ * unless allow_args.  Returns 1 (with *status) when the caller is done. */
+int mfs_cli_no_options(const char *cmd, int argc, char **argv, bool allow_args, int *status)
 {
 	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
 	struct mfs_err err = { MFS_OK, "" };
@@ -204,19 +205,19 @@ static int no_options(const char *cmd, int argc, char **argv, int *status)
 		*status = mfs_cli_fail(&err);
 		return 1;
 	}
+	if (!allow_args && optind < argc) {
+		mfs_fail(&err, MFS_ERR_USAGE, "%s takes no arguments (see 'mfsandbox %s --help')", cmd, cmd);
+		*status = mfs_cli_fail(&err);
+		return 1;
+	}
 	return 0;
 }
 
 static int cmd_version(int argc, char **argv)
 {
 	int status;
-	if (no_options("version", argc, argv, &status))
+	if (mfs_cli_no_options("version", argc, argv, false, &status))
 		return status;
-	if (optind < argc) {
-		struct mfs_err err;
-		mfs_fail(&err, MFS_ERR_USAGE, "version takes no arguments");
-		return mfs_cli_fail(&err);
-	}
 	printf("mfsandbox %s\n", MFS_VERSION);
 	return 0;
 }
@@ -224,7 +225,7 @@ static int cmd_version(int argc, char **argv)
 static int cmd_help(int argc, char **argv)
 {
 	int status;
-	if (no_options("help", argc, argv, &status))
+	if (mfs_cli_no_options("help", argc, argv, true, &status))
 		return status;
 	if (optind < argc) {
 		for (size_t i = 0; i < N_COMMANDS; i++)
@@ -233,7 +234,7 @@ static int cmd_help(int argc, char **argv)
 				return 0;
 			}
 		struct mfs_err err;
-		mfs_fail(&err, MFS_ERR_USAGE, "help: unknown command '%s' (commands: run, backends, ls, kill, version, help)",
+		mfs_fail(&err, MFS_ERR_USAGE, "help: unknown command '%.40s' (commands: run, backends, ls, kill, version, help)",
 			 argv[optind]);
 		return mfs_cli_fail(&err);
 	}
@@ -262,7 +263,7 @@ int mfs_cli_main(int argc, char **argv)
 		mfs_fail(&err, MFS_ERR_USAGE, "options go after the command, e.g. 'mfsandbox run %.*s ...' (see 'mfsandbox help')",
 			 (int)strcspn(cmd, "="), cmd);
 	else
-		mfs_fail(&err, MFS_ERR_USAGE, "unknown command '%s' (commands: run, backends, ls, kill, version, help)",
+		mfs_fail(&err, MFS_ERR_USAGE, "unknown command '%.40s' (commands: run, backends, ls, kill, version, help)",
 			 cmd);
 	return mfs_cli_fail(&err);
 }

@@ -34,23 +34,9 @@ static void join_lines(struct mfs_buf *out, const char *text)
 
 int mfs_cmd_backends(int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-	struct mfs_err err = { MFS_OK, "" };
-	int c;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			mfs_cli_help("backends");
-			return 0;
-		}
-		mfs_cli_bad_option("backends", c, argv, optind, &err);
-		return mfs_cli_fail(&err);
-	}
-	if (optind < argc) {
-		mfs_fail(&err, MFS_ERR_USAGE, "backends takes no arguments (see 'mfsandbox backends --help')");
-		return mfs_cli_fail(&err);
-	}
+	int status;
+	if (mfs_cli_no_options("backends", argc, argv, false, &status))
+		return status;
 	for (size_t i = 0; i < mfs_backend_count(); i++) {
 		const struct mfs_backend_ops *ops = mfs_backend_at(i);
 		struct mfs_buf notes = MFS_BUF_INIT, line = MFS_BUF_INIT;
@@ -192,7 +178,7 @@ static void format_age(struct mfs_buf *out, time_t created)
 		mfs_buf_addf(out, "%lldd", s / 86400);
 }
 
-/* Parses the shared [--backend NAME] option; other letters per command. */
+/* Options of `kill`. */
 static const struct option admin_opts[] = {
 	{ "backend", required_argument, NULL, 'b' },
 	{ "pathspec", required_argument, NULL, 'p' },

@@ -14,6 +14,10 @@ int mfs_cli_fail(const struct mfs_err *err);
 /* Prints a subcommand's help text to stdout. */
 void mfs_cli_help(const char *cmd);
 
+/* Subcommands without options: handles --help and bad options; returns 1
+ * with *status set when the caller should return it. */
+int mfs_cli_no_options(const char *cmd, int argc, char **argv, bool allow_args, int *status);
+
 /* getopt_long's complaint turned into a one-line usage error. */
 enum mfs_code mfs_cli_bad_option(const char *cmd, int opt, char **argv, int optind_now,
 				 struct mfs_err *err);

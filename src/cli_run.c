@@ -17,6 +17,7 @@
 #include "mfs/cancel.h"
 #include "mfs/cli.h"
 #include "mfs/job_relay.h"
+#include "mfs/metaflow_task.h"
 #include "mfs/registry.h"
 
 #define BACKEND_ENV "METAFLOW_SANDBOX_BACKEND"
@@ -25,6 +26,7 @@ enum {
 	OPT_BACKEND = 256, OPT_CPU, OPT_MEMORY, OPT_DISK, OPT_GPU, OPT_IMAGE, OPT_NETWORK,
 	OPT_TIMEOUT, OPT_ENV, OPT_ENV_FILE, OPT_UPLOAD, OPT_CODE, OPT_KEEP, OPT_DRY_RUN, OPT_QUIET,
 	OPT_RELAY, OPT_FORWARD_ENV,
+	OPT_METAFLOW_SPEC,
 };
 
 static const struct option run_opts[] = {
@@ -41,6 +43,7 @@ static const struct option run_opts[] = {
 	{ "upload", required_argument, NULL, OPT_UPLOAD },
 	{ "code", required_argument, NULL, OPT_CODE },
 	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "metaflow-spec", required_argument, NULL, OPT_METAFLOW_SPEC },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "relay", no_argument, NULL, OPT_RELAY },
@@ -254,6 +257,12 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool
 		case OPT_KEEP:
 			job->keep = true;
 			break;
+		case OPT_METAFLOW_SPEC:
+			if (!*optarg)
+				rc = mfs_fail(err, MFS_ERR_USAGE, "--metaflow-spec needs a file");
+			else
+				set_str(&job->metaflow_spec, optarg);
+			break;
 		case OPT_DRY_RUN:
 			job->dry_run = true;
 			break;
@@ -298,15 +307,18 @@ static void install_signal_handlers(void)
 }
 
 /* A --keep sandbox handle stays reachable until exit (see executor.h). */
-static struct mfs_sandbox *kept_sandbox;
+static struct mfs_sandbox *volatile kept_sandbox;
 
 int mfs_cmd_run(int argc, char **argv)
 {
 	struct mfs_job job;
 	struct mfs_job_relay relay;
 	struct mfs_job_result res;
+	struct mfs_mf_task mft;
 	struct mfs_err err = { MFS_OK, "" };
 	bool help = false;
+
+	mfs_mf_task_init(&mft, NULL);
 	int status;
 
 	mfs_job_init(&job);
@@ -318,6 +330,11 @@ int mfs_cmd_run(int argc, char **argv)
 		mfs_cli_help("run");
 		status = 0;
 		goto out;
+	}
+	if (rc == MFS_OK && job.metaflow_spec) {
+		mfs_mf_task_init(&mft, job.metaflow_spec);
+		job.prepare = mfs_mf_prepare;
+		job.prepare_ctx = &mft;
 	}
 	if (rc == MFS_OK && !job.dry_run) {
 		if (mfs_cancel_init() != 0)
@@ -338,6 +355,7 @@ int mfs_cmd_run(int argc, char **argv)
 	status = mfs_exit_for(rc, res.status, mfs_cancel_signal());
 	kept_sandbox = res.kept;
 out:
+	mfs_mf_task_release(&mft); /* flushes an unfinished last line */
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
 	mfs_job_relay_release(&relay);

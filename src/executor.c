@@ -34,6 +34,7 @@ void mfs_job_init(struct mfs_job *job)
 	mfs_kvlist_init(&job->env);
 	mfs_kvlist_init(&job->uploads);
 	mfs_strv_init(&job->forward_env);
+	mfs_strv_init(&job->rw_paths);
 }
 
 void mfs_job_release(struct mfs_job *job)
@@ -42,6 +43,8 @@ void mfs_job_release(struct mfs_job *job)
 	free(job->gpu);
 	free(job->network);
 	free(job->code_path);
+	free(job->metaflow_spec);
+	mfs_strv_release(&job->rw_paths);
 	mfs_strv_release(&job->argv);
 	mfs_kvlist_release(&job->env);
 	mfs_kvlist_release(&job->uploads);
@@ -407,6 +410,27 @@ out:
 	return rc;
 }
 
+/* probe() is diagnosis, and can be costly (the local one starts a throw-away
+ * bubblewrap), so a run does not pay for it up front: only when create()
+ * fails do we ask probe() what is missing, whose answer ("set
+ * E2B_API_KEY", "install bubblewrap") is what the person needs. */
+static enum mfs_code explain_create_failure(const struct mfs_job *job, enum mfs_code rc,
+					    struct mfs_err *err)
+{
+	struct mfs_buf notes = MFS_BUF_INIT;
+	struct mfs_err perr = { MFS_OK, "" };
+	if (rc != MFS_ERR_CANCELLED && rc != MFS_ERR_USAGE &&
+	    job->ops->probe(&notes, &perr) != MFS_OK) {
+		*err = perr;
+		rc = perr.code;
+		mfs_err_prefix(err, "backend %s is not usable here", job->ops->name);
+	} else {
+		mfs_err_prefix(err, "creating the %s sandbox", job->ops->name);
+	}
+	mfs_buf_release(&notes);
+	return rc;
+}
+
 static void header(const struct mfs_job *job, const struct mfs_sandbox *sb)
 {
 	if (job->quiet || !job->is_step)
@@ -423,6 +447,7 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 	struct mfs_buf how = MFS_BUF_INIT;
 	if (job->ops->describe)
 		job->ops->describe(sb, &how);
+	bool has_kill = how.data && strstr(how.data, "mfsandbox kill");
 	say(job, "kept %s sandbox %s (--keep)", job->ops->name, sb->id ? sb->id : "?");
 	/* describe() may return several lines: pass each on. */
 	for (char *line = how.data, *next; line && *line; line = next) {
@@ -432,7 +457,9 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 		if (*line)
 			say(job, "  %s", line);
 	}
-	say(job, "remove it with: mfsandbox kill --backend %s %s", job->ops->name, sb->id ? sb->id : "?");
+	if (!has_kill)
+		say(job, "remove it with: mfsandbox kill --backend %s %s", job->ops->name,
+		    sb->id ? sb->id : "?");
 	mfs_buf_release(&how);
 }
 
@@ -441,7 +468,7 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 	enum mfs_code rc;
 	struct mfs_sandbox *sb = NULL;
 	struct mfs_kvlist labels = MFS_KVLIST_INIT;
-	struct mfs_buf name = MFS_BUF_INIT, notes = MFS_BUF_INIT;
+	struct mfs_buf name = MFS_BUF_INIT;
 	char *tarball = NULL, *temp = NULL;
 	long long deadline = now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
 	struct mfs_job_outcome outcome = { false, 0, MFS_ERR_BACKEND };
@@ -460,11 +487,6 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		return MFS_OK;
 	}
 
-	rc = job->ops->probe(&notes, err);
-	if (rc != MFS_OK) {
-		mfs_err_prefix(err, "backend %s is not usable here", job->ops->name);
-		goto out;
-	}
 	if ((rc = check_local_files(job, err)) != MFS_OK)
 		goto out;
 	warn_unenforced(job);
@@ -486,12 +508,13 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		.timeout_s = sandbox_timeout(job),
 		.env = &job->env,
 		.network = job->network,
+		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,
 		.quiet = job->quiet,
 	};
 	rc = job->ops->create(&spec, &sb, err);
 	if (rc != MFS_OK) {
 		sb = NULL; /* a failed create owns nothing we must destroy */
-		mfs_err_prefix(err, "creating the %s sandbox", job->ops->name);
+		rc = explain_create_failure(job, rc, err);
 		goto out;
 	}
 	header(job, sb);
@@ -527,7 +550,6 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		 * status: the caller asked us to stop. */
 		if (rc == MFS_OK && mfs_cancelled())
 			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled by signal %d", mfs_cancel_signal());
-		outcome.code = rc;
 		outcome.status = res->status;
 	}
 	outcome.code = rc;
@@ -565,6 +587,5 @@ out:
 	free(tarball);
 	mfs_kvlist_release(&labels);
 	mfs_buf_release(&name);
-	mfs_buf_release(&notes);
 	return rc;
 }

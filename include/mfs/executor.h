@@ -2,7 +2,8 @@
  * executor.h - one run of one command in one sandbox.
  *
  * The CLI fills a struct mfs_job from flags; mfs_job_run() drives the
- * backend: prepare hook -> probe -> create (labelled) -> uploads and code
+ * backend: prepare hook -> create (labelled; probe only to explain a failed
+ * create) -> uploads and code
  * -> exec with live stdout/stderr passthrough -> finish hook -> destroy
  * (on every path unless --keep).  It returns an mfs_code; the command's
  * own exit status is in result->status when the command ran.
@@ -57,6 +58,8 @@ struct mfs_job {
 	struct mfs_kvlist env;   /* sandbox environment (may hold secrets) */
 	struct mfs_kvlist uploads; /* key: remote path, value: local path */
 	char *code_path;         /* --code DIR|TARBALL, NULL: none */
+	struct mfs_strv rw_paths;  /* host dirs bound read-write (local backend only) */
+	char *metaflow_spec;     /* --metaflow-spec FILE, NULL: none (src/metaflow_task.c) */
 
 	bool keep, dry_run, quiet;
 	bool relay;                 /* --relay: metadata relay on the local backend too */

@@ -66,10 +66,11 @@ def test_backend_from_environment():
     assert "METAFLOW_SANDBOX_BACKEND 'k8s' is not a backend" in one_error_line(r)
 
 
-def test_unbuilt_backend_refuses_with_202():
-    r = mfs("run", "--backend", "daytona", "--", "true")
+def test_unconfigured_cloud_backend_refuses_with_202():
+    env = {k: v for k, v in clean_env().items() if not k.startswith("DAYTONA_")}
+    r = mfs("run", "--backend", "daytona", "--", "true", env=env)
     assert r.returncode == 202
-    assert "not built yet" in one_error_line(r)
+    assert "DAYTONA_API_KEY is not set" in one_error_line(r)
 
 
 @pytest.mark.parametrize("cmd", ["run", "backends", "ls", "kill", "version", "help"])
@@ -98,7 +99,7 @@ def test_backends_lists_every_backend_once():
     assert [line.split()[0] for line in lines] == ["local", "daytona", "e2b"]
     by_name = {line.split()[0]: line for line in lines}
     assert by_name["daytona"].split()[1] == "unusable"
-    assert "not built yet" in by_name["daytona"]
+    assert "DAYTONA_API_KEY" in by_name["daytona"]
     assert by_name["e2b"].split()[1] == "unusable"
     # local says what it cannot enforce instead of staying silent
     assert "limits:" in by_name["local"]

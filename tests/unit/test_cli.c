@@ -275,22 +275,31 @@ static void registry_lookups(void **state)
 	mfs_buf_release(&names);
 }
 
-static void placeholders_refuse_honestly(void **state)
+/* A cloud backend without credentials refuses before any request, naming
+ * the variable (no server exists here: a request would fail differently). */
+static void daytona_without_credentials_refuses(void **state)
 {
 	(void)state;
-	const char *names[] = { "daytona" }; /* until its backend lands */
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		const struct mfs_backend_ops *ops = mfs_backend_find(names[i]);
-		struct mfs_buf notes = MFS_BUF_INIT;
-		struct mfs_err err;
-		struct mfs_sandbox *sb = (struct mfs_sandbox *)&err;
-		struct mfs_sandbox_spec spec = { .name = "x" };
-		assert_int_equal(ops->probe(&notes, &err), MFS_ERR_UNSUPPORTED);
-		assert_non_null(strstr(err.msg, "not built yet"));
-		assert_int_equal(ops->create(&spec, &sb, &err), MFS_ERR_UNSUPPORTED);
-		assert_null(sb);
-		mfs_buf_release(&notes);
-	}
+	const struct mfs_backend_ops *ops = mfs_backend_find("daytona");
+	struct mfs_buf notes = MFS_BUF_INIT;
+	struct mfs_err err;
+	struct mfs_sandbox *sb = (struct mfs_sandbox *)&err;
+	struct mfs_sandbox_spec spec = { .name = "x", .quiet = true };
+	unsetenv("DAYTONA_API_KEY");
+	unsetenv("DAYTONA_JWT_TOKEN");
+	setenv("DAYTONA_API_URL", "http://127.0.0.1:9/api", 1);
+	assert_int_equal(ops->probe(&notes, &err), MFS_ERR_CONFIG);
+	assert_non_null(strstr(err.msg, "DAYTONA_API_KEY is not set"));
+	assert_int_equal(ops->create(&spec, &sb, &err), MFS_ERR_CONFIG);
+	assert_null(sb);
+	setenv("DAYTONA_JWT_TOKEN", "jwt-secret", 1);
+	unsetenv("DAYTONA_ORGANIZATION_ID");
+	assert_int_equal(ops->create(&spec, &sb, &err), MFS_ERR_CONFIG);
+	assert_non_null(strstr(err.msg, "DAYTONA_ORGANIZATION_ID"));
+	assert_null(strstr(err.msg, "jwt-secret"));
+	unsetenv("DAYTONA_JWT_TOKEN");
+	unsetenv("DAYTONA_API_URL");
+	mfs_buf_release(&notes);
 }
 
 static void redaction(void **state)
@@ -321,7 +330,7 @@ int main(void)
 		cmocka_unit_test_setup(env_order_later_wins, setup),
 		cmocka_unit_test(exit_code_mapping),
 		cmocka_unit_test(registry_lookups),
-		cmocka_unit_test(placeholders_refuse_honestly),
+		cmocka_unit_test(daytona_without_credentials_refuses),
 		cmocka_unit_test(redaction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

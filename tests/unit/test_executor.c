@@ -15,7 +15,7 @@
 
 /* ---- fake backend ---- */
 static struct {
-	struct mfs_buf log;           /* "probe create upload:R exec destroy ..." */
+	struct mfs_buf log;           /* "create upload:R exec destroy ..." */
 	struct mfs_kvlist labels;     /* copied at create */
 	struct mfs_strv exec_argv;    /* last exec */
 	long exec_timeout;
@@ -171,7 +171,7 @@ static void happy_path(void **state)
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
 	assert_true(res.ran);
 	assert_int_equal(res.status, 7);
-	assert_string_equal(fake.log.data, "probe create upload:data/x exec destroy");
+	assert_string_equal(fake.log.data, "create upload:data/x exec destroy");
 	assert_int_equal(out_bytes.len, 7);
 	assert_memory_equal(out_bytes.data, "out\0bin", 7);
 	assert_string_equal(err_bytes.data, "err");
@@ -240,11 +240,10 @@ static void failures_still_destroy(void **state)
 {
 	(void)state;
 	struct { enum mfs_code *slot; enum mfs_code code; const char *log; bool ran; } cases[] = {
-		{ &fake.fail_probe, MFS_ERR_CONFIG, "probe", false },
-		{ &fake.fail_create, MFS_ERR_BACKEND, "probe create", false },
-		{ &fake.fail_upload, MFS_ERR_HTTP, "probe create upload:r destroy", false },
-		{ &fake.fail_exec, MFS_ERR_TIMEOUT, "probe create upload:r exec destroy", true },
-		{ &fake.fail_exec, MFS_ERR_BACKEND, "probe create upload:r exec destroy", true },
+		{ &fake.fail_create, MFS_ERR_BACKEND, "create probe", false },
+		{ &fake.fail_upload, MFS_ERR_HTTP, "create upload:r destroy", false },
+		{ &fake.fail_exec, MFS_ERR_TIMEOUT, "create upload:r exec destroy", true },
+		{ &fake.fail_exec, MFS_ERR_BACKEND, "create upload:r exec destroy", true },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct mfs_job job;
@@ -280,7 +279,35 @@ static void missing_upload_fails_before_create(void **state)
 	mfs_job_result_init(&res);
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_USAGE);
 	assert_non_null(strstr(err.msg, "--upload /nonexistent/file"));
-	assert_string_equal(fake.log.data, "probe");
+	assert_int_equal(fake.log.len, 0);
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
+/* probe() only runs to explain a failed create(), and then its answer
+ * (what is missing) is the message and decides the exit code. */
+static void failed_create_is_explained_by_probe(void **state)
+{
+	(void)state;
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, step_argv);
+	mfs_job_result_init(&res);
+	fake.fail_create = MFS_ERR_BACKEND;
+	fake.fail_probe = MFS_ERR_CONFIG;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_CONFIG);
+	assert_string_equal(err.msg, "backend fake is not usable here: probe says no");
+	assert_string_equal(fake.log.data, "create probe");
+	mfs_buf_reset(&fake.log);
+	fake.fail_probe = MFS_OK;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_BACKEND);
+	assert_string_equal(err.msg, "creating the fake sandbox: create failed");
+	mfs_buf_reset(&fake.log);
+	fake.fail_create = MFS_OK;
+	fake.fail_probe = MFS_ERR_CONFIG; /* never asked on the happy path */
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_string_equal(fake.log.data, "create exec destroy");
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
 }
@@ -295,7 +322,7 @@ static void cancel_wins_and_destroys(void **state)
 	fake.cancel_during_exec = true;
 	mfs_job_result_init(&res);
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_CANCELLED);
-	assert_string_equal(fake.log.data, "probe create exec destroy");
+	assert_string_equal(fake.log.data, "create exec destroy");
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
 
@@ -305,7 +332,7 @@ static void cancel_wins_and_destroys(void **state)
 	fake.cancel_during_exec = false;
 	new_job(&job, step_argv);
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_CANCELLED);
-	assert_string_equal(fake.log.data, "probe");
+	assert_int_equal(fake.log.len, 0);
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
 }
@@ -321,7 +348,7 @@ static void keep_does_not_destroy(void **state)
 	job.quiet = true; /* --keep instructions are shown even when quiet */
 	mfs_job_result_init(&res);
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
-	assert_string_equal(fake.log.data, "probe create exec");
+	assert_string_equal(fake.log.data, "create exec");
 	assert_non_null(strstr(said.data, "kept fake sandbox fake-1"));
 	assert_non_null(strstr(said.data, "  enter: fake-shell fake-1\n  line two\n"));
 	assert_non_null(strstr(said.data, "mfsandbox kill --backend fake fake-1"));
@@ -397,7 +424,7 @@ static void hooks_run_in_place(void **state)
 	job.finish_ctx = &t;
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_HTTP);
 	assert_string_equal(err.msg, "relay failed");
-	assert_string_equal(fake.log.data, "probe create exec destroy");
+	assert_string_equal(fake.log.data, "create exec destroy");
 	mfs_job_release(&job);
 
 	/* finish runs on a failed exec too, and sees why */
@@ -456,6 +483,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(warns_about_limits_it_cannot_enforce, setup, teardown),
 		cmocka_unit_test_setup_teardown(failures_still_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(missing_upload_fails_before_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_create_is_explained_by_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(cancel_wins_and_destroys, setup, teardown),
 		cmocka_unit_test_setup_teardown(keep_does_not_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(hooks_run_in_place, setup, teardown),

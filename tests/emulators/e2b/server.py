@@ -1,7 +1,9 @@
 """E2B emulator: the control plane (api.<domain>) and envd (port 49983 of
 every sandbox) behind one loopback port, answering with the paths, headers,
 status codes, JSON fields and Connect framing of the real service, and
-running the commands for real in bubblewrap sandboxes.
+running the commands for real in nsbox sandboxes (tests/emulators/common):
+as in the cloud, a sandbox reaches only the loopback ports the test allows
+(S3, say) and never the launcher's other services (the metadata service).
 
 Routing follows E2B's edge proxy: a request whose Host's first label is
 `<port>-<sandboxID>` or that carries `E2b-Sandbox-Id` goes to that sandbox's
@@ -28,9 +30,12 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import connect, runner
+from emulators.common.nsbox import Box
+
+from . import connect
 
 ENVD_PORT = 49983
+HOME = "/home/user"  # the default user's home in E2B templates
 CHUNK = 32 << 10  # envd reads stdout/stderr 32 KiB at a time
 DEFAULT_KEEPALIVE_S = 90.0
 STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -114,7 +119,7 @@ class Sandbox:
         self.envd_version = emu.envd_version
         self.started = time.time()
         self.end_at = self.started + timeout
-        self.fs = runner.SandboxFS(emu.workdir)
+        self.fs = Box(parent_dir=emu.workdir, home=HOME, allow_ports=emu.allow_ports)
         self.processes = {}
         self.alive = True
         self.lock = threading.Lock()
@@ -135,21 +140,20 @@ class Sandbox:
             procs = list(self.processes.values())
         for p in procs:
             p.signal(signal.SIGKILL)
-        for p in procs:
-            try:
-                p.popen.wait(timeout=5)
-            except Exception:
-                pass
-        self.fs.remove()
+        self.fs.close()
 
 
 class Emulator:
     def __init__(self, api_key="e2b_" + "0" * 40, envd_version="0.6.13", domain="e2b.local",
-                 workdir=None):
+                 workdir=None, image_path=(), allow_ports=()):
         self.api_key = api_key
         self.envd_version = envd_version
         self.domain = domain
         self.workdir = workdir
+        # Directories the "template image" has on PATH before the system ones
+        # (e.g. a venv with metaflow, as a custom E2B template would carry).
+        self.image_path = list(image_path)
+        self.allow_ports = tuple(allow_ports)  # loopback ports sandboxes may reach
         self.faults = Faults()
         self.sandboxes = {}
         self.killed = set()
@@ -574,12 +578,13 @@ class _Handler(BaseHTTPRequestHandler):
         if "stdin" not in req and _version_tuple(sb.envd_version) >= (0, 3, 0):
             emu.violate("StartRequest without stdin: stdin stays an open pipe")
         user = self._user()
-        home = "/root" if user == "root" else runner.HOME
+        home = HOME
         cwd = proc_cfg.get("cwd") or home
-        host_cwd = sb.fs.host_path(cwd, home)
+        host_cwd = sb.fs.host_path(cwd)
         if host_cwd is None or not os.path.isdir(host_cwd):
             return self._stream_error_only("invalid_argument", "cwd '%s' does not exist" % cwd)
-        env = {"PATH": STD_PATH, "HOME": home, "USER": user, "LOGNAME": user}
+        env = {"PATH": ":".join(emu.image_path + [STD_PATH]), "HOME": home, "USER": user,
+               "LOGNAME": user}
         env.update(sb.env_vars)
         env.update(proc_cfg.get("envs") or {})
 
@@ -589,8 +594,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(min(keepalive_s, max(0.0, stall_until - time.time())))
             self._frame({"event": {"keepalive": {}}})
         try:
-            popen = runner.spawn(sb.fs, [cmd] + args, env, os.path.normpath(
-                host_cwd[len(sb.fs.root):]), stdin_pipe=req.get("stdin", True))
+            popen = sb.fs.spawn([cmd] + args, env, os.path.normpath(host_cwd[len(sb.fs.root):]),
+                                stdin=req.get("stdin", True))
         except OSError as e:
             return self._stream_end({"error": {"code": "internal", "message": str(e)}})
         proc = Process(popen, deadline)

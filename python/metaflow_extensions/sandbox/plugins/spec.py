@@ -1,0 +1,147 @@
+"""The JSON spec handed to `mfsandbox run --metaflow-spec FILE`.
+
+Layer: Metaflow integration.  Written once per (run, step) in the
+decorator's temp dir.  It holds what only Metaflow can compute and never a
+secret: secrets travel by NAME in `forward_env`, and mfsandbox copies their
+values from its own environment into the sandbox.  Format: docs/architecture.md
+"Metaflow integration".
+"""
+import json
+import os
+import sys
+
+SPEC_VERSION = 1
+
+# Non-secret config forwarded when set (env or Metaflow config file), the
+# same families @batch/@kubernetes forward.
+_CONFIG_PREFIXES = (
+    "METAFLOW_DEFAULT_DATASTORE",
+    "METAFLOW_DATASTORE_SYSROOT_",
+    "METAFLOW_DATATOOLS_",
+    "METAFLOW_S3_",
+    "METAFLOW_CARD_",
+    "METAFLOW_CONDA",
+    "METAFLOW_DEBUG_",
+    "METAFLOW_OTEL_",
+    "METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE",
+)
+# Names (never values) of credentials mfsandbox copies from its environment.
+_FORWARD = {
+    "s3": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+           "AWS_DEFAULT_REGION", "AWS_REGION"],
+    "gs": ["GOOGLE_APPLICATION_CREDENTIALS"],
+    "azure": ["AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY"],
+}
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "KEY", "HEADERS", "CREDENTIAL")
+# Client libraries Metaflow's remote bootstrap installs for each datastore.
+_DEPENDENCIES = {"s3": ["boto3", "requests"]}
+
+
+def _is_secret(name):
+    return any(w in name.upper() for w in _SECRET_WORDS)
+
+
+def _config_env():
+    from metaflow.metaflow_config_funcs import config_values
+
+    out = {}
+    for name, value in config_values():
+        if value is None or not name.startswith(_CONFIG_PREFIXES) or _is_secret(name):
+            continue
+        out[name] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def _user():
+    from metaflow.util import get_username
+
+    # A root sandbox cannot tell who launched the run: say it explicitly.
+    return os.environ.get("METAFLOW_USER") or get_username() or "mfsandbox"
+
+
+def build_spec(deco, cli_args):
+    """The spec as a dict; `deco` is the step's SandboxDecorator."""
+    from metaflow.package import MetaflowPackage
+
+    ds = deco.flow_datastore
+    ds_type = ds.TYPE
+    ds_root = ds.datastore_root
+    opts = cli_args.top_level_options
+    metadata = opts.get("metadata")
+    relay = False
+    if metadata == "service":
+        # A sandbox cannot reach the launcher's service: it writes local
+        # metadata that mfsandbox relays after the task.
+        metadata, relay = "local", True
+
+    pkg_meta = deco.package_metadata
+    post = MetaflowPackage.get_post_extract_env_vars(pkg_meta, dest_dir="$(pwd)")
+
+    executable = deco.environment.executable(deco.step) or "python"
+    local = deco.backend == "local"
+    if local and executable.strip() in ("python", "python3"):
+        # The local sandbox sees the host read-only: the launcher's own
+        # interpreter is there and has Metaflow's dependencies.
+        executable = sys.executable
+    python = sys.executable if local else "python"
+
+    env = {}
+    env.update(_config_env())
+    env.update({
+        "METAFLOW_DEFAULT_DATASTORE": ds_type,
+        "METAFLOW_USER": _user(),
+        "METAFLOW_RUNTIME_ENVIRONMENT": "sandbox-" + deco.backend,
+        "METAFLOW_SANDBOX_WORKLOAD": "1",
+        "METAFLOW_SANDBOX_BACKEND": deco.backend,
+        "METAFLOW_FLOW_FILENAME": os.path.basename(sys.argv[0]),
+        "METAFLOW_CODE_URL": deco.package_url or "",
+        "METAFLOW_CODE_SHA": deco.package_sha or "",
+        "METAFLOW_CODE_DS": ds_type,
+        "METAFLOW_CODE_METADATA": pkg_meta or "",
+        "METAFLOW_DEFAULT_METADATA": metadata or "local",
+    })
+    if relay:
+        env["METAFLOW_SANDBOX_METADATA_RELAY"] = "1"
+    rw_paths = []
+    if ds_type == "local":
+        # Bound read-write into the local sandbox: artifacts and local
+        # metadata land where the launcher reads them.
+        env["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = os.path.dirname(ds_root)
+        rw_paths.append(ds_root)
+    else:
+        env["METAFLOW_DATASTORE_SYSROOT_%s" % ds_type.upper()] = ds_root
+    for deco_ in deco.decos:
+        if deco_.name == "environment":
+            env.update({k: str(v) for k, v in (deco_.attributes.get("vars") or {}).items()})
+    env.update({k: str(v) for k, v in deco.attributes["env"].items()})
+
+    return {
+        "version": SPEC_VERSION,
+        "flow_name": deco.flow.name,
+        "datastore": {"type": ds_type, "root": ds_root},
+        "metadata": metadata,
+        "code_package": {
+            "path": deco.package_path,
+            "url": deco.package_url,
+            "sha": deco.package_sha,
+            "metadata": pkg_meta,
+        },
+        "executable": executable,
+        "python": python,
+        "bootstrap_commands": list(deco.environment.bootstrap_commands(deco.step, ds_type)),
+        "dependencies": [] if local else _DEPENDENCIES.get(ds_type, []),
+        "post_extract_env": post,
+        "env": env,
+        "forward_env": _FORWARD.get(ds_type, []),
+        "rw_paths": rw_paths,
+    }
+
+
+def write_spec(deco, cli_args):
+    spec = build_spec(deco, cli_args)
+    path = os.path.join(deco._temp(), "spec-%s-%s.json" % (deco.run_id, deco.step))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(spec, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return path

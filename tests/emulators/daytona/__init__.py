@@ -1,0 +1,2 @@
+"""Daytona main API + toolbox emulator for tests (see server.py)."""
+from .server import Emulator, Faults  # noqa: F401

@@ -1,0 +1,774 @@
+"""Daytona emulator: the main API (`/api/...`) and the toolbox behind the
+proxy (`/toolbox/<sandboxId>/...`) on one loopback port, with the paths,
+status codes, JSON field names, error bodies and session output markers of
+the real service (facts: shared reference daytona-api.md), running every
+command for real in an nsbox namespace sandbox.
+
+Tests drive faults through `Emulator.faults` (in process) or
+`POST /_emulator/faults` (JSON of the same names), and read
+`live_count()` / `GET /_emulator/live` (sandboxes created and not deleted) to
+prove nothing leaked, and `requests` (method, path) to check what a client
+sent.
+
+Deviation, on purpose: every session command runs as its own `sh -c` in the
+sandbox, starting in the session's start directory; `cd`/`export` do not
+carry over to the next command of the session as they do in the real
+daemon's long-lived shell.
+"""
+import datetime
+import email.parser
+import email.policy
+import json
+import os
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..common.nsbox import Box
+
+HOME = "/home/daytona"
+STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+OUT_MARK = b"\x01\x01\x01"
+ERR_MARK = b"\x02\x02\x02"
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
+TRANSITIONS = {"creating", "starting", "stopping", "destroying", "pulling_snapshot",
+               "pending_build", "building_snapshot", "restoring", "archiving", "resizing"}
+BOUNDARY = "DAYTONA-FILE-BOUNDARY"
+ORG = "00000000-0000-4000-8000-00000000e0e0"
+
+
+def _iso(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Faults:
+    """Knobs a test sets before (or while) driving the emulator."""
+
+    def __init__(self):
+        # "METHOD path" (e.g. "POST /sandbox", "GET /sandbox/*", "DELETE
+        # /sandbox/*", "* /toolbox/*"; API paths without /api, toolbox
+        # paths without the sandbox id) -> statuses answered once each
+        # before the real handler; 429 carries Retry-After headers, 502 an
+        # empty body like the proxy's.
+        self.statuses = {}
+        self.retry_after = 1          # seconds in Retry-After(-sandbox-create) on 429
+        self.create_delay = 0.0       # seconds a new sandbox stays "creating"
+        self.server_wait = 30.0       # the create call's server-side wait for "started"
+        self.create_error = None      # reason: new sandboxes go to "error" instead
+        self.create_drop = 0          # next N creates make the sandbox, then cut the line
+        self.delete_conflicts = 0     # next N deletes answer 409 even when settled
+        self.die_after_output = False  # a session command's sandbox dies once it printed
+
+    def update(self, d):
+        for k, v in d.items():
+            if not hasattr(self, k):
+                raise KeyError(k)
+            setattr(self, k, v)
+
+
+class Command:
+    def __init__(self, cid, command):
+        self.id = cid
+        self.command = command
+        self.exit_code = None
+        self.log = bytearray()  # lines with markers, in arrival order
+        self.lock = threading.Lock()
+        self.popen = None
+
+    def view(self):
+        d = {"id": self.id, "command": self.command}
+        if self.exit_code is not None:
+            d["exitCode"] = self.exit_code
+        return d
+
+
+class Sandbox:
+    def __init__(self, emu, body):
+        self.emu = emu
+        self.id = str(uuid.uuid4())
+        now = time.time()
+        self.created = now
+        self.body = body
+        self.labels = dict(body.get("labels") or {})
+        self.env = dict(body.get("env") or {})
+        self.state = "creating"
+        self.error_reason = None
+        self.deleted = False
+        self.box = Box(parent_dir=emu.workdir, home=HOME, allow_ports=emu.allow_ports)
+        self.sessions = {}
+        self.updated = now
+
+    def set_state(self, state, reason=None):
+        self.state = state
+        self.error_reason = reason
+        self.updated = time.time()
+
+    def view(self, listing=False):
+        b = self.body
+        d = {
+            "id": self.id, "organizationId": ORG, "name": b.get("name") or self.id,
+            "snapshot": b.get("snapshot") or (None if b.get("buildInfo") else
+                                              self.emu.default_snapshot),
+            "user": b.get("user") or "daytona", "env": self.env, "labels": self.labels,
+            "public": bool(b.get("public", False)),
+            "networkBlockAll": bool(b.get("networkBlockAll", False)),
+            "target": b.get("target") or "us", "cpu": int(b.get("cpu") or 1), "gpu": int(b.get("gpu") or 0),
+            "memory": int(b.get("memory") or 1), "disk": int(b.get("disk") or 3),
+            "state": self.state, "desiredState": "destroyed" if self.deleted else "started",
+            "errorReason": self.error_reason, "recoverable": False,
+            "autoStopInterval": b.get("autoStopInterval", 15),
+            "autoArchiveInterval": b.get("autoArchiveInterval", 10080),
+            "autoDeleteInterval": b.get("autoDeleteInterval", -1),
+            "createdAt": _iso(self.created), "updatedAt": _iso(self.updated),
+            "daemonVersion": "0.190.0", "kvm": False,
+            "toolboxProxyUrl": self.emu.toolbox_url,
+        }
+        if not listing:
+            d["volumes"] = b.get("volumes") or []
+        return d
+
+    def destroy(self):
+        for s in list(self.sessions.values()):
+            for c in s["commands"].values():
+                if c.popen and c.popen.poll() is None:
+                    self.box.kill(c.popen)
+        self.box.close()
+
+
+class ApiError(Exception):
+    def __init__(self, status, message, code=None):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           408: "Request Timeout", 409: "Conflict", 429: "Too Many Requests",
+           500: "Internal Server Error"}
+CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 408: "REQUEST_TIMEOUT",
+         409: "CONFLICT", 500: "INTERNAL_SERVER_ERROR"}
+
+
+class Emulator:
+    def __init__(self, api_key="dtn_" + "0" * 40, workdir=None, allow_ports=(),
+                 default_snapshot="daytona-small"):
+        self.api_key = api_key
+        self.workdir = workdir
+        self.allow_ports = tuple(allow_ports)
+        self.default_snapshot = default_snapshot
+        self.faults = Faults()
+        self.sandboxes = {}
+        self.lock = threading.Lock()
+        self.requests = []
+        self.created_total = 0
+        self.create_bodies = []       # JSON bodies of the creates that made a sandbox
+        self.httpd = None
+
+    # -- lifecycle -----------------------------------------------------
+    def start(self, port=0):
+        emu = self
+
+        class Handler(_Handler):
+            emulator = emu
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self.lock:
+            boxes = list(self.sandboxes.values())
+            self.sandboxes.clear()
+        for sb in boxes:
+            sb.destroy()
+
+    @property
+    def port(self):
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/api" % self.port
+
+    @property
+    def toolbox_url(self):
+        return "http://127.0.0.1:%d/toolbox" % self.port
+
+    def live(self):
+        with self.lock:
+            return [sb for sb in self.sandboxes.values() if not sb.deleted]
+
+    def live_count(self):
+        return len(self.live())
+
+    # -- state machine -------------------------------------------------
+    def _boot(self, sb):
+        """creating -> started (or error) after the configured delay."""
+        delay, reason = self.faults.create_delay, self.faults.create_error
+
+        def run():
+            if delay:
+                time.sleep(delay)
+            if sb.deleted:
+                return
+            if reason:
+                sb.set_state("error", reason)
+            else:
+                sb.set_state("started")
+        if delay:
+            threading.Thread(target=run, daemon=True).start()
+        else:
+            run()
+
+    def get(self, ident):
+        with self.lock:
+            sb = self.sandboxes.get(ident)
+            if sb is None:
+                for s in self.sandboxes.values():
+                    if s.body.get("name") == ident:
+                        sb = s
+        if sb is None or sb.state == "destroyed":
+            raise ApiError(404, "Sandbox with ID or name %s not found" % ident)
+        return sb
+
+    def delete(self, sb):
+        if self.faults.delete_conflicts > 0:
+            self.faults.delete_conflicts -= 1
+            raise ApiError(409, "Sandbox state change in progress")
+        if sb.state in TRANSITIONS:
+            raise ApiError(409, "Sandbox state change in progress")
+        sb.deleted = True
+        sb.set_state("destroying")
+        sb.destroy()
+
+        def gone():
+            time.sleep(0.2)
+            sb.set_state("destroyed")
+            with self.lock:
+                self.sandboxes.pop(sb.id, None)
+        threading.Thread(target=gone, daemon=True).start()
+
+    def kill_sandbox(self, sb, reason):
+        """The sandbox dies (runner lost, OOM): processes gone, state error."""
+        sb.set_state("error", reason)
+        for s in list(sb.sessions.values()):
+            for c in s["commands"].values():
+                if c.popen and c.popen.poll() is None:
+                    sb.box.kill(c.popen)
+
+
+def _semver(v):
+    m = SEMVER.match(v or "")
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def _strip(raw):
+    return raw.replace(OUT_MARK, b"").replace(ERR_MARK, b"")
+
+
+def _demux(raw):
+    out, err = bytearray(), bytearray()
+    for line in raw.splitlines(keepends=True):
+        if line.startswith(OUT_MARK):
+            out += line[3:]
+        elif line.startswith(ERR_MARK):
+            err += line[3:]
+    return bytes(out), bytes(err)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    emulator = None  # set by Emulator.start
+
+    def log_message(self, *a):
+        pass
+
+    # -- plumbing ------------------------------------------------------
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _send_raw(self, status, data=b"", ctype=None, headers=()):
+        self.send_response(status)
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data and self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _json(self, status, obj, headers=()):
+        self._send_raw(status, json.dumps(obj).encode(), "application/json; charset=utf-8",
+                       headers)
+
+    def _api_error(self, e, headers=()):
+        """The API's NestJS error body, or the daemon's Go one on the toolbox."""
+        if self.path.startswith("/toolbox/"):
+            body = {"statusCode": e.status, "message": e.message,
+                    "code": e.code or CODES.get(e.status, "ERROR"),
+                    "timestamp": _iso(time.time()), "path": self.path.split("?")[0],
+                    "method": self.command}
+        else:
+            body = {"path": self.path.split("?")[0], "timestamp": _iso(time.time()),
+                    "statusCode": e.status, "error": REASONS.get(e.status, "Error"),
+                    "message": e.message}
+        self._json(e.status, body, headers)
+
+    def _injected(self, key):
+        """A status from faults.statuses for this request, consumed."""
+        f = self.emulator.faults
+        for pat, sts in list(f.statuses.items()):
+            if not sts:
+                continue
+            m, _, p = pat.partition(" ")
+            if m not in ("*", self.command):
+                continue
+            if p.endswith("*") and key.startswith(p[:-1]) or key == p:
+                return sts.pop(0)
+        return None
+
+    def _dispatch(self):
+        emu = self.emulator
+        parsed = urllib.parse.urlsplit(self.path)
+        path, q = parsed.path, urllib.parse.parse_qs(parsed.query)
+        body = self._body()
+        with emu.lock:
+            emu.requests.append((self.command, path))
+        if path.startswith("/_emulator/"):
+            return self._control(path, body)
+        if path.startswith("/api/"):
+            key = path[len("/api"):]
+        elif path.startswith("/toolbox/"):
+            key = "/toolbox/" + path[len("/toolbox/"):].partition("/")[2]
+        else:
+            return self._api_error(ApiError(404, "Cannot %s %s" % (self.command, path)))
+        st = self._injected(key)
+        if st is not None:
+            if st == 429:
+                ra = str(emu.faults.retry_after)
+                return self._api_error(ApiError(429, "ThrottlerException: Too Many Requests"),
+                                       [("Retry-After", ra), ("Retry-After-sandbox-create", ra)])
+            if st in (502, 503, 504):
+                return self._send_raw(st)
+            return self._api_error(ApiError(st, REASONS.get(st, "injected")))
+        if key == "/config":
+            return self._json(200, {"proxyToolboxUrl": emu.toolbox_url,
+                                    "proxyTemplateUrl": emu.toolbox_url,
+                                    "defaultSnapshot": emu.default_snapshot,
+                                    "maxAutoArchiveInterval": 43200,
+                                    "maintananceMode": False, "version": "0.190.0",
+                                    "environment": "emulator", "analyticsApiUrl": None})
+        auth = self.headers.get("Authorization", "")
+        if auth != "Bearer " + emu.api_key:
+            return self._api_error(ApiError(401, "Invalid credentials"))
+        try:
+            if path.startswith("/api/"):
+                return self._api(key, q, body)
+            return self._toolbox(path[len("/toolbox/"):], q, body)
+        except ApiError as e:
+            return self._api_error(e)
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_POST(self):
+        self._dispatch()
+
+    def do_PUT(self):
+        self._dispatch()
+
+    def do_DELETE(self):
+        self._dispatch()
+
+    # -- control -------------------------------------------------------
+    def _control(self, path, body):
+        emu = self.emulator
+        if path == "/_emulator/live":
+            return self._json(200, {"live": emu.live_count(),
+                                    "ids": [sb.id for sb in emu.live()]})
+        if path == "/_emulator/faults" and self.command == "POST":
+            try:
+                emu.faults.update(json.loads(body or b"{}"))
+            except (KeyError, ValueError) as e:
+                return self._json(400, {"message": "unknown fault %s" % e})
+            return self._json(200, {})
+        return self._json(404, {"message": "no such control"})
+
+    # -- main API ------------------------------------------------------
+    def _api(self, key, q, body):
+        emu = self.emulator
+        parts = key.strip("/").split("/")
+        if parts[0] != "sandbox":
+            raise ApiError(404, "Cannot %s /api%s" % (self.command, key))
+        if len(parts) == 1:
+            if self.command == "POST":
+                return self._create(body)
+            if self.command == "GET":
+                return self._list(q)
+        elif len(parts) == 2:
+            sb = emu.get(parts[1])
+            if self.command == "GET":
+                return self._json(200, sb.view())
+            if self.command == "DELETE":
+                emu.delete(sb)
+                return self._json(200, sb.view())
+        elif len(parts) == 3 and parts[2] == "toolbox-proxy-url" and self.command == "GET":
+            emu.get(parts[1])
+            return self._json(200, {"url": emu.toolbox_url})
+        elif len(parts) == 3 and parts[2] == "labels" and self.command == "PUT":
+            sb = emu.get(parts[1])
+            sb.labels = dict(json.loads(body).get("labels") or {})
+            return self._json(200, {"labels": sb.labels})
+        raise ApiError(404, "Cannot %s /api%s" % (self.command, key))
+
+    def _create(self, raw):
+        emu = self.emulator
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            raise ApiError(400, "Invalid JSON body")
+        for k in ("env", "labels"):
+            v = body.get(k)
+            if v is not None and not (isinstance(v, dict) and
+                                      all(isinstance(x, str) for x in v.values())):
+                raise ApiError(400, "%s must be an object of strings" % k)
+        for k in ("cpu", "gpu", "memory", "disk", "autoStopInterval", "autoArchiveInterval",
+                  "autoDeleteInterval"):
+            v = body.get(k)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+                raise ApiError(400, "%s must be an integer number" % k)
+        if body.get("buildInfo") and body.get("snapshot"):
+            raise ApiError(400, "Cannot specify a snapshot when using a build info entry")
+        if not body.get("buildInfo") and any(body.get(k) for k in ("cpu", "gpu", "memory", "disk")):
+            raise ApiError(400, "Cannot specify Sandbox resources when using a snapshot")
+        if body.get("buildInfo") and not (body["buildInfo"] or {}).get("dockerfileContent"):
+            raise ApiError(400, "buildInfo.dockerfileContent should not be empty")
+        sb = Sandbox(emu, body)
+        with emu.lock:
+            emu.sandboxes[sb.id] = sb
+            emu.created_total += 1
+            emu.create_bodies.append(body)
+        emu._boot(sb)
+        if emu.faults.create_drop > 0:
+            emu.faults.create_drop -= 1
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if not body.get("buildInfo"):
+            deadline = time.monotonic() + emu.faults.server_wait
+            while sb.state == "creating" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if sb.state in ("error", "build_failed"):
+                raise ApiError(400, "Sandbox failed to start: %s" % sb.error_reason)
+        return self._json(200, sb.view())
+
+    def _list(self, q):
+        emu = self.emulator
+        want = {}
+        if q.get("labels"):
+            try:
+                want = json.loads(q["labels"][0])
+            except ValueError:
+                raise ApiError(400, "labels must be a JSON object")
+        states = set(q.get("states", []))
+        limit = int((q.get("limit") or ["100"])[0])
+        if not 1 <= limit <= 200:
+            raise ApiError(400, "limit must not be greater than 200")
+        start = int((q.get("cursor") or ["0"])[0] or 0)
+        with emu.lock:
+            items = [sb for sb in sorted(emu.sandboxes.values(), key=lambda s: s.created)
+                     if sb.state != "destroyed"
+                     and all(sb.labels.get(k) == v for k, v in want.items())
+                     and (not states or sb.state in states)]
+        page = items[start:start + limit]
+        nxt = str(start + limit) if start + limit < len(items) else None
+        return self._json(200, {"items": [sb.view(listing=True) for sb in page],
+                                 "nextCursor": nxt})
+
+    # -- toolbox -------------------------------------------------------
+    def _toolbox(self, rest, q, body):
+        emu = self.emulator
+        sid, _, sub = rest.partition("/")
+        try:
+            sb = emu.get(sid)
+        except ApiError:
+            raise ApiError(404, "sandbox not found")
+        if sb.state != "started":
+            # The proxy cannot reach a sandbox that is not running.
+            return self._send_raw(502)
+        sub = "/" + sub
+        if sub == "/process/execute" and self.command == "POST":
+            return self._execute(sb, body)
+        if sub == "/files/bulk-upload" and self.command == "POST":
+            return self._bulk_upload(sb, body)
+        if sub == "/files/bulk-download" and self.command == "POST":
+            return self._bulk_download(sb, body)
+        if sub == "/files/download" and self.command == "GET":
+            return self._download(sb, q)
+        if sub == "/files/folder" and self.command == "POST":
+            p = sb.box.host_path((q.get("path") or [""])[0])
+            if p is None:
+                raise ApiError(403, "permission denied")
+            os.makedirs(p, exist_ok=True)
+            return self._send_raw(201)
+        if sub in ("/work-dir", "/user-home-dir") and self.command == "GET":
+            return self._json(200, {"dir": HOME})
+        if sub == "/version":
+            return self._json(200, {"version": "0.190.0"})
+        if sub.startswith("/process/session"):
+            return self._session(sb, sub[len("/process/session"):], body)
+        raise ApiError(404, "route not found")
+
+    def _env(self, sb, extra):
+        env = {"PATH": STD_PATH, "HOME": HOME, "USER": "daytona"}
+        env.update(sb.env)
+        env.update(extra or {})
+        return env
+
+    def _execute(self, sb, raw):
+        try:
+            req = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError(400, "invalid request body")
+        cmd = req.get("command")
+        if not isinstance(cmd, str) or not cmd.strip():
+            raise ApiError(400, "command is required")
+        envs = req.get("envs") or {}
+        for k in envs:
+            if not ENV_KEY.match(k):
+                raise ApiError(400, "invalid environment variable name: %s" % k)
+        cwd = req.get("cwd") or HOME
+        timeout = req.get("timeout") or None
+        p = sb.box.spawn(["sh", "-c", cmd], self._env(sb, envs), cwd=cwd)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except Exception:  # TimeoutExpired
+            sb.box.kill(p)
+            p.communicate()
+            raise ApiError(408, "command execution timeout", "PROCESS_EXECUTION_TIMEOUT")
+        code = p.returncode if p.returncode >= 0 else 128 - p.returncode
+        return self._json(200, {"exitCode": code,
+                                "result": (out + err).decode("utf-8", "replace")})
+
+    def _bulk_upload(self, sb, raw):
+        ctype = self.headers.get("Content-Type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise ApiError(400, "request Content-Type isn't multipart/form-data")
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
+        if not msg.is_multipart():
+            raise ApiError(400, "error parsing multipart form")
+        dests, files, errors = {}, [], []
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition") or ""
+            m = re.match(r"^files\[(\d+)\]\.(path|file)$", name)
+            if not m:
+                continue
+            i, kind = m.group(1), m.group(2)
+            data = part.get_payload(decode=True) or b""
+            if kind == "path":
+                dests[i] = data.decode()
+                continue
+            if i not in dests:
+                errors.append("files[%s]: path must come before file" % i)
+                continue
+            hp = sb.box.host_path(dests[i])
+            if hp is None:
+                errors.append("%s: permission denied" % dests[i])
+                continue
+            os.makedirs(os.path.dirname(hp), exist_ok=True)
+            with open(hp, "wb") as f:
+                f.write(data)
+            files.append({"path": dests[i], "bytes": len(data)})
+        if errors:
+            return self._json(400, {"errors": errors, "files": files})
+        return self._json(200, {"files": files})
+
+    def _read(self, sb, path):
+        hp = sb.box.host_path(path)
+        if hp is None:
+            # Outside the writable places: readable from the read-only host.
+            hp = os.path.normpath(path if path.startswith("/") else os.path.join(HOME, path))
+        if os.path.isdir(hp):
+            raise ApiError(400, "path is a directory", "BAD_REQUEST")
+        try:
+            with open(hp, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ApiError(404, "file not found: %s" % path, "FILE_NOT_FOUND")
+        except PermissionError:
+            raise ApiError(403, "permission denied: %s" % path)
+
+    def _download(self, sb, q):
+        path = (q.get("path") or [""])[0]
+        data = self._read(sb, path)
+        name = os.path.basename(path)
+        return self._send_raw(200, data, "application/octet-stream",
+                              [("Content-Disposition", 'attachment; filename="%s"' % name)])
+
+    def _bulk_download(self, sb, raw):
+        try:
+            paths = json.loads(raw or b"{}")["paths"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(400, "invalid request body")
+        out = bytearray()
+        for p in paths:
+            out += b"--" + BOUNDARY.encode() + b"\r\n"
+            try:
+                data = self._read(sb, p)
+                out += ('Content-Disposition: form-data; name="file"; filename="%s"\r\n'
+                        'Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n'
+                        % (p, len(data))).encode()
+                out += data
+            except ApiError as e:
+                err = json.dumps({"statusCode": e.status, "message": e.message,
+                                  "code": e.code or CODES.get(e.status, "ERROR")}).encode()
+                out += ('Content-Disposition: form-data; name="error"; filename="%s"\r\n'
+                        'Content-Type: application/json\r\n\r\n' % p).encode()
+                out += err
+            out += b"\r\n"
+        out += b"--" + BOUNDARY.encode() + b"--\r\n"
+        return self._send_raw(200, bytes(out), "multipart/form-data; boundary=" + BOUNDARY)
+
+    # -- sessions ------------------------------------------------------
+    def _output_mode(self):
+        """How session output is shaped for this client (reference §3.4)."""
+        v = self.headers.get("X-Daytona-SDK-Version")
+        if v is not None:
+            sv = _semver(v)
+            if sv is None:
+                return "raw"
+            if sv >= (0, 167, 0):
+                return "json"
+            if sv < (0, 27, 0):
+                return "stripped"
+            return "raw"
+        if (self.headers.get("X-Daytona-Split-Output") or "").lower() == "true":
+            return "raw"
+        return "stripped"
+
+    def _session(self, sb, rest, raw):
+        parts = [p for p in rest.split("/") if p]
+        if not parts:
+            if self.command == "POST":
+                try:
+                    sid = json.loads(raw or b"{}").get("sessionId")
+                except ValueError:
+                    sid = None
+                if not sid:
+                    raise ApiError(400, "sessionId is required")
+                if sid == "entrypoint":
+                    raise ApiError(400, "session id entrypoint is reserved")
+                if sid in sb.sessions:
+                    raise ApiError(409, "session already exists", "CONFLICT")
+                sb.sessions[sid] = {"commands": {}, "order": []}
+                return self._send_raw(201)
+            return self._json(200, [self._session_view(sid, s) for sid, s in sb.sessions.items()])
+        sid = parts[0]
+        s = sb.sessions.get(sid)
+        if s is None:
+            raise ApiError(404, "session not found", "NOT_FOUND")
+        if len(parts) == 1:
+            if self.command == "GET":
+                return self._json(200, self._session_view(sid, s))
+            if self.command == "DELETE":
+                for c in s["commands"].values():
+                    if c.popen and c.popen.poll() is None:
+                        sb.box.kill(c.popen)
+                del sb.sessions[sid]
+                return self._send_raw(204)
+        if len(parts) == 2 and parts[1] == "exec" and self.command == "POST":
+            return self._session_exec(sb, s, raw)
+        if len(parts) >= 3 and parts[1] == "command":
+            c = s["commands"].get(parts[2])
+            if c is None:
+                raise ApiError(404, "command not found", "NOT_FOUND")
+            if len(parts) == 3 and self.command == "GET":
+                return self._json(200, c.view())
+            if len(parts) == 4 and parts[3] == "logs" and self.command == "GET":
+                with c.lock:
+                    log = bytes(c.log)
+                mode = self._output_mode()
+                if mode == "json":
+                    out, err = _demux(log)
+                    return self._json(200, {"output": log.decode("utf-8", "replace"),
+                                            "stdout": out.decode("utf-8", "replace"),
+                                            "stderr": err.decode("utf-8", "replace")})
+                data = log if mode == "raw" else _strip(log)
+                return self._send_raw(200, data, "text/plain; charset=utf-8")
+        raise ApiError(404, "route not found")
+
+    @staticmethod
+    def _session_view(sid, s):
+        return {"sessionId": sid, "commands": [s["commands"][c].view() for c in s["order"]]}
+
+    def _session_exec(self, sb, s, raw):
+        emu = self.emulator
+        try:
+            req = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError(400, "invalid request body")
+        cmd = req.get("command")
+        if not isinstance(cmd, str) or not cmd.strip():
+            raise ApiError(400, "command is required")
+        run_async = bool(req.get("runAsync") or req.get("async"))
+        c = Command(str(uuid.uuid4()), cmd)
+        s["commands"][c.id] = c
+        s["order"].append(c.id)
+        c.popen = sb.box.spawn(["sh", "-c", cmd], self._env(sb, {}), cwd=HOME)
+        die = emu.faults.die_after_output
+
+        def reader(f, mark):
+            pending = b""
+            for chunk in iter(lambda: f.read1(65536), b""):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                if lines:
+                    with c.lock:
+                        for ln in lines:
+                            c.log += mark + ln + b"\n"
+                    if die:
+                        emu.kill_sandbox(sb, "sandbox crashed (emulated)")
+            if pending:
+                with c.lock:
+                    c.log += mark + pending + b"\n"
+
+        readers = [threading.Thread(target=reader, args=(c.popen.stdout, OUT_MARK), daemon=True),
+                   threading.Thread(target=reader, args=(c.popen.stderr, ERR_MARK), daemon=True)]
+        for t in readers:
+            t.start()
+
+        def waiter():
+            rc = c.popen.wait()
+            for t in readers:
+                t.join()
+            if sb.state == "error":
+                return  # died with its sandbox: no exit code is ever recorded
+            c.exit_code = rc if rc >= 0 else 128 - rc
+        w = threading.Thread(target=waiter, daemon=True)
+        w.start()
+        if run_async:
+            return self._json(202, {"cmdId": c.id})
+        w.join()
+        with c.lock:
+            log = bytes(c.log)
+        mode = self._output_mode()
+        resp = {"cmdId": c.id, "exitCode": c.exit_code}
+        if mode == "json":
+            out, err = _demux(log)
+            resp.update(output=log.decode("utf-8", "replace"), stdout=out.decode("utf-8", "replace"),
+                        stderr=err.decode("utf-8", "replace"))
+        else:
+            resp["output"] = (log if mode == "raw" else _strip(log)).decode("utf-8", "replace")
+        return self._json(200, resp)
+

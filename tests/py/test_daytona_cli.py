@@ -1,0 +1,208 @@
+"""The real ./mfsandbox with --backend daytona against the Daytona emulator:
+the exit codes a user (and Metaflow's @retry) depends on, output kept apart,
+and no sandbox left behind whatever fault the service throws."""
+import hashlib
+import json
+import re
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from mfs_cli import BINARY, clean_env, mfs
+
+
+@pytest.fixture
+def emu(daytona_emulator):
+    yield daytona_emulator
+    assert daytona_emulator.live_count() == 0, "a sandbox leaked"
+
+
+@pytest.fixture
+def env(daytona_env):
+    base = {k: v for k, v in clean_env().items() if not k.startswith("DAYTONA_")}
+    base.update(daytona_env)
+    return base
+
+
+def run(env, *cmd, flags=(), **kw):
+    return mfs("run", "--backend", "daytona", *flags, "--", *cmd, env=env, **kw)
+
+
+def creates(emu):
+    return [q for q in emu.requests if q == ("POST", "/api/sandbox")]
+
+
+def test_code_upload_env_cwd_and_exit_status(emu, env, tmp_path):
+    code = tmp_path / "code"
+    (code / "pkg").mkdir(parents=True)
+    (code / "pkg" / "mod.py").write_text("VALUE = 'from code'\n")
+    (code / "main.py").write_text("import pkg.mod\nprint(pkg.mod.VALUE)\n")
+    data = tmp_path / "data.bin"
+    data.write_bytes(bytes(range(256)) * 4096)
+    env = dict(env, API_TOKEN="tok-'q\"uote")
+    r = run(env, "sh", "-c", 'python3 main.py && sha256sum input/data.bin | cut -d" " -f1 && '
+                             'echo "$API_TOKEN" && pwd && echo to-err >&2 && exit 5',
+            flags=["--code", code, "--upload", f"{data}:input/data.bin", "--env", "API_TOKEN"])
+    assert r.returncode == 5, r.stderr
+    assert r.stdout.splitlines() == ["from code", hashlib.sha256(data.read_bytes()).hexdigest(),
+                                     "tok-'q\"uote", "/home/daytona"]
+    assert "to-err" in r.stderr and "to-err" not in r.stdout
+    assert emu.created_total == 1
+    # the secret went per command, never into the create call
+    (body,) = [sb_body for sb_body in emu.create_bodies]
+    assert "tok-" not in json.dumps(body)
+    assert body["labels"]["mfsandbox"] == "1"
+    assert body["autoDeleteInterval"] == 0 and body["autoStopInterval"] > 0
+    assert "buildInfo" not in body and "cpu" not in body
+
+
+def test_missing_key_is_202_before_any_request(emu, env):
+    del env["DAYTONA_API_KEY"]
+    r = run(env, "true")
+    assert r.returncode == 202
+    assert "DAYTONA_API_KEY" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert emu.requests == []
+
+
+def test_jwt_needs_the_organization(emu, env):
+    del env["DAYTONA_API_KEY"]
+    env["DAYTONA_JWT_TOKEN"] = "jwt-secret-123"
+    r = run(env, "true")
+    assert r.returncode == 202
+    assert "DAYTONA_ORGANIZATION_ID" in r.stderr and "jwt-secret-123" not in r.stderr
+    assert emu.requests == []
+
+
+def test_bad_key_is_202_and_makes_nothing(emu, env):
+    r = run(dict(env, DAYTONA_API_KEY="dtn_0badc0de"), "true")
+    assert r.returncode == 202, r.stderr
+    assert "DAYTONA_API_KEY" in r.stderr and "0badc0de" not in r.stderr
+    assert emu.created_total == 0
+
+
+def test_cpu_without_image_is_said_and_with_image_is_sent(emu, env):
+    r = run(env, "true", flags=["--cpu", "2", "--memory", "3000"])
+    assert r.returncode == 0, r.stderr
+    assert "--cpu" in r.stderr and "--image" in r.stderr
+    r = run(env, "true", flags=["--image", "python:3.12-slim", "--cpu", "1.5",
+                                "--memory", "3000", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    body = emu.create_bodies[-1]
+    assert body["buildInfo"]["dockerfileContent"] == "FROM python:3.12-slim\n"
+    assert (body["cpu"], body["memory"]) == (2, 3)
+
+
+@pytest.mark.parametrize("status", [429, 502, 503])
+def test_refused_create_is_retried_once_made(emu, env, status):
+    emu.faults.statuses = {"POST /sandbox": [status, status]}
+    emu.faults.retry_after = 1
+    r = run(env, "echo", "ok")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ok\n"
+    assert emu.created_total == 1 and len(creates(emu)) == 3
+
+
+def test_lost_create_response_adopts_the_sandbox(emu, env):
+    emu.faults.create_drop = 1
+    r = run(env, "echo", "ok")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ok\n"
+    assert emu.created_total == 1 and len(creates(emu)) == 1
+
+
+def test_slow_create_is_waited_for(emu, env):
+    emu.faults.create_delay = 1.2
+    emu.faults.server_wait = 0.1
+    r = run(env, "echo", "ok")
+    assert r.returncode == 0, r.stderr
+    assert "started after" in r.stderr  # the one progress line
+    assert len([q for q in emu.requests if q[0] == "GET" and q[1].startswith("/api/sandbox/")]) > 1
+
+
+def test_start_failure_is_203_with_the_reason(emu, env):
+    emu.faults.create_error = "no capacity in region us"
+    r = run(env, "true")
+    assert r.returncode == 203
+    assert "no capacity in region us" in r.stderr
+    # the failed sandbox exists on the server until deleted: the fixture checks it was
+
+
+def test_delete_conflicts_are_retried(emu, env):
+    emu.faults.delete_conflicts = 2
+    r = run(env, "true")
+    assert r.returncode == 0, r.stderr
+    assert len([q for q in emu.requests if q[0] == "DELETE" and "/api/sandbox/" in q[1]]) == 3
+
+
+def test_transient_toolbox_502_is_retried(emu, env):
+    emu.faults.statuses = {"GET /toolbox/process/session/*": [502, 502],
+                           "POST /toolbox/files/bulk-upload": [503]}
+    r = run(env, "sh", "-c", "echo a; sleep 0.3; echo b")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "a\nb\n"
+
+
+def test_sandbox_dying_mid_command_is_203(emu, env):
+    emu.faults.die_after_output = True
+    r = run(env, "sh", "-c", "echo first; sleep 30")
+    assert r.returncode == 203, r.stderr
+    assert "error" in r.stderr
+
+
+def test_timeout_is_204(emu, env):
+    r = run(env, "sh", "-c", "echo begin; sleep 30", flags=["--timeout", "3"])
+    assert r.returncode == 204, r.stderr
+    assert r.stdout == "begin\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_run_kills_and_deletes(emu, env, sig):
+    p = subprocess.Popen([str(BINARY), "run", "--backend", "daytona", "--", "sh", "-c",
+                          "echo started; sleep 300"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert p.stdout.readline() == b"started\n"
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 128 + sig, err
+    assert any(q[0] == "DELETE" and q[1].startswith("/toolbox/") for q in emu.requests)
+
+
+def test_metadata_service_is_unreachable_from_the_sandbox(emu, env):
+    launcher = socket.socket()
+    launcher.bind(("127.0.0.1", 0))
+    launcher.listen(1)  # stands for metaflow-local-service on the launcher
+    try:
+        port = launcher.getsockname()[1]
+        r = run(env, "python3", "-c",
+                "import socket; socket.create_connection(('127.0.0.1', %d), 3)" % port)
+    finally:
+        launcher.close()
+    assert r.returncode != 0
+    assert "ConnectionRefusedError" in r.stderr
+
+
+def test_keep_ls_and_kill(emu, env, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "hello.py").write_text("print('task ran')\n")
+    r = run(env, "python3", "hello.py", "step", "start", "--run-id", "77", "--task-id", "5",
+            flags=["--keep", "--code", code])
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"kept daytona sandbox (\S+)", r.stderr)
+    assert m, r.stderr
+    sid = m.group(1)
+    assert emu.live_count() == 1
+
+    ls = mfs("ls", "--backend", "daytona", env=env)
+    assert ls.returncode == 0, ls.stderr
+    row = [line for line in ls.stdout.splitlines() if line.startswith(sid)]
+    assert len(row) == 1 and "hello/77/start/5" in row[0]
+
+    k = mfs("kill", "--backend", "daytona", "--pathspec", "hello/77", env=env)
+    assert k.returncode == 0, k.stderr
+    assert sid in k.stdout
+    again = mfs("kill", "--backend", "daytona", sid, env=env)
+    assert again.returncode == 202
