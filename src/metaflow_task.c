@@ -312,8 +312,11 @@ enum mfs_code mfs_mf_build_script(const struct mfs_mf_spec *spec, const struct m
 	mfs_buf_adds(out, "\n");
 
 	/* 2. shell functions Metaflow's bootstrap commands rely on; `python`
-	 * is provided when the image has only python3 or a venv interpreter */
+	 * is provided when the image has only python3 (or the spec names a
+	 * venv interpreter), and the helpers' interpreter falls back to
+	 * python3 when the spec's is missing, so the function never calls itself */
 	mfs_buf_adds(out,
+		"command -v \"$MFS_PY\" >/dev/null 2>&1 || MFS_PY=$(command -v python3 || echo python3)\n"
 		"command -v python >/dev/null 2>&1 || { python() { \"$MFS_PY\" \"$@\"; }; export -f python; }\n"
 		"mflog() { local t; t=$(date -u +%Y-%m-%dT%H:%M:%S.%6N); "
 		"printf '[MFLOG|0|%sZ|task|%s]%s\\n' \"$t\" \"$t\" \"$1\" >> \"$MFLOG_STDOUT\"; printf '%s\\n' \"$1\"; }\n"

@@ -177,3 +177,17 @@ def test_backend_env_var_selects_the_backend_of_a_plain_sandbox(tmp_path):
     fd.run("run")
     out = fd.client("out = Flow('MfsPlainFlow').latest_run['start'].task.data.backend")
     assert out == "local"
+
+
+def test_sandbox_deadline_kills_a_hanging_task_and_keeps_its_logs(tmp_path):
+    fd = FlowDir(tmp_path, "deadline_flow.py")
+    r = fd.run("run", check=False)
+    assert r.returncode != 0
+    out = fd.client("""
+        t = Flow('MfsDeadlineFlow').latest_run['start'].task
+        out = dict(ok=t.successful, stdout=t.stdout, stderr=t.stderr)
+    """)
+    assert out["ok"] is False
+    # saved by the periodic log uploader before the sandbox was removed
+    assert "before the hang" in out["stdout"]
+    assert "--timeout 10s reached" in out["stderr"]

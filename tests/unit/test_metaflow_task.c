@@ -156,6 +156,7 @@ static void script_keeps_metaflow_semantics_in_order(void **state)
 	pos(s, "MF_DATASTORE=local ");
 	pos(s, "MF_DATASTORE_ROOT=/data/.metaflow\n");
 	const char *funcs = pos(s, "mflog() {");
+	pos(s, "MFS_PY=$(command -v python3 || echo python3)");
 	pos(s, "flush_mflogs() {");
 	const char *deps = pos(s, "import boto3, requests");
 	pos(s, "METAFLOW_SKIP_INSTALL_DEPENDENCIES");
