@@ -1,4 +1,6 @@
-"""The sandbox's own deadline (@sandbox timeout) kills a task that hangs."""
+"""The sandbox's own deadline (@sandbox timeout) kills a task that hangs.
+The deadline leaves the periodic log uploader time to run even on a loaded
+machine."""
 import sys
 import time
 
@@ -6,7 +8,7 @@ from metaflow import FlowSpec, sandbox, step
 
 
 class MfsDeadlineFlow(FlowSpec):
-    @sandbox(backend="local", timeout=10)
+    @sandbox(backend="local", timeout=30)
     @step
     def start(self):
         print("before the hang")
