@@ -93,6 +93,7 @@ static const char main_help[] =
 	"  backends  list the backends and whether they are usable on this machine\n"
 	"  ls        list sandboxes created by mfsandbox that still exist\n"
 	"  kill      remove sandboxes by id, pathspec, or when stale\n"
+	"  relay     finish spooled metadata relays: mfsandbox relay replay PATHSPEC\n"
 	"  version   print the version\n"
 	"  help      show help for a command: mfsandbox help run\n"
 	"\n"
@@ -127,6 +128,10 @@ static const char run_help[] =
 	"  --keep                keep the sandbox afterwards and print how to reach it\n"
 	"  --dry-run             print the sandbox and command (secrets redacted); do nothing\n"
 	"  --quiet               no header or progress lines on stderr\n"
+	"  --relay               relay a step's metadata back from the datastore after\n"
+	"                        it ran (also MFSANDBOX_RELAY=1); see docs/architecture.md\n"
+	"  --forward-env NAME    also copy launcher variable NAME into a step's sandbox\n"
+	"                        (repeatable; provider keys are not forwarded otherwise)\n"
 	"  -h, --help            this text\n";
 
 static const char backends_help[] =
@@ -164,6 +169,7 @@ static const struct {
 	{ "backends", mfs_cmd_backends, backends_help },
 	{ "ls", mfs_cmd_ls, ls_help },
 	{ "kill", mfs_cmd_kill, kill_help },
+	{ "relay", mfs_cmd_relay, mfs_relay_help },
 	{ "version", cmd_version, version_help },
 	{ "help", cmd_help, help_help },
 };

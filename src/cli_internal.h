@@ -26,5 +26,16 @@ int mfs_cmd_run(int argc, char **argv);
 int mfs_cmd_backends(int argc, char **argv);
 int mfs_cmd_ls(int argc, char **argv);
 int mfs_cmd_kill(int argc, char **argv);
+int mfs_cmd_relay(int argc, char **argv);
+extern const char mfs_relay_help[];
+
+struct mfs_job;
+struct mfs_job_relay;
+/* --forward-env NAME: a variable name, never NAME=VALUE (values stay off argv). */
+enum mfs_code mfs_cli_forward_env_name(const char *name, struct mfs_strv *names,
+				       struct mfs_err *err);
+/* For a step command: forwards the launcher's datastore credentials into the
+ * sandbox env and arms the relay with --relay / MFSANDBOX_RELAY=1. */
+void mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay);
 
 #endif

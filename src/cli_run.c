@@ -16,6 +16,7 @@
 #include "cli_internal.h"
 #include "mfs/cancel.h"
 #include "mfs/cli.h"
+#include "mfs/job_relay.h"
 #include "mfs/metaflow_task.h"
 #include "mfs/registry.h"
 
@@ -24,6 +25,7 @@
 enum {
 	OPT_BACKEND = 256, OPT_CPU, OPT_MEMORY, OPT_DISK, OPT_GPU, OPT_IMAGE, OPT_NETWORK,
 	OPT_TIMEOUT, OPT_ENV, OPT_ENV_FILE, OPT_UPLOAD, OPT_CODE, OPT_KEEP, OPT_DRY_RUN, OPT_QUIET,
+	OPT_RELAY, OPT_FORWARD_ENV,
 	OPT_METAFLOW_SPEC,
 };
 
@@ -44,6 +46,8 @@ static const struct option run_opts[] = {
 	{ "metaflow-spec", required_argument, NULL, OPT_METAFLOW_SPEC },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "relay", no_argument, NULL, OPT_RELAY },
+	{ "forward-env", required_argument, NULL, OPT_FORWARD_ENV },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -265,6 +269,12 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool
 		case OPT_QUIET:
 			job->quiet = true;
 			break;
+		case OPT_RELAY:
+			job->relay = true;
+			break;
+		case OPT_FORWARD_ENV:
+			rc = mfs_cli_forward_env_name(optarg, &job->forward_env, err);
+			break;
 		default:
 			rc = mfs_cli_bad_option("run", c, argv, optind, err);
 			break;
@@ -302,6 +312,7 @@ static struct mfs_sandbox *volatile kept_sandbox;
 int mfs_cmd_run(int argc, char **argv)
 {
 	struct mfs_job job;
+	struct mfs_job_relay relay;
 	struct mfs_job_result res;
 	struct mfs_mf_task mft;
 	struct mfs_err err = { MFS_OK, "" };
@@ -311,6 +322,7 @@ int mfs_cmd_run(int argc, char **argv)
 	int status;
 
 	mfs_job_init(&job);
+	mfs_job_relay_init(&relay);
 	mfs_job_result_init(&res);
 	job.say = mfs_cli_say;
 	enum mfs_code rc = mfs_cli_parse_run(argc, argv, &job, &help, &err);
@@ -330,6 +342,8 @@ int mfs_cmd_run(int argc, char **argv)
 		else
 			install_signal_handlers();
 	}
+	if (rc == MFS_OK && !help)
+		mfs_cli_relay_setup(&job, &relay);
 	if (rc == MFS_OK)
 		rc = mfs_job_run(&job, &res, &err);
 	if (rc == MFS_OK && job.dry_run) {
@@ -344,5 +358,6 @@ out:
 	mfs_mf_task_release(&mft); /* flushes an unfinished last line */
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
+	mfs_job_relay_release(&relay);
 	return status;
 }

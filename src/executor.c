@@ -33,6 +33,7 @@ void mfs_job_init(struct mfs_job *job)
 	mfs_strv_init(&job->argv);
 	mfs_kvlist_init(&job->env);
 	mfs_kvlist_init(&job->uploads);
+	mfs_strv_init(&job->forward_env);
 	mfs_strv_init(&job->rw_paths);
 }
 
@@ -47,6 +48,7 @@ void mfs_job_release(struct mfs_job *job)
 	mfs_strv_release(&job->argv);
 	mfs_kvlist_release(&job->env);
 	mfs_kvlist_release(&job->uploads);
+	mfs_strv_release(&job->forward_env);
 	mfs_step_release(&job->step);
 	mfs_job_init(job);
 }

@@ -62,6 +62,8 @@ struct mfs_job {
 	char *metaflow_spec;     /* --metaflow-spec FILE, NULL: none (src/metaflow_task.c) */
 
 	bool keep, dry_run, quiet;
+	bool relay;                 /* --relay: metadata relay on the local backend too */
+	struct mfs_strv forward_env; /* --forward-env NAME: extra launcher vars for a step */
 
 	/* Filled from argv by mfs_job_set_argv(); prepare may change it. */
 	bool is_step;

@@ -14,7 +14,7 @@ from sandbox_emulation import init_parameters, run_in_sandbox
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RELAY = str(ROOT / "build" / "tests" / "relaytool")
-FLOW, FILE = "RelayFlow", "relay_flow.py"
+FLOW, FILE = "RelayFlow", "RelayFlow.py"
 
 
 def relay(env, *args):

@@ -1,0 +1,28 @@
+/*
+ * forward_env.h - which launcher credentials a Metaflow step needs inside
+ * its sandbox.
+ *
+ * Third-party sandboxes have no cloud identity of their own, so the step's
+ * datastore credentials are copied from the launcher's environment into the
+ * sandbox environment (never onto a command line).  The list follows the
+ * original metaflow-sandbox: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ * AWS_SESSION_TOKEN, AWS_DEFAULT_REGION (and AWS_REGION),
+ * GOOGLE_APPLICATION_CREDENTIALS, CLOUDSDK_CONFIG,
+ * AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, when set and not empty.
+ * AWS_SESSION_TOKEN is left out when METAFLOW_S3_ENDPOINT_URL is an R2
+ * endpoint (R2 rejects STS tokens) unless
+ * METAFLOW_SANDBOX_FORWARD_AWS_SESSION_TOKEN is 1/true/yes.  The sandbox
+ * providers' own keys (DAYTONA_API_KEY, E2B_API_KEY, ...) are never
+ * forwarded unless named in `extra` (`mfsandbox run --forward-env NAME`).
+ * A variable the job already sets (--env) is left as the user set it.
+ */
+#ifndef MFS_FORWARD_ENV_H
+#define MFS_FORWARD_ENV_H
+
+#include "mfs/buf.h"
+
+/* Adds the variables above (and each name in extra, if set) from getenv()
+ * to env.  Returns how many were added. */
+unsigned mfs_forward_credentials(struct mfs_kvlist *env, const struct mfs_strv *extra);
+
+#endif
