@@ -51,7 +51,12 @@ void mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay)
 	if (!job->is_step)
 		return;
 	mfs_forward_credentials(&job->env, &job->forward_env);
-	if (job->relay || truthy(getenv("MFSANDBOX_RELAY")))
+	/* The @sandbox decorator launches service-metadata steps with a spec
+	 * that makes the sandbox write local metadata and upload it: those
+	 * always need the relay. */
+	bool spec_service = job->metaflow_spec && job->step.metadata &&
+			    !strcmp(job->step.metadata, "service");
+	if (job->relay || truthy(getenv("MFSANDBOX_RELAY")) || spec_service)
 		mfs_job_relay_arm(job, relay);
 }
 

@@ -1,0 +1,23 @@
+"""@sandbox(backend="local") steps with the S3 datastore and service metadata:
+the relay carries every attempt's metadata to the service."""
+from metaflow import FlowSpec, current, retry, sandbox, step
+
+
+class RelayE2EFlow(FlowSpec):
+    @sandbox(backend="local")
+    @retry(times=1, minutes_between_retries=0)
+    @step
+    def start(self):
+        self.x = 41 + current.retry_count
+        if current.retry_count == 0:
+            raise RuntimeError("first attempt fails on purpose")
+        self.next(self.end)
+
+    @sandbox(backend="local")
+    @step
+    def end(self):
+        self.y = self.x + 1
+
+
+if __name__ == "__main__":
+    RelayE2EFlow()
