@@ -1153,8 +1153,54 @@ static void build_env(const struct local_sandbox *ls, const struct mfs_kvlist *e
 	mfs_kvlist_release(&env);
 }
 
+/* The private /tmp hides the host's.  Host entries under /tmp that the
+ * command names in its argv or environment (a venv's interpreter, a flow
+ * directory) or that hold the launcher's cwd stay visible read-only:
+ * otherwise a project or venv living under /tmp cannot run its own tools.
+ * Writes still land in the sandbox's own /tmp. */
+static void tmp_names_in(const char *s, struct mfs_strv *out)
+{
+	for (const char *p = strstr(s, "/tmp/"); p; p = strstr(p + 1, "/tmp/")) {
+		if (p != s && !strchr(" \t\n'\"=:;(", p[-1]))
+			continue;
+		const char *name = p + 5;
+		size_t n = strcspn(name, "/ \t\n'\":;)");
+		if (n == 0 || (name[0] == '.' && (n == 1 || (n == 2 && name[1] == '.'))))
+			continue;
+		struct mfs_buf path = MFS_BUF_INIT;
+		struct stat st;
+		bool seen = false;
+		mfs_buf_adds(&path, "/tmp/");
+		mfs_buf_add(&path, name, n);
+		for (size_t i = 0; i < out->n && !seen; i++)
+			seen = !strcmp(out->v[i], path.data);
+		if (!seen && lstat(path.data, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+			mfs_strv_push(out, path.data);
+		mfs_buf_release(&path);
+	}
+}
+
+static void add_host_tmp_binds(const char *const *cmd, const struct mfs_strv *envp,
+			       struct mfs_strv *argv)
+{
+	struct mfs_strv names = MFS_STRV_INIT;
+	char here[PATH_MAX];
+	for (size_t i = 0; cmd[i]; i++)
+		tmp_names_in(cmd[i], &names);
+	for (size_t i = 0; i < envp->n; i++)
+		tmp_names_in(envp->v[i], &names);
+	if (getcwd(here, sizeof(here)))
+		tmp_names_in(here, &names);
+	for (size_t i = 0; i < names.n; i++) {
+		mfs_strv_push(argv, "--ro-bind");
+		mfs_strv_push(argv, names.v[i]);
+		mfs_strv_push(argv, names.v[i]);
+	}
+	mfs_strv_release(&names);
+}
+
 static void build_argv(const struct local_sandbox *ls, const char *bwrap, const char *cwd,
-		       const char *const *cmd, struct mfs_strv *argv)
+		       const char *const *cmd, const struct mfs_strv *envp, struct mfs_strv *argv)
 {
 	mfs_strv_push(argv, bwrap);
 	const char *const fixed[] = {
@@ -1177,8 +1223,11 @@ static void build_argv(const struct local_sandbox *ls, const char *bwrap, const 
 		mfs_strv_push(argv, "--unshare-net");
 	/* /tmp first, then a tmpfs over the state root (other sandboxes and our
 	 * state file stay invisible), then the work dir at its host path. */
+	mfs_strv_push(argv, "--bind");
+	mfs_strv_push(argv, ls->tmpdir);
+	mfs_strv_push(argv, "/tmp");
+	add_host_tmp_binds(cmd, envp, argv);
 	const char *const binds[] = {
-		"--bind", ls->tmpdir, "/tmp",
 		"--tmpfs", ls->state_root,
 		"--bind", ls->base.workdir, ls->base.workdir,
 		NULL };
@@ -1327,8 +1376,8 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 		mfs_buf_adds(&cwd, req->cwd);
 	else
 		mfs_buf_addf(&cwd, "%s/%s", sb->workdir, req->cwd);
-	build_argv(ls, bwrap, cwd.data, req->argv, &argv);
 	build_env(ls, req->env, &envp);
+	build_argv(ls, bwrap, cwd.data, req->argv, &envp, &argv);
 	for (size_t i = 0; i < ls->cgroups.n; i++)
 		mfs_strv_pushf(&cg_procs, "%s/cgroup.procs", ls->cgroups.v[i]);
 

@@ -51,12 +51,14 @@ void mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay)
 	if (!job->is_step)
 		return;
 	mfs_forward_credentials(&job->env, &job->forward_env);
-	/* The @sandbox decorator launches service-metadata steps with a spec
-	 * that makes the sandbox write local metadata and upload it: those
-	 * always need the relay. */
-	bool spec_service = job->metaflow_spec && job->step.metadata &&
-			    !strcmp(job->step.metadata, "service");
-	if (job->relay || truthy(getenv("MFSANDBOX_RELAY")) || spec_service)
+	/* A @sandbox step writes its metadata inside the sandbox and ships it
+	 * through the datastore whenever the launcher cannot see it directly:
+	 * service metadata, or any datastore other than the local one (which
+	 * the local backend binds in).  Those always need the relay. */
+	bool service = job->step.metadata && !strcmp(job->step.metadata, "service");
+	bool remote_ds = job->step.datastore && strcmp(job->step.datastore, "local") != 0;
+	bool spec_relay = job->metaflow_spec && (service || remote_ds);
+	if (job->relay || truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
 		mfs_job_relay_arm(job, relay);
 }
 

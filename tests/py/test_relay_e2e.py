@@ -87,3 +87,40 @@ def test_sandboxed_flow_with_s3_and_service_metadata(s3_server, metadata_service
             assert {("attempt", a), ("attempt_ok", a), ("sandbox-backend", a)} <= fields
         arts = metadata_service.artifacts("RelayE2EFlow", run, step, task)
         assert max(collections.Counter((x["name"], x["attempt_id"]) for x in arts).values()) == 1
+
+
+def test_sandboxed_flow_with_s3_and_local_metadata(s3_server, tmp_path):
+    """Local metadata next to an S3 datastore: the sandbox writes it inside,
+    ships it through S3, and mfsandbox merges it into the launcher's
+    .metaflow, so the Client API with local metadata sees every attempt."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(FLOWS / "relay_e2e_flow.py", work / "flow.py")
+    ds_root = "s3://%s/local-md-%s" % (s3_server.bucket, tmp_path.name)
+    env = s3_server.env(
+        METAFLOW_USER="tester", METAFLOW_HOME=str(tmp_path), PYTHONUNBUFFERED="1",
+        METAFLOW_DEFAULT_DATASTORE="s3", METAFLOW_DATASTORE_SYSROOT_S3=ds_root,
+        METAFLOW_DEFAULT_METADATA="local",
+        MFSANDBOX_BIN=str(ROOT / "mfsandbox"), MFSANDBOX_RELAY_SPOOL=str(tmp_path / "spool"),
+        MFSANDBOX_LOCAL_STATE_DIR=str(tmp_path / "state"))
+    env = {k: v for k, v in env.items() if not k.startswith("MFSANDBOX_") or k in (
+        "MFSANDBOX_BIN", "MFSANDBOX_RELAY_SPOOL", "MFSANDBOX_LOCAL_STATE_DIR")}
+    env.pop("METAFLOW_SERVICE_URL", None)
+    r = subprocess.run([sys.executable, "flow.py", "--no-pylint", "--datastore=s3",
+                        "--metadata=local", "run", "--run-id-file", "run_id"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = (work / "run_id").read_text().strip()
+
+    c = subprocess.run([sys.executable, "-c", CLIENT, "RelayE2EFlow/" + run], env=env,
+                       cwd=work, capture_output=True, text=True, timeout=120)
+    assert c.returncode == 0, c.stderr
+    seen = json.loads(c.stdout)
+    start = seen["tasks"]["start"]
+    assert start["current_attempt"] == 1
+    assert start["attempts"]["1"]["data"] == {"x": 42}
+    assert seen["tasks"]["end"]["attempts"]["0"]["data"] == {"x": 42, "y": 43}
+    # The sandbox's own metadata (not only the launcher's) reached .metaflow.
+    meta_dir = work / ".metaflow" / "RelayE2EFlow" / run / "start" / start["id"] / "_meta"
+    assert list(meta_dir.glob("sysmeta_sandbox-backend_*.json")), sorted(
+        p.name for p in meta_dir.iterdir())

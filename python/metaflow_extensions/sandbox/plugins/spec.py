@@ -73,6 +73,10 @@ def build_spec(deco, cli_args):
         # A sandbox cannot reach the launcher's service: it writes local
         # metadata that mfsandbox relays after the task.
         metadata, relay = "local", True
+    elif ds_type != "local":
+        # Local metadata written next to a remote datastore stays in the
+        # sandbox unless shipped through the datastore and merged back.
+        relay = True
 
     pkg_meta = deco.package_metadata
     post = MetaflowPackage.get_post_extract_env_vars(pkg_meta, dest_dir="$(pwd)")
