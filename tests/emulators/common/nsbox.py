@@ -186,6 +186,21 @@ _spawner = None
 _spawner_lock = threading.Lock()
 
 
+def _host_tmp_binds(paths):
+    """The box's private /tmp hides the host's; the "image" (our interpreter,
+    the venv on PATH) may live under the host's /tmp, as in a CI clone: keep
+    those top-level /tmp entries visible read-only."""
+    binds, seen = [], set()
+    for path in paths:
+        if not path.startswith("/tmp/"):
+            continue
+        top = "/tmp/" + path[5:].split("/", 1)[0]
+        if top not in seen and top not in ("/tmp/.", "/tmp/..") and os.path.isdir(top):
+            seen.add(top)
+            binds += ["--ro-bind", top, top]
+    return binds
+
+
 def _popen(**kw):
     global _spawner
     with _spawner_lock:
@@ -228,8 +243,9 @@ class Box:
         cwd = cwd or self.home
         cmd = [BWRAP, "--ro-bind", "/", "/", "--tmpfs", "/home", "--tmpfs", "/run",
                "--bind", self.root + self.home, self.home,
-               "--bind", self.root + "/tmp", "/tmp",
-               "--ro-bind", self.relay_dir, RELAY_DIR,
+               "--bind", self.root + "/tmp", "/tmp"]
+        cmd += _host_tmp_binds([PYTHON] + env.get("PATH", "").split(":"))
+        cmd += ["--ro-bind", self.relay_dir, RELAY_DIR,
                "--dev", "/dev", "--proc", "/proc",
                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
                "--hostname", "sandbox", "--die-with-parent", "--chdir", cwd, "--"]
