@@ -1165,7 +1165,10 @@ static void tmp_names_in(const char *s, struct mfs_strv *out)
 			continue;
 		const char *name = p + 5;
 		size_t n = strcspn(name, "/ \t\n'\":;)");
-		if (n == 0 || (name[0] == '.' && (n == 1 || (n == 2 && name[1] == '.'))))
+		/* Only directories named as the parent of a path (/tmp/venv/bin/python):
+		 * a bare /tmp/x may be a file the command means to create. */
+		if (n == 0 || name[n] != '/' ||
+		    (name[0] == '.' && (n == 1 || (n == 2 && name[1] == '.'))))
 			continue;
 		struct mfs_buf path = MFS_BUF_INIT;
 		struct stat st;
@@ -1174,7 +1177,7 @@ static void tmp_names_in(const char *s, struct mfs_strv *out)
 		mfs_buf_add(&path, name, n);
 		for (size_t i = 0; i < out->n && !seen; i++)
 			seen = !strcmp(out->v[i], path.data);
-		if (!seen && lstat(path.data, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+		if (!seen && lstat(path.data, &st) == 0 && S_ISDIR(st.st_mode))
 			mfs_strv_push(out, path.data);
 		mfs_buf_release(&path);
 	}
@@ -1184,13 +1187,13 @@ static void add_host_tmp_binds(const char *const *cmd, const struct mfs_strv *en
 			       struct mfs_strv *argv)
 {
 	struct mfs_strv names = MFS_STRV_INIT;
-	char here[PATH_MAX];
+	char here[PATH_MAX + 1];
 	for (size_t i = 0; cmd[i]; i++)
 		tmp_names_in(cmd[i], &names);
 	for (size_t i = 0; i < envp->n; i++)
 		tmp_names_in(envp->v[i], &names);
-	if (getcwd(here, sizeof(here)))
-		tmp_names_in(here, &names);
+	if (getcwd(here, sizeof(here) - 1))
+		tmp_names_in(strcat(here, "/"), &names);
 	for (size_t i = 0; i < names.n; i++) {
 		mfs_strv_push(argv, "--ro-bind");
 		mfs_strv_push(argv, names.v[i]);

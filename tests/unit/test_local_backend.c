@@ -296,9 +296,16 @@ static void only_workdir_and_tmp_are_writable(void **state)
 	mfs_buf_addf(&script,
 		     "test \"$(pwd)\" = %s || exit 10; echo hi > f && test -s f || exit 11; "
 		     "touch /usr/mfs-local-test 2>/dev/null && exit 12; "
-		     "test -e %s && exit 13; echo t > /tmp/t || exit 14; "
+		     "ls -a /tmp | grep -q %s && exit 13; echo t > /tmp/t || exit 14; "
 		     "ls %s | grep -v %s && exit 15; exit 0",
-		     sb->workdir, host_tmp, state_root, sb->id);
+		     sb->workdir, strrchr(host_tmp, '/') + 1, state_root, sb->id);
+	assert_int_equal(run_sh(sb, script.data, &c), 0);
+	/* a host /tmp entry the command names is there, read-only */
+	capture_release(&c);
+	memset(&c, 0, sizeof(c));
+	mfs_buf_reset(&script);
+	mfs_buf_addf(&script, "test -d %s/. || exit 16; touch %s/x 2>/dev/null && exit 17; exit 0",
+		     host_tmp, host_tmp);
 	assert_int_equal(run_sh(sb, script.data, &c), 0);
 	/* the files are on the host where the sandbox says they are */
 	struct mfs_buf f = MFS_BUF_INIT;
