@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #define STATE_FILE      "state"
+#define PID_FILE        "pid"
 #define CGROUP_PREFIX   "mfsandbox-"
 #define GRACE_MS        2000   /* cancellation: signal, then this long, then SIGKILL */
 #define DRAIN_MS        5000   /* after SIGKILL, how long we still collect output */
@@ -61,6 +62,7 @@ enum cg_mode { CG_NONE, CG_V1, CG_V2 };
 struct local_sandbox {
 	struct mfs_sandbox base;      /* first: the executor sees only this */
 	char *dir;                    /* host state dir of this sandbox */
+	char *bwrap;                  /* bubblewrap found by create() */
 	char *tmpdir;                 /* host dir bound at /tmp */
 	char *state_root;             /* parent of dir; hidden inside the sandbox */
 	struct mfs_kvlist labels;
@@ -210,6 +212,40 @@ static int write_text(const char *path, const char *text)
 	return 0;
 }
 
+/* Publishes dir/name with the given text: written to name.tmp, then renamed
+ * onto a name that does not exist yet, so a reader sees all or nothing.
+ * Never a rename over an existing file: on ext4 that forces the new data
+ * to disk at once (auto_da_alloc), and a file whose blocks were allocated
+ * costs a synchronous discard when removed on a discard-mounted fs.  A small
+ * file created and removed within a run never reaches the disk. */
+static int publish_file(const char *dir, const char *name, const char *text, size_t len)
+{
+	struct mfs_buf path = MFS_BUF_INIT, tmp = MFS_BUF_INIT;
+	mfs_buf_addf(&path, "%s/%s", dir, name);
+	mfs_buf_addf(&tmp, "%s/%s.tmp", dir, name);
+	int rc = -1;
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		bool ok = write(fd, text, len) == (ssize_t)len;
+		int saved = errno;
+		if (close(fd) != 0 && ok) {
+			ok = false;
+			saved = errno;
+		}
+		if (ok && rename(tmp.data, path.data) == 0) {
+			rc = 0;
+		} else {
+			if (ok)
+				saved = errno;
+			unlink(tmp.data);
+			errno = saved;
+		}
+	}
+	mfs_buf_release(&path);
+	mfs_buf_release(&tmp);
+	return rc;
+}
+
 /* Start time of pid in clock ticks (field 22 of /proc/PID/stat), 0 if gone. */
 static unsigned long long proc_start_time(pid_t pid)
 {
@@ -284,7 +320,8 @@ static enum mfs_code state_root_ready(char **out, struct mfs_err *err)
 			      "MFSANDBOX_LOCAL_STATE_DIR must be an absolute path, got '%s'", root);
 		goto out;
 	}
-	if (mkdir_p(root, 0700) != 0 || stat(root, &st) != 0) {
+	if ((stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) &&
+	    (mkdir_p(root, 0700) != 0 || stat(root, &st) != 0)) {
 		rc = mfs_fail(err, MFS_ERR_CONFIG,
 			      "cannot create local sandbox state dir %s: %s (set MFSANDBOX_LOCAL_STATE_DIR)",
 			      root, strerror(errno));
@@ -663,10 +700,11 @@ static void state_unescape(char *s)
 	*w = '\0';
 }
 
-/* Rewrites the state file atomically (readers never see half a file). */
+/* Writes the state file, once, when the sandbox is created: it never
+ * changes afterwards (the running command's pid goes to PID_FILE). */
 static enum mfs_code state_save(const struct local_sandbox *ls, struct mfs_err *err)
 {
-	struct mfs_buf b = MFS_BUF_INIT, path = MFS_BUF_INIT, tmp = MFS_BUF_INIT;
+	struct mfs_buf b = MFS_BUF_INIT;
 	char num[64];
 	enum mfs_code rc = MFS_OK;
 
@@ -676,10 +714,6 @@ static enum mfs_code state_save(const struct local_sandbox *ls, struct mfs_err *
 	state_add(&b, "created", num);
 	snprintf(num, sizeof(num), "%ld", ls->timeout_s);
 	state_add(&b, "timeout", num);
-	snprintf(num, sizeof(num), "%d", (int)ls->pid);
-	state_add(&b, "pid", num);
-	snprintf(num, sizeof(num), "%llu", ls->pid_start);
-	state_add(&b, "pid_start", num);
 	for (size_t i = 0; i < ls->cgroups.n; i++)
 		state_add(&b, "cgroup", ls->cgroups.v[i]);
 	for (size_t i = 0; i < ls->labels.n; i++) {
@@ -688,20 +722,46 @@ static enum mfs_code state_save(const struct local_sandbox *ls, struct mfs_err *
 		state_add(&b, key.data, ls->labels.items[i].value);
 		mfs_buf_release(&key);
 	}
-
-	mfs_buf_addf(&path, "%s/" STATE_FILE, ls->dir);
-	mfs_buf_addf(&tmp, "%s/" STATE_FILE ".tmp", ls->dir);
-	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || close(fd) != 0 ||
-	    rename(tmp.data, path.data) != 0) {
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot write %s: %s", path.data, strerror(errno));
-		if (fd >= 0)
-			unlink(tmp.data);
-	}
+	if (publish_file(ls->dir, STATE_FILE, b.data, b.len) != 0)
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot write %s/" STATE_FILE ": %s", ls->dir,
+			      strerror(errno));
 	mfs_buf_release(&b);
-	mfs_buf_release(&path);
-	mfs_buf_release(&tmp);
 	return rc;
+}
+
+/* While a command runs, PID_FILE holds "PID STARTTIME" of its bwrap, for
+ * `mfsandbox ls` (running/idle) and `kill` from another process. */
+static void pid_publish(const struct local_sandbox *ls)
+{
+	char text[64];
+	int n = snprintf(text, sizeof(text), "%d %llu\n", (int)ls->pid, ls->pid_start);
+	(void)publish_file(ls->dir, PID_FILE, text, (size_t)n);  /* best effort */
+}
+
+static void pid_clear(const struct local_sandbox *ls)
+{
+	struct mfs_buf path = MFS_BUF_INIT;
+	mfs_buf_addf(&path, "%s/" PID_FILE, ls->dir);
+	unlink(path.data);
+	mfs_buf_release(&path);
+}
+
+static void pid_load(struct local_sandbox *ls)
+{
+	struct mfs_buf path = MFS_BUF_INIT;
+	mfs_buf_addf(&path, "%s/" PID_FILE, ls->dir);
+	char *text = read_text(path.data);
+	mfs_buf_release(&path);
+	if (!text)
+		return;
+	char *end;
+	long pid = strtol(text, &end, 10);
+	unsigned long long start = strtoull(end, NULL, 10);
+	if (pid > 0 && start) {
+		ls->pid = (pid_t)pid;
+		ls->pid_start = start;
+	}
+	free(text);
 }
 
 static void sandbox_free(struct local_sandbox *ls)
@@ -711,6 +771,7 @@ static void sandbox_free(struct local_sandbox *ls)
 	free(ls->base.id);
 	free(ls->base.workdir);
 	free(ls->dir);
+	free(ls->bwrap);
 	free(ls->tmpdir);
 	free(ls->state_root);
 	mfs_kvlist_release(&ls->labels);
@@ -767,16 +828,13 @@ static enum mfs_code state_load(const char *root, const char *id,
 			ls->created = (time_t)strtoll(v, NULL, 10);
 		else if (!strcmp(line, "timeout"))
 			ls->timeout_s = strtol(v, NULL, 10);
-		else if (!strcmp(line, "pid"))
-			ls->pid = (pid_t)strtol(v, NULL, 10);
-		else if (!strcmp(line, "pid_start"))
-			ls->pid_start = strtoull(v, NULL, 10);
 		else if (!strcmp(line, "cgroup") && cg_is_ours(v))
 			mfs_strv_push(&ls->cgroups, v);
 		else if (!strncmp(line, "label.", 6))
 			mfs_kvlist_set(&ls->labels, line + 6, v);
 	}
 	free(text);
+	pid_load(ls);
 	if (!ls->base.id)
 		ls->base.id = mfs_xstrdup(id);
 	if (!ls->base.workdir) {
@@ -932,12 +990,12 @@ static enum mfs_code local_create(const struct mfs_sandbox_spec *spec,
 	}
 	char *bwrap = NULL;
 	enum mfs_code rc = find_bwrap(&bwrap, err);
-	free(bwrap);
 	if (rc)
 		return rc;
 
 	struct local_sandbox *ls = mfs_xcalloc(1, sizeof(*ls));
 	ls->base.ops = &mfs_local_ops;
+	ls->bwrap = bwrap;
 	rc = state_root_ready(&ls->state_root, err);
 	if (rc)
 		goto fail;
@@ -1356,7 +1414,8 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	struct mfs_buf cwd = MFS_BUF_INIT, js = MFS_BUF_INIT;
 	char tail[STDERR_TAIL];
 	size_t tail_len = 0;
-	char *bwrap = NULL, *chunk = NULL;
+	const char *bwrap;
+	char *chunk = NULL;
 	int p_out[2] = { -1, -1 }, p_err[2] = { -1, -1 }, p_js[2] = { -1, -1 };
 	int p_rep[2] = { -1, -1 }, devnull = -1;
 	pid_t pid = -1;
@@ -1369,9 +1428,9 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	if (mfs_cancelled())
 		return mfs_fail(err, MFS_ERR_CANCELLED, "cancelled by signal %d before the command started",
 				mfs_cancel_signal());
-	rc = find_bwrap(&bwrap, err);
-	if (rc)
+	if (!ls->bwrap && (rc = find_bwrap(&ls->bwrap, err)) != MFS_OK)
 		return rc;
+	bwrap = ls->bwrap;
 
 	if (!req->cwd)
 		mfs_buf_adds(&cwd, sb->workdir);
@@ -1425,7 +1484,7 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 
 	ls->pid = pid;
 	ls->pid_start = proc_start_time(pid);
-	(void)state_save(ls, NULL);  /* best effort: only `kill` from elsewhere needs it */
+	pid_publish(ls);
 
 	long long start = now_ms(), deadline = -1, grace_end = -1, drain_end = -1;
 	if (req->timeout_s > 0)
@@ -1528,7 +1587,7 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	pid = -1;
 	ls->pid = 0;
 	ls->pid_start = 0;
-	(void)state_save(ls, NULL);
+	pid_clear(ls);
 	/* Whatever a command started and left in its cgroups does not outlive it. */
 	for (size_t i = 0; i < ls->cgroups.n; i++)
 		cg_kill_all(ls->cgroups.v[i]);
@@ -1580,7 +1639,6 @@ out:
 		if (all[i] >= 0)
 			close(all[i]);
 	free(chunk);
-	free(bwrap);
 	mfs_strv_release(&argv);
 	mfs_strv_release(&envp);
 	mfs_strv_release(&cg_procs);

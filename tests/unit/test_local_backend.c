@@ -606,9 +606,22 @@ static void collect(void *ctx, const struct mfs_sandbox_info *info)
 		l->found_b = true;
 }
 
+static void state_of(void *ctx, const struct mfs_sandbox_info *info)
+{
+	const char **want = ctx;
+	if (!strcmp(info->id, want[0]))
+		want[1] = info->state;  /* a string literal in local.c */
+}
+
+/* Another process's view while the command runs: `ls` says running, `kill`
+ * stops it (both read what exec() published about its bwrap). */
 static void kill_from_trigger(struct capture *c)
 {
 	struct mfs_err err = { 0 };
+	const char *want[2] = { c->sb->id, NULL };
+	assert_int_equal(OPS.list(state_of, want, &err), MFS_OK);
+	assert_non_null(want[1]);
+	assert_string_equal(want[1], "running");
 	assert_int_equal(OPS.kill(c->sb->id, &err), MFS_OK);
 }
 
