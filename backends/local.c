@@ -1404,6 +1404,25 @@ static long json_last_int(const struct mfs_buf *js, const char *key)
 	return v;
 }
 
+/* Appends what the (non-blocking) status pipe holds to js: 0 at EOF, 1
+ * when the writer is still there, -1 on error. */
+static int drain_status(int fd, struct mfs_buf *js)
+{
+	char piece[512];
+	for (;;) {
+		ssize_t r = read(fd, piece, sizeof(piece));
+		if (r > 0) {
+			mfs_buf_add(js, piece, (size_t)r);
+			continue;
+		}
+		if (r == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN ? 1 : -1;
+	}
+}
+
 enum stop_reason { RUNNING, STOP_TIMEOUT, STOP_CANCEL };
 
 static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_req *req,
@@ -1498,13 +1517,20 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	bool cancelled = false;
 	int fds[3] = { p_out[0], p_err[0], p_js[0] };
 	chunk = mfs_xmalloc(READ_CHUNK);
+	/* bwrap writes its JSON status in many small pieces while it sets up.
+	 * Nothing needs them before it exits (or before a cancellation needs
+	 * the command's pid), so that pipe is polled for POLLHUP only (poll
+	 * reports it whatever the events): one wake-up instead of ten.  The
+	 * pipe buffer holds it all meanwhile; non-blocking, so a drain stops
+	 * at "nothing more yet". */
+	(void)fcntl(p_js[0], F_SETFL, O_NONBLOCK);
 
 	while (fds[0] >= 0 || fds[1] >= 0 || fds[2] >= 0) {
 		struct pollfd pfd[4];
 		int map[4], np = 0;
 		for (int i = 0; i < 3; i++)
 			if (fds[i] >= 0) {
-				pfd[np] = (struct pollfd){ fds[i], POLLIN, 0 };
+				pfd[np] = (struct pollfd){ fds[i], i == 2 ? 0 : POLLIN, 0 };
 				map[np++] = i;
 			}
 		if (!cancelled && mfs_cancel_fd() >= 0) {
@@ -1527,6 +1553,10 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 		now = now_ms();
 
 		if (!cancelled && mfs_cancelled()) {
+			if (fds[2] >= 0 && drain_status(fds[2], &js) == 0) {
+				close(fds[2]);
+				fds[2] = -1;
+			}
 			cancelled = true;
 			grace_end = now + GRACE_MS;
 			/* No command yet (bwrap still setting up): nothing to be
@@ -1551,16 +1581,19 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 			int which = map[i];
 			if (which < 0 || !pfd[i].revents)
 				continue;
+			if (which == 2) {
+				if (drain_status(fds[2], &js) <= 0) {
+					close(fds[2]);
+					fds[2] = -1;
+				}
+				continue;
+			}
 			ssize_t r = read(fds[which], chunk, READ_CHUNK);
 			if (r < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (r <= 0) {
 				close(fds[which]);
 				fds[which] = -1;
-				continue;
-			}
-			if (which == 2) {
-				mfs_buf_add(&js, chunk, (size_t)r);
 				continue;
 			}
 			if (which == 1) {
