@@ -234,7 +234,7 @@ static int cmd_help(int argc, char **argv)
 				return 0;
 			}
 		struct mfs_err err;
-		mfs_fail(&err, MFS_ERR_USAGE, "help: unknown command '%.40s' (commands: run, backends, ls, kill, version, help)",
+		mfs_fail(&err, MFS_ERR_USAGE, "help: unknown command '%.40s' (commands: run, backends, ls, kill, relay, version, help)",
 			 argv[optind]);
 		return mfs_cli_fail(&err);
 	}
@@ -263,7 +263,7 @@ int mfs_cli_main(int argc, char **argv)
 		mfs_fail(&err, MFS_ERR_USAGE, "options go after the command, e.g. 'mfsandbox run %.*s ...' (see 'mfsandbox help')",
 			 (int)strcspn(cmd, "="), cmd);
 	else
-		mfs_fail(&err, MFS_ERR_USAGE, "unknown command '%.40s' (commands: run, backends, ls, kill, version, help)",
+		mfs_fail(&err, MFS_ERR_USAGE, "unknown command '%.40s' (commands: run, backends, ls, kill, relay, version, help)",
 			 cmd);
 	return mfs_cli_fail(&err);
 }

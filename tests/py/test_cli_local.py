@@ -262,3 +262,49 @@ def test_kill_by_pathspec_matches_labels(sandbox_env, tmp_path):
     assert k.stdout == f"killed {ids[0]} (local)\n"
     k = mfs("kill", "--pathspec", "MyFlow/9", env=sandbox_env)
     assert k.stdout == f"killed {ids[1]} (local)\n"
+
+
+def test_kill_stale_spares_live_sandboxes_and_takes_expired_ones(sandbox_env):
+    # A sandbox whose launcher is still running and whose timeout has not
+    # passed is not stale: `kill --stale` from elsewhere leaves it alone.
+    marker = f"mfs-marker-{uuid.uuid4().hex}"
+    p = subprocess.Popen(
+        [str(BINARY), "run", "--", "sh", "-c", f"echo started; sleep 300; : {marker}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=sandbox_env,
+    )
+    try:
+        assert p.stdout.readline() == b"started\n"
+        assert "running" in mfs("ls", "--backend", "local", env=sandbox_env).stdout
+        k = mfs("kill", "--stale", env=sandbox_env)
+        assert k.returncode == 0 and k.stdout == "", k.stderr
+        assert procs_with(marker), "a live sandbox must survive kill --stale"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=30)
+
+    # Older than its own timeout label: stale even though its launcher lives.
+    # The launcher here is this test process (the state file's pid label is
+    # pointed at it), so only the age can make the sandbox stale.
+    r = run(sandbox_env, "true", flags=["--keep", "--quiet", "--timeout", "5"])
+    sid = re.search(r"kept local sandbox (\S+)", r.stderr).group(1)
+    state = pathlib.Path(sandbox_env["MFSANDBOX_LOCAL_STATE_DIR"]) / sid / "state"
+
+    def rewrite(created):
+        lines = []
+        for line in state.read_text().splitlines():
+            key = line.split("=", 1)[0]
+            if key == "label.mfsandbox.pid":
+                line = f"{key}={os.getpid()}"
+            elif key == "created":
+                line = f"{key}={created}"
+            lines.append(line)
+        state.write_text("\n".join(lines) + "\n")
+
+    created = int(re.search(r"^created=(\d+)$", state.read_text(), re.M).group(1))
+    rewrite(created)
+    k = mfs("kill", "--stale", env=sandbox_env)
+    assert k.returncode == 0 and k.stdout == "", k.stderr
+    rewrite(created - 3600)  # the timeout label is 5 + 60 s
+    k = mfs("kill", "--stale", env=sandbox_env)
+    assert k.returncode == 0, k.stderr
+    assert k.stdout == f"killed {sid} (local)\n"

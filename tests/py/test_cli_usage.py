@@ -73,7 +73,7 @@ def test_unconfigured_cloud_backend_refuses_with_202():
     assert "DAYTONA_API_KEY is not set" in one_error_line(r)
 
 
-@pytest.mark.parametrize("cmd", ["run", "backends", "ls", "kill", "version", "help"])
+@pytest.mark.parametrize("cmd", ["run", "backends", "ls", "kill", "relay", "version", "help"])
 def test_help_on_every_subcommand(cmd):
     r = mfs(cmd, "--help")
     assert r.returncode == 0
