@@ -1484,23 +1484,9 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	close(p_rep[1]);
 	p_out[1] = p_err[1] = p_js[1] = p_rep[1] = -1;
 
-	/* EOF here means execve succeeded (the pipe is close-on-exec). */
-	struct spawn_failure fail;
-	ssize_t got;
-	while ((got = read(p_rep[0], &fail, sizeof(fail))) < 0 && errno == EINTR)
-		;
-	if (got == (ssize_t)sizeof(fail)) {
-		while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-			;
-		pid = -1;
-		rc = fail.step == 0
-			? mfs_fail(err, MFS_ERR_BACKEND, "cannot put the command into cgroup %s: %s",
-				   ls->cgroups.n ? ls->cgroups.v[0] : "?", strerror(fail.errnum))
-			: mfs_fail(err, MFS_ERR_BACKEND, "cannot run %s: %s (set MFSANDBOX_BWRAP)",
-				   bwrap, strerror(fail.errnum));
-		goto out;
-	}
-
+	/* No waiting for the execve here: the loop below ends when the child
+	 * dies before it (every pipe closes), and p_rep tells why afterwards.
+	 * Meanwhile the pid is published while the child sets up. */
 	ls->pid = pid;
 	ls->pid_start = proc_start_time(pid);
 	pid_publish(ls);
@@ -1621,6 +1607,18 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	ls->pid = 0;
 	ls->pid_start = 0;
 	pid_clear(ls);
+	/* The child is gone, so p_rep is at EOF (execve closed it: success)
+	 * or holds the reason it never got there. */
+	struct spawn_failure fail;
+	ssize_t got;
+	while ((got = read(p_rep[0], &fail, sizeof(fail))) < 0 && errno == EINTR)
+		;
+	if (got == (ssize_t)sizeof(fail) && !rc)
+		rc = fail.step == 0
+			? mfs_fail(err, MFS_ERR_BACKEND, "cannot put the command into cgroup %s: %s",
+				   ls->cgroups.n ? ls->cgroups.v[0] : "?", strerror(fail.errnum))
+			: mfs_fail(err, MFS_ERR_BACKEND, "cannot run %s: %s (set MFSANDBOX_BWRAP)",
+				   bwrap, strerror(fail.errnum));
 	/* Whatever a command started and left in its cgroups does not outlive it. */
 	for (size_t i = 0; i < ls->cgroups.n; i++)
 		cg_kill_all(ls->cgroups.v[i]);

@@ -471,6 +471,27 @@ static void bwrap_failures_are_not_the_commands(void **state)
 	assert_int_equal(status, 126);
 	capture_release(&c);
 	destroy(sb);
+
+	/* bubblewrap itself cannot be started: an infrastructure error that
+	 * names the binary, and nothing is left running or behind */
+	char fake[] = "/var/tmp/mfs-local-fakebwrap-XXXXXX";
+	int fd = mkstemp(fake);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "\x7f" "ELF not really", 15), 15);
+	assert_int_equal(fchmod(fd, 0755), 0);
+	close(fd);
+	setenv("MFSANDBOX_BWRAP", fake, 1);
+	sb = make_sandbox(NULL);
+	memset(&c, 0, sizeof(c));
+	status = 0;
+	assert_int_equal(run_req(sb, &req2, &c, &status, &err), MFS_ERR_BACKEND);
+	assert_int_equal(status, -1);
+	assert_non_null(strstr(err.msg, fake));
+	assert_int_equal(c.out.len + c.err.len, 0);
+	capture_release(&c);
+	destroy(sb);
+	unsetenv("MFSANDBOX_BWRAP");
+	unlink(fake);
 }
 
 static void unsupported_requests_are_refused(void **state)
