@@ -308,9 +308,11 @@ static time_t parse_iso8601(const char *s)
 	return timegm(&tm);
 }
 
-/* Every sandbox whose labels include key=value, page by page. */
+/* Every sandbox whose labels include key=value, page by page.  Not
+ * cancellable when it looks for a sandbox to clean up after a signal. */
 static enum mfs_code list_by_label(const struct dt_conf *c, const char *key, const char *value,
-				   mfs_list_fn fn, void *ctx, struct mfs_err *err)
+				   bool cancellable, mfs_list_fn fn, void *ctx,
+				   struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
@@ -334,8 +336,8 @@ static enum mfs_code list_by_label(const struct dt_conf *c, const char *key, con
 			mfs_http_urlencode(&path, cursor, false);
 		}
 		mfs_strv_release(&hdrs);
-		rc = api_call(c, "GET", path.data, NULL, API_RETRIES, API_TIMEOUT_MS, true, &req,
-			      &resp, &url, &hdrs, err);
+		rc = api_call(c, "GET", path.data, NULL, API_RETRIES, API_TIMEOUT_MS, cancellable,
+			      &req, &resp, &url, &hdrs, err);
 		if (rc != MFS_OK)
 			break;
 		if (resp.status != 200) {
@@ -394,7 +396,7 @@ static enum mfs_code daytona_list(mfs_list_fn fn, void *ctx, struct mfs_err *err
 	struct dt_conf c;
 	enum mfs_code rc = conf_load(&c, err);
 	if (rc == MFS_OK)
-		rc = list_by_label(&c, MFS_LABEL_OWNER, "1", fn, ctx, err);
+		rc = list_by_label(&c, MFS_LABEL_OWNER, "1", true, fn, ctx, err);
 	conf_release(&c);
 	return rc;
 }
@@ -490,11 +492,11 @@ static void found_one(void *ctx, const struct mfs_sandbox_info *info)
 }
 
 /* The sandbox an ambiguous create made, if any (NULL: none yet). */
-static char *lookup_nonce(const struct dt_conf *c, const char *nonce)
+static char *lookup_nonce(const struct dt_conf *c, const char *nonce, bool cancellable)
 {
 	struct found f = { NULL, 0 };
 	struct mfs_err ignored;
-	if (list_by_label(c, NONCE_KEY, nonce, found_one, &f, &ignored) != MFS_OK) {
+	if (list_by_label(c, NONCE_KEY, nonce, cancellable, found_one, &f, &ignored) != MFS_OK) {
 		free(f.id);
 		return NULL;
 	}
@@ -504,7 +506,7 @@ static char *lookup_nonce(const struct dt_conf *c, const char *nonce)
 static void delete_nonce(const struct dt_conf *c, const char *nonce)
 {
 	struct mfs_err ignored;
-	char *id = lookup_nonce(c, nonce);
+	char *id = lookup_nonce(c, nonce, false); /* runs after a signal too */
 	if (id)
 		delete_sandbox(c, id, NULL, &ignored);
 	free(id);
@@ -726,7 +728,7 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 			(rc == MFS_OK && (resp.status == 502 || resp.status == 503 ||
 					  resp.status == 504));
 		if (ambiguous) {
-			char *made = lookup_nonce(c, nonce);
+			char *made = lookup_nonce(c, nonce, true);
 			if (made) {
 				bool gone;
 				*id = made;

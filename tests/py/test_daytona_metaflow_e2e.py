@@ -55,9 +55,7 @@ def run_flow(s3_server, metadata_service, emu, daytona_env, tmp_path):
         METAFLOW_DEFAULT_METADATA="service", METAFLOW_SERVICE_URL=metadata_service.url,
         MFS_TEST_SERVICE_URL=metadata_service.url, PYTHONUNBUFFERED="1", **daytona_env)
     env = {k: v for k, v in env.items() if not k.startswith("MFSANDBOX_")}
-    env["MFSANDBOX_BIN"] = str(BIN)
-    # The extension does not pass --relay yet; this is the documented switch.
-    env["MFSANDBOX_RELAY"] = "1"
+    env["MFSANDBOX_BIN"] = str(BIN)  # no MFSANDBOX_RELAY: the spec arms the relay
     r = subprocess.run([sys.executable, "daytona_flow.py", "--no-pylint", "run"], cwd=work,
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
