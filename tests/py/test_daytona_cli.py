@@ -3,6 +3,7 @@ the exit codes a user (and Metaflow's @retry) depends on, output kept apart,
 and no sandbox left behind whatever fault the service throws."""
 import hashlib
 import json
+import os
 import re
 import signal
 import socket
@@ -323,3 +324,60 @@ def test_signal_while_the_sandbox_starts_deletes_it(emu, env, phase, sig):
     assert p.returncode == 128 + sig, err
     assert emu.created_total == 1
     assert any(q[0] == "DELETE" and q[1].startswith("/api/sandbox/") for q in emu.requests)
+
+
+def test_jwt_with_its_organization_and_the_target(emu, env):
+    from emulators.daytona.server import ORG
+    emu.jwt_token = "jwt-secret-123"
+    del env["DAYTONA_API_KEY"]
+    env.update(DAYTONA_JWT_TOKEN="jwt-secret-123", DAYTONA_ORGANIZATION_ID=ORG,
+               DAYTONA_TARGET="eu")
+    r = run(env, "echo", "ok")
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+    assert emu.create_bodies[-1]["target"] == "eu"
+    r = run(dict(env, DAYTONA_ORGANIZATION_ID="someone-else"), "true")
+    assert r.returncode == 202, r.stderr
+    assert "DAYTONA_JWT_TOKEN" in r.stderr and "jwt-secret-123" not in r.stderr
+    assert emu.created_total == 1
+
+
+def test_failed_image_build_is_203_with_the_reason(emu, env):
+    emu.faults.create_delay = 0.4
+    emu.faults.build_error = "Dockerfile: manifest for python:9 not found"
+    r = run(env, "true", flags=["--image", "python:9"])
+    assert r.returncode == 203, r.stderr
+    assert "build_failed" in r.stderr and "manifest for python:9 not found" in r.stderr
+    assert emu.created_total == 1
+
+
+def test_progress_line_on_a_terminal_shows_each_state(emu, env):
+    """A person at a terminal sees one line, rewritten in place, with the
+    state and the elapsed time; --quiet silences it."""
+    import pty
+    emu.faults.create_delay = 1.0
+    for quiet in (False, True):
+        master, slave = pty.openpty()
+        flags = ["--image", "python:3.12-slim"] + (["--quiet"] if quiet else [])
+        p = subprocess.Popen([str(BINARY), "run", "--backend", "daytona", *flags, "--",
+                              "echo", "ok"], stdout=subprocess.PIPE, stderr=slave, env=env)
+        os.close(slave)
+        out, _ = p.communicate(timeout=120)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(master)
+        assert (p.returncode, out) == (0, b"ok\n"), seen
+        if quiet:
+            assert seen == b""
+            continue
+        line = seen.split(b"\r\n")[0]  # the tty turns the final \n into \r\n
+        states = re.findall(rb"\rmfsandbox: daytona sandbox \S+: (\w+) \((\d+\.\d) s\)", line)
+        names = [s for i, (s, _) in enumerate(states) if i == 0 or states[i - 1][0] != s]
+        assert names == [b"pending_build", b"building_snapshot", b"started"]
+        assert float(states[-1][1]) >= float(states[0][1])

@@ -79,6 +79,7 @@ class Faults:
         self.create_delay = 0.0       # seconds a new sandbox stays "creating"
         self.server_wait = 30.0       # the create call's server-side wait for "started"
         self.create_error = None      # reason: new sandboxes go to "error" instead
+        self.build_error = None       # reason: image builds end in "build_failed"
         self.create_drop = 0          # next N creates make the sandbox, then cut the line
         self.delete_conflicts = 0     # next N deletes answer 409 even when settled
         self.die_after_output = False  # a session command's sandbox dies once it printed
@@ -288,8 +289,12 @@ CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 408: "REQUES
 
 class Emulator:
     def __init__(self, api_key="dtn_" + "0" * 40, workdir=None, allow_ports=(),
-                 default_snapshot="daytona-small", image_path=()):
+                 default_snapshot="daytona-small", image_path=(), jwt_token=None):
         self.api_key = api_key
+        # A JWT is accepted too, with X-Daytona-Organization-ID naming ORG
+        # (API keys are scoped to their organization and need no header).
+        self.jwt_token = jwt_token
+        self.organization_id = ORG
         self.workdir = workdir
         # Directories the snapshot "image" has on PATH before the system ones
         # (e.g. a venv with metaflow and boto3, as a custom snapshot would).
@@ -345,15 +350,29 @@ class Emulator:
 
     # -- state machine -------------------------------------------------
     def _boot(self, sb):
-        """creating -> started (or error) after the configured delay."""
+        """creating -> started (or error) after the configured delay; an
+        image build goes pending_build -> building_snapshot -> started (or
+        build_failed), half the delay in each."""
         delay, reason = self.faults.create_delay, self.faults.create_error
+        build = bool(sb.body.get("buildInfo"))
+        build_error = self.faults.build_error if build else None
+        if build:
+            sb.set_state("pending_build")
 
         def run():
-            if delay:
+            if build and delay:
+                time.sleep(delay / 2)
+                if sb.deleted:
+                    return
+                sb.set_state("building_snapshot")
+                time.sleep(delay / 2)
+            elif delay:
                 time.sleep(delay)
             if sb.deleted:
                 return
-            if reason:
+            if build_error:
+                sb.set_state("build_failed", build_error)
+            elif reason:
                 sb.set_state("error", reason)
             else:
                 sb.set_state("started")
@@ -533,7 +552,11 @@ class _Handler(BaseHTTPRequestHandler):
                                     "maintananceMode": False, "version": "0.190.0",
                                     "environment": "emulator", "analyticsApiUrl": None})
         auth = self.headers.get("Authorization", "")
-        if auth != "Bearer " + emu.api_key:
+        if emu.jwt_token and auth == "Bearer " + emu.jwt_token:
+            if self.headers.get("X-Daytona-Organization-ID") != emu.organization_id:
+                return self._api_error(ApiError(403, "Organization ID is required with a JWT"
+                                                if path.startswith("/api/") else "forbidden"))
+        elif auth != "Bearer " + emu.api_key:
             return self._api_error(ApiError(401, "Invalid credentials"))
         try:
             if path.startswith("/api/"):
