@@ -110,4 +110,13 @@ def test_daytona_flow_end_to_end(s3_server, metadata_service, daytona_emulator, 
     assert names[("total", 1)] == 1 and max(names.values()) == 1
 
     assert daytona_emulator.created_total == 8  # start, 3 squares, join, flaky twice, end
+    # each sandbox says whose task it runs, and is marked as ours
+    labels = [b["labels"] for b in daytona_emulator.create_bodies]
+    assert all(l["mfsandbox"] == "1" and l["mfsandbox.flow"] == FLOW for l in labels)
+    assert collections.Counter(l["mfsandbox.step"] for l in labels) == \
+        {"start": 1, "square": 3, "join": 1, "flaky": 2, "end": 1}
+    assert {(l["mfsandbox.run"], l["mfsandbox.task"]) for l in labels
+            if l["mfsandbox.step"] == "flaky"} == {tasks["flaky"]}
+    assert sorted(l.get("mfsandbox.attempt") for l in labels
+                  if l["mfsandbox.step"] == "flaky") == ["0", "1"]
     assert daytona_emulator.live_count() == 0
