@@ -308,9 +308,11 @@ static time_t parse_iso8601(const char *s)
 	return timegm(&tm);
 }
 
-/* Every sandbox whose labels include key=value, page by page. */
+/* Every sandbox whose labels include key=value, page by page.  Not
+ * cancellable when it looks for a sandbox to clean up after a signal. */
 static enum mfs_code list_by_label(const struct dt_conf *c, const char *key, const char *value,
-				   mfs_list_fn fn, void *ctx, struct mfs_err *err)
+				   bool cancellable, mfs_list_fn fn, void *ctx,
+				   struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
@@ -334,8 +336,8 @@ static enum mfs_code list_by_label(const struct dt_conf *c, const char *key, con
 			mfs_http_urlencode(&path, cursor, false);
 		}
 		mfs_strv_release(&hdrs);
-		rc = api_call(c, "GET", path.data, NULL, API_RETRIES, API_TIMEOUT_MS, true, &req,
-			      &resp, &url, &hdrs, err);
+		rc = api_call(c, "GET", path.data, NULL, API_RETRIES, API_TIMEOUT_MS, cancellable,
+			      &req, &resp, &url, &hdrs, err);
 		if (rc != MFS_OK)
 			break;
 		if (resp.status != 200) {
@@ -394,7 +396,7 @@ static enum mfs_code daytona_list(mfs_list_fn fn, void *ctx, struct mfs_err *err
 	struct dt_conf c;
 	enum mfs_code rc = conf_load(&c, err);
 	if (rc == MFS_OK)
-		rc = list_by_label(&c, MFS_LABEL_OWNER, "1", fn, ctx, err);
+		rc = list_by_label(&c, MFS_LABEL_OWNER, "1", true, fn, ctx, err);
 	conf_release(&c);
 	return rc;
 }
@@ -490,11 +492,11 @@ static void found_one(void *ctx, const struct mfs_sandbox_info *info)
 }
 
 /* The sandbox an ambiguous create made, if any (NULL: none yet). */
-static char *lookup_nonce(const struct dt_conf *c, const char *nonce)
+static char *lookup_nonce(const struct dt_conf *c, const char *nonce, bool cancellable)
 {
 	struct found f = { NULL, 0 };
 	struct mfs_err ignored;
-	if (list_by_label(c, NONCE_KEY, nonce, found_one, &f, &ignored) != MFS_OK) {
+	if (list_by_label(c, NONCE_KEY, nonce, cancellable, found_one, &f, &ignored) != MFS_OK) {
 		free(f.id);
 		return NULL;
 	}
@@ -504,7 +506,7 @@ static char *lookup_nonce(const struct dt_conf *c, const char *nonce)
 static void delete_nonce(const struct dt_conf *c, const char *nonce)
 {
 	struct mfs_err ignored;
-	char *id = lookup_nonce(c, nonce);
+	char *id = lookup_nonce(c, nonce, false); /* runs after a signal too */
 	if (id)
 		delete_sandbox(c, id, NULL, &ignored);
 	free(id);
@@ -726,7 +728,7 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 			(rc == MFS_OK && (resp.status == 502 || resp.status == 503 ||
 					  resp.status == 504));
 		if (ambiguous) {
-			char *made = lookup_nonce(c, nonce);
+			char *made = lookup_nonce(c, nonce, true);
 			if (made) {
 				bool gone;
 				*id = made;
@@ -1045,7 +1047,8 @@ static bool emit_new_lines(struct logpoll *lp, const char *log, size_t len, bool
 	return any;
 }
 
-/* The per-command script: env, cwd, then exec the argv exactly.  It removes
+/* The per-command script: env, cwd, then exec the argv exactly.  It runs as
+ * its own `sh` process, so nothing it does changes the session's shell.  It removes
  * itself first, so the secrets in it live only until the command starts. */
 static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_req *r)
 {
@@ -1062,7 +1065,9 @@ static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_r
 	mfs_buf_add_shell_quoted(&s, r->cwd ? r->cwd : sb->base.workdir);
 	mfs_buf_adds(&s, " || exit 1\nexec ");
 	mfs_buf_add_argv_quoted(&s, r->argv);
-	mfs_buf_addch(&s, '\n');
+	/* An async session command's stdin stays open; the step gets none, as
+	 * with the other backends. */
+	mfs_buf_adds(&s, " </dev/null\n");
 	return mfs_buf_detach(&s, NULL);
 }
 
@@ -1082,20 +1087,27 @@ static void delete_session(struct dt_sandbox *sb, const char *sid)
 	mfs_strv_release(&hdrs);
 }
 
-static enum mfs_code json_post(struct dt_sandbox *sb, const char *path, json_t *msg,
-			       struct mfs_http_resp *resp, long want, struct mfs_err *err)
+/* A toolbox call in the exec loop: not retried by the HTTP layer (the
+ * loop retries, so the deadline is checked between tries).  MFS_OK when
+ * any answer came; want != 0 turns another status into an error. */
+static enum mfs_code exec_call(struct dt_sandbox *sb, const char *method, const char *path,
+			       json_t *msg, long want, long timeout_ms,
+			       struct mfs_http_resp *resp, struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
-	char *body = json_dumps(msg, JSON_COMPACT);
+	char *body = NULL;
 	enum mfs_code rc;
-	if (!body)
-		abort();
-	mfs_strv_push(&hdrs, "Content-Type: application/json");
-	struct mfs_http_req req = { .body = body, .body_len = strlen(body),
-				    .timeout_ms = API_TIMEOUT_MS, .cancellable = true };
-	rc = toolbox_call(sb, "POST", path, &req, resp, &url, &hdrs, err);
-	if (rc == MFS_OK && resp->status != want)
+	if (msg) {
+		body = json_dumps(msg, JSON_COMPACT);
+		if (!body)
+			abort();
+		mfs_strv_push(&hdrs, "Content-Type: application/json");
+	}
+	struct mfs_http_req req = { .body = body, .body_len = body ? strlen(body) : 0,
+				    .timeout_ms = timeout_ms, .cancellable = true };
+	rc = toolbox_call(sb, method, path, &req, resp, &url, &hdrs, err);
+	if (rc == MFS_OK && want && resp->status != want)
 		rc = status_fail(err, &req, resp);
 	free(body);
 	mfs_buf_release(&url);
@@ -1103,19 +1115,179 @@ static enum mfs_code json_post(struct dt_sandbox *sb, const char *path, json_t *
 	return rc;
 }
 
-/* GET a toolbox path into resp (idempotent: retried). */
-static enum mfs_code toolbox_get(struct dt_sandbox *sb, const char *path,
-				 struct mfs_http_resp *resp, struct mfs_err *err)
+/* A failure worth another try: no answer, or the proxy's/throttler's. */
+static bool transient(enum mfs_code rc, const struct mfs_http_resp *resp)
 {
-	struct mfs_strv hdrs = MFS_STRV_INIT;
-	struct mfs_buf url = MFS_BUF_INIT;
-	struct mfs_http_req req = { .retries = API_RETRIES, .timeout_ms = API_TIMEOUT_MS,
-				    .cancellable = true };
-	enum mfs_code rc = toolbox_call(sb, "GET", path, &req, resp, &url, &hdrs, err);
-	if (rc == MFS_OK && resp->status != 200)
-		rc = status_fail(err, &req, resp);
-	mfs_buf_release(&url);
-	mfs_strv_release(&hdrs);
+	if (rc == MFS_ERR_HTTP)
+		return true;
+	return resp->status == 429 || resp->status == 502 || resp->status == 503 ||
+	       resp->status == 504;
+}
+
+/* The deadline of one exec, and what every call in it may take. */
+struct exec_clock {
+	double t0;
+	long timeout_s;       /* 0: none */
+};
+
+static bool past_deadline(const struct exec_clock *ck)
+{
+	return ck->timeout_s > 0 && now_s() - ck->t0 >= (double)ck->timeout_s;
+}
+
+/* Milliseconds left before the deadline (LONG_MAX without one). */
+static long ms_left(const struct exec_clock *ck)
+{
+	if (ck->timeout_s <= 0)
+		return 0x7fffffffL;
+	double left = (ck->t0 + (double)ck->timeout_s - now_s()) * 1000;
+	return left > 0 ? (long)left : 0;
+}
+
+/* The API timeout, cut to the time left (plus a second) so that a hung
+ * toolbox call cannot outlast --timeout. */
+static long call_timeout_ms(const struct exec_clock *ck)
+{
+	long left = ms_left(ck);
+	return left < API_TIMEOUT_MS - 1000 ? left + 1000 : API_TIMEOUT_MS;
+}
+
+/* Waits before try number `attempt` (1, 2, ...), honouring Retry-After and
+ * the deadline; false when cancelled. */
+static bool retry_nap(const struct mfs_http_resp *resp, int attempt, const struct exec_clock *ck)
+{
+	long ms = 200L << (attempt - 1);
+	const char *ra = resp->status == 429 || resp->status == 503
+		? mfs_http_header(resp, "retry-after") : NULL;
+	if (ra && strtol(ra, NULL, 10) > 0)
+		ms = strtol(ra, NULL, 10) * 1000;
+	if (ms > 10000)
+		ms = 10000;
+	if (ms > ms_left(ck))
+		ms = ms_left(ck);
+	return nap(ms, true);
+}
+
+/* POST /process/session.  A 409 on a later try means an earlier one got
+ * through with its answer lost. */
+static enum mfs_code open_session(struct dt_sandbox *sb, const char *sid,
+				  const struct exec_clock *ck, struct mfs_http_resp *resp,
+				  struct mfs_err *err)
+{
+	json_t *msg = json_pack("{s:s}", "sessionId", sid);
+	enum mfs_code rc;
+	for (int attempt = 0;; attempt++) {
+		rc = exec_call(sb, "POST", "/process/session", msg, 201, call_timeout_ms(ck), resp,
+			       err);
+		if (rc != MFS_OK && resp->status == 409 && attempt)
+			rc = MFS_OK;
+		if (rc == MFS_OK || rc == MFS_ERR_CANCELLED || !transient(rc, resp) ||
+		    attempt >= API_RETRIES || past_deadline(ck))
+			break;
+		if (!retry_nap(resp, attempt + 1, ck)) {
+			rc = MFS_ERR_CANCELLED;
+			break;
+		}
+	}
+	json_decref(msg);
+	return rc;
+}
+
+/* The id of the command our fresh session already runs, if any: after an
+ * exec whose answer was lost, so that the step never starts twice. */
+static char *started_command(struct dt_sandbox *sb, const char *sid, const struct exec_clock *ck)
+{
+	struct mfs_http_resp resp;
+	struct mfs_buf path = MFS_BUF_INIT;
+	struct mfs_err ignored;
+	char *id = NULL;
+	mfs_http_resp_init(&resp);
+	mfs_buf_addf(&path, "/process/session/%s", sid);
+	if (exec_call(sb, "GET", path.data, NULL, 200, call_timeout_ms(ck), &resp,
+		      &ignored) == MFS_OK) {
+		json_t *j = body_json(&resp);
+		const char *v = json_string_value(json_object_get(
+			json_array_get(json_object_get(j, "commands"), 0), "id"));
+		id = v && *v ? mfs_xstrdup(v) : NULL;
+		json_decref(j);
+	}
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&path);
+	return id;
+}
+
+/* POST /process/session/{sid}/exec with runAsync.  Not idempotent: after
+ * a failure with no clear answer the session is asked what it runs before
+ * another try. */
+static enum mfs_code start_command(struct dt_sandbox *sb, const char *sid, const char *command,
+				   const struct exec_clock *ck, char **cmd_id,
+				   struct mfs_http_resp *resp, struct mfs_err *err)
+{
+	struct mfs_buf path = MFS_BUF_INIT;
+	json_t *msg = json_pack("{s:s, s:b}", "command", command, "runAsync", 1);
+	enum mfs_code rc;
+	mfs_buf_addf(&path, "/process/session/%s/exec", sid);
+	*cmd_id = NULL;
+	for (int attempt = 0;; attempt++) {
+		rc = exec_call(sb, "POST", path.data, msg, 202, call_timeout_ms(ck), resp, err);
+		if (rc == MFS_OK) {
+			json_t *j = body_json(resp);
+			const char *v = json_string_value(json_object_get(j, "cmdId"));
+			*cmd_id = v && *v ? mfs_xstrdup(v) : NULL;
+			json_decref(j);
+			if (!*cmd_id)
+				rc = mfs_fail(err, MFS_ERR_PROTOCOL,
+					      "session exec answered 202 without cmdId");
+			break;
+		}
+		if (rc == MFS_ERR_CANCELLED || !transient(rc, resp) || past_deadline(ck))
+			break;
+		if ((*cmd_id = started_command(sb, sid, ck)) != NULL) {
+			rc = MFS_OK;
+			break;
+		}
+		if (attempt >= API_RETRIES)
+			break;
+		if (!retry_nap(resp, attempt + 1, ck)) {
+			rc = MFS_ERR_CANCELLED;
+			break;
+		}
+	}
+	json_decref(msg);
+	mfs_buf_release(&path);
+	return rc;
+}
+
+/* One poll: the command's exit code (if in), then the log's new lines.
+ * The log is read after the status: once the exit code is in, it is whole. */
+static enum mfs_code poll_once(struct dt_sandbox *sb, const char *sid, const char *cmd_id,
+			       struct logpoll *lp, const struct exec_clock *ck, bool *done,
+			       int *code, bool *fresh, struct mfs_http_resp *resp,
+			       struct mfs_err *err)
+{
+	struct mfs_buf path = MFS_BUF_INIT;
+	enum mfs_code rc;
+	*done = false;
+	*fresh = false;
+	mfs_buf_addf(&path, "/process/session/%s/command/%s", sid, cmd_id);
+	rc = exec_call(sb, "GET", path.data, NULL, 200, call_timeout_ms(ck), resp, err);
+	if (rc == MFS_OK) {
+		json_t *j = body_json(resp);
+		json_t *ec = json_object_get(j, "exitCode");
+		if (json_is_integer(ec)) {
+			*done = true;
+			*code = (int)json_integer_value(ec);
+		}
+		json_decref(j);
+		mfs_buf_adds(&path, "/logs");
+		rc = exec_call(sb, "GET", path.data, NULL, 200, call_timeout_ms(ck), resp, err);
+	}
+	if (rc == MFS_OK)
+		*fresh = emit_new_lines(lp, resp->body.data ? resp->body.data : "",
+					resp->body.len, *done);
+	else
+		*done = false; /* the log is not whole yet: poll again */
+	mfs_buf_release(&path);
 	return rc;
 }
 
@@ -1124,12 +1296,13 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 {
 	struct dt_sandbox *sb = (struct dt_sandbox *)base;
 	struct mfs_http_resp resp;
-	struct mfs_buf script_path = MFS_BUF_INIT, cmd = MFS_BUF_INIT, path = MFS_BUF_INIT;
+	struct mfs_buf script_path = MFS_BUF_INIT, cmd = MFS_BUF_INIT;
 	struct logpoll lp = { .io = io };
+	struct exec_clock ck = { .t0 = now_s(), .timeout_s = r->timeout_s };
 	char sid[40] = "mfs-", *script = NULL, *cmd_id = NULL;
 	bool session = false;
-	double t0 = now_s();
 	long interval = POLL_MIN_MS;
+	int failures = 0;
 	enum mfs_code rc;
 
 	*status = -1;
@@ -1143,70 +1316,52 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 	if (rc != MFS_OK)
 		goto out;
 
-	json_t *msg = json_pack("{s:s}", "sessionId", sid);
-	rc = json_post(sb, "/process/session", msg, &resp, 201, err);
-	json_decref(msg);
+	rc = open_session(sb, sid, &ck, &resp, err);
 	if (rc != MFS_OK)
 		goto fail;
 	session = true;
 	mfs_buf_adds(&cmd, "sh ");
 	mfs_buf_add_shell_quoted(&cmd, script_path.data);
-	mfs_buf_addf(&path, "/process/session/%s/exec", sid);
-	msg = json_pack("{s:s, s:b}", "command", cmd.data, "runAsync", 1);
-	rc = json_post(sb, path.data, msg, &resp, 202, err);
-	json_decref(msg);
+	rc = start_command(sb, sid, cmd.data, &ck, &cmd_id, &resp, err);
 	if (rc != MFS_OK)
 		goto fail;
-	json_t *j = body_json(&resp);
-	const char *v = json_string_value(json_object_get(j, "cmdId"));
-	cmd_id = v && *v ? mfs_xstrdup(v) : NULL;
-	json_decref(j);
-	if (!cmd_id) {
-		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "session exec answered 202 without cmdId");
-		goto out;
-	}
 
 	for (;;) {
-		bool done = false;
+		bool done, fresh;
 		int code = 0;
-		mfs_buf_reset(&path);
-		mfs_buf_addf(&path, "/process/session/%s/command/%s", sid, cmd_id);
-		rc = toolbox_get(sb, path.data, &resp, err);
-		if (rc != MFS_OK)
-			goto fail;
-		j = body_json(&resp);
-		json_t *ec = json_object_get(j, "exitCode");
-		if (json_is_integer(ec)) {
-			done = true;
-			code = (int)json_integer_value(ec);
-		}
-		json_decref(j);
-		/* Logs after the status: once the exit code is in, the log is whole. */
-		mfs_buf_addf(&path, "/logs");
-		rc = toolbox_get(sb, path.data, &resp, err);
-		if (rc != MFS_OK)
-			goto fail;
-		bool fresh = emit_new_lines(&lp, resp.body.data ? resp.body.data : "", resp.body.len,
-					    done);
-		if (done) {
+		rc = poll_once(sb, sid, cmd_id, &lp, &ck, &done, &code, &fresh, &resp, err);
+		if (rc == MFS_OK && done) {
 			*status = code < 0 ? 255 : code & 0xff;
 			break;
 		}
-		if (r->timeout_s > 0 && now_s() - t0 >= (double)r->timeout_s) {
-			delete_session(sb, sid); /* ends the command's process tree */
-			session = false;
-			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the command ran past its %lds timeout "
-				      "and was killed", r->timeout_s);
-			goto out;
+		if (past_deadline(&ck))
+			goto timed_out;
+		if (rc != MFS_OK) {
+			/* The loop is the retry: the deadline is checked between tries. */
+			if (rc == MFS_ERR_CANCELLED || !transient(rc, &resp) || ++failures > API_RETRIES)
+				goto fail;
+			if (!retry_nap(&resp, failures, &ck)) {
+				rc = MFS_ERR_CANCELLED;
+				goto fail;
+			}
+			continue;
 		}
+		failures = 0;
 		interval = fresh ? POLL_MIN_MS : (interval * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS
 						  : interval * 3 / 2);
-		if (!nap(interval, true)) {
+		if (!nap(interval < ms_left(&ck) ? interval : ms_left(&ck), true)) {
 			rc = MFS_ERR_CANCELLED;
 			goto fail;
 		}
 	}
 	rc = MFS_OK;
+	goto out;
+timed_out:
+	if (session)
+		delete_session(sb, sid); /* ends the command's process tree */
+	session = false;
+	rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the command ran past its %lds timeout and was killed",
+		      r->timeout_s);
 	goto out;
 fail:
 	if (rc == MFS_ERR_CANCELLED || mfs_cancelled()) {
@@ -1214,6 +1369,8 @@ fail:
 			delete_session(sb, sid);
 		session = false;
 		rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled; the Daytona command was killed");
+	} else if (past_deadline(&ck)) {
+		goto timed_out; /* the calls were cut short to keep it */
 	} else {
 		rc = explain_toolbox_failure(sb, rc, err);
 	}
@@ -1223,7 +1380,6 @@ out:
 	free(cmd_id);
 	free(script);
 	mfs_http_resp_release(&resp);
-	mfs_buf_release(&path);
 	mfs_buf_release(&cmd);
 	mfs_buf_release(&script_path);
 	return rc;

@@ -368,6 +368,13 @@ static enum mfs_code setup(CURL *h, const struct mfs_http_req *req, struct xfer 
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "mfsandbox/0.1");
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* libcurl silently sends a request again when the reused connection it
+	 * went out on closes before any answer: for a POST the server may
+	 * already have carried out (a sandbox made, a command started, a
+	 * metadata row written), that is a second time.  Such requests get a
+	 * fresh connection, which libcurl never re-sends on; callers decide. */
+	if (!is_idempotent(m) && !req->retry_safe)
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
 	if (req->timeout_ms > 0)

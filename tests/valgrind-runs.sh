@@ -54,6 +54,24 @@ check 0 run --backend daytona --env A=1 --code "$code" -- python3 main.py
 check 204 run --backend daytona --timeout 1 -- sleep 20
 check 0 ls --backend daytona
 check 202 kill --backend daytona no-such-id
+# The error paths: each fault (JSON for POST /_emulator/faults) then a run.
+fault() {
+	python3 -c 'import sys,urllib.request as u; u.urlopen(u.Request(sys.argv[1], sys.argv[2].encode(), {"Content-Type": "application/json"}))' \
+		"${DAYTONA_API_URL%/api}/_emulator/faults" "$1" >/dev/null
+}
+fault '{"statuses": {"POST /sandbox": [500]}}'
+check 203 run --backend daytona -- true
+fault '{"statuses": {"POST /sandbox": [0, 502], "GET /toolbox/process/session/*/logs": [0]}}'
+check 0 run --backend daytona -- true
+fault '{"lose_response": {"POST /toolbox/process/session/*/exec": 1, "DELETE /sandbox/*": 1}}'
+check 0 run --backend daytona -- true
+fault '{"statuses": {"GET /toolbox/process/session/*/command/*": [500]}}'
+check 203 run --backend daytona -- true
+fault '{"stalls": {"GET /toolbox/process/session/*/logs": [30]}}'
+check 204 run --backend daytona --timeout 2 -- sh -c 'echo x; sleep 1'
+fault '{"create_delay": 0.4, "build_error": "no such image"}'
+check 203 run --backend daytona --image python:9 -- true
+fault '{"create_delay": 0, "build_error": null}'
 live=$(python3 -c 'import json,sys,urllib.request as u; print(json.load(u.urlopen(sys.argv[1]))["live"])' \
 	"${DAYTONA_API_URL%/api}/_emulator/live")
 [ "$live" = 0 ] || { echo "daytona sandboxes left: $live" >&2; fail=1; }

@@ -3,10 +3,12 @@ the exit codes a user (and Metaflow's @retry) depends on, output kept apart,
 and no sandbox left behind whatever fault the service throws."""
 import hashlib
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -79,6 +81,7 @@ def test_bad_key_is_202_and_makes_nothing(emu, env):
     r = run(dict(env, DAYTONA_API_KEY="dtn_0badc0de"), "true")
     assert r.returncode == 202, r.stderr
     assert "DAYTONA_API_KEY" in r.stderr and "0badc0de" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     assert emu.created_total == 0
 
 
@@ -225,3 +228,156 @@ def test_keep_ls_and_kill(emu, env, tmp_path):
     assert sid in k.stdout
     again = mfs("kill", "--backend", "daytona", sid, env=env)
     assert again.returncode == 202
+
+
+# ---- error paths: every fault ends with the documented exit code and no
+# sandbox left behind (the `emu` fixture checks the live count) ----
+
+COUNT_RUNS = 'echo run >> /tmp/runs; echo "runs: $(wc -l < /tmp/runs)"; echo to-err >&2'
+
+
+@pytest.mark.parametrize("where", [
+    "POST /sandbox", "POST /toolbox/files/bulk-upload", "POST /toolbox/process/session",
+    "POST /toolbox/process/session/*/exec", "GET /toolbox/process/session/*/command/*",
+    "GET /toolbox/process/session/*/logs"])
+def test_server_error_is_203_and_nothing_is_left(emu, env, where):
+    emu.faults.statuses = {where: [500] * 20}
+    r = run(env, "sh", "-c", COUNT_RUNS)
+    assert r.returncode == 203, r.stderr
+    assert "HTTP 500" in r.stderr
+    assert emu.created_total == (0 if where == "POST /sandbox" else 1)
+
+
+@pytest.mark.parametrize("where", [
+    "POST /sandbox", "GET /sandbox/*", "POST /toolbox/files/bulk-upload",
+    "POST /toolbox/process/session", "POST /toolbox/process/session/*/exec",
+    "GET /toolbox/process/session/*/command/*", "GET /toolbox/process/session/*/logs",
+    "DELETE /toolbox/process/session/*", "DELETE /sandbox/*"])
+def test_cut_connections_are_tried_again(emu, env, where):
+    """The line drops before the server did anything: tried again, and the
+    step runs exactly once."""
+    emu.faults.statuses = {where: [0, 0]}
+    if where == "GET /sandbox/*":  # only polled while a sandbox starts
+        emu.faults.create_delay, emu.faults.server_wait = 0.5, 0.05
+    r = run(env, "sh", "-c", COUNT_RUNS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "runs: 1\n" and r.stderr.count("to-err") == 1
+    assert emu.created_total == 1
+
+
+@pytest.mark.parametrize("where", [
+    "POST /toolbox/files/bulk-upload", "POST /toolbox/process/session",
+    "POST /toolbox/process/session/*/exec", "GET /toolbox/process/session/*/logs",
+    "DELETE /sandbox/*"])
+def test_lost_answers_do_not_repeat_the_step(emu, env, where):
+    """The server did the work and the answer was lost on the way: the step
+    still runs exactly once (a lost exec is found in the session, not sent
+    again) and the sandbox is still deleted."""
+    emu.faults.lose_response = {where: 1}
+    r = run(env, "sh", "-c", COUNT_RUNS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "runs: 1\n" and r.stderr.count("to-err") == 1
+    assert emu.faults.lose_response[where] == 0
+
+
+def test_connection_that_keeps_dropping_is_203(emu, env):
+    emu.faults.statuses = {"GET /toolbox/process/session/*/logs": [0] * 50}
+    r = run(env, "sh", "-c", "echo begin; sleep 60")
+    assert r.returncode == 203, r.stderr
+    assert emu.created_total == 1
+
+
+def test_stuck_toolbox_call_cannot_outlast_the_timeout(emu, env):
+    """A log poll that hangs (a stuck proxy) is cut at --timeout: 204, the
+    sandbox deleted, rather than waiting out the HTTP timeout."""
+    emu.faults.stalls = {"GET /toolbox/process/session/*/logs": [300]}
+    r = run(env, "sh", "-c", "echo begin; sleep 1; echo end", flags=["--timeout", "3"])
+    assert r.returncode == 204, r.stderr
+    assert "timeout" in r.stderr
+
+
+def wait_for(cond, what):
+    for _ in range(1200):
+        if cond():
+            return
+        time.sleep(0.025)
+    raise AssertionError("never happened: " + what)
+
+
+@pytest.mark.parametrize("phase", ["create call", "start polling"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_while_the_sandbox_starts_deletes_it(emu, env, phase, sig):
+    """Cancelled while the create call is still waiting server-side, or while
+    polling for `started`: the sandbox (still creating, so deletes answer
+    409 for a while) is deleted before mfsandbox exits 128+N."""
+    emu.faults.create_delay = 2.0
+    emu.faults.server_wait = 30.0 if phase == "create call" else 0.05
+    p = subprocess.Popen([str(BINARY), "run", "--backend", "daytona", "--", "true"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if phase == "create call":
+        wait_for(lambda: emu.created_total == 1, "the create")
+    else:
+        wait_for(lambda: any(q[0] == "GET" and q[1].startswith("/api/sandbox/")
+                             for q in emu.requests), "a state poll")
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + sig, err
+    assert emu.created_total == 1
+    assert any(q[0] == "DELETE" and q[1].startswith("/api/sandbox/") for q in emu.requests)
+
+
+def test_jwt_with_its_organization_and_the_target(emu, env):
+    from emulators.daytona.server import ORG
+    emu.jwt_token = "jwt-secret-123"
+    del env["DAYTONA_API_KEY"]
+    env.update(DAYTONA_JWT_TOKEN="jwt-secret-123", DAYTONA_ORGANIZATION_ID=ORG,
+               DAYTONA_TARGET="eu")
+    r = run(env, "echo", "ok")
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+    assert emu.create_bodies[-1]["target"] == "eu"
+    r = run(dict(env, DAYTONA_ORGANIZATION_ID="someone-else"), "true")
+    assert r.returncode == 202, r.stderr
+    assert "DAYTONA_JWT_TOKEN" in r.stderr and "jwt-secret-123" not in r.stderr
+    assert emu.created_total == 1
+
+
+def test_failed_image_build_is_203_with_the_reason(emu, env):
+    emu.faults.create_delay = 0.4
+    emu.faults.build_error = "Dockerfile: manifest for python:9 not found"
+    r = run(env, "true", flags=["--image", "python:9"])
+    assert r.returncode == 203, r.stderr
+    assert "build_failed" in r.stderr and "manifest for python:9 not found" in r.stderr
+    assert emu.created_total == 1
+
+
+def test_progress_line_on_a_terminal_shows_each_state(emu, env):
+    """A person at a terminal sees one line, rewritten in place, with the
+    state and the elapsed time; --quiet silences it."""
+    import pty
+    emu.faults.create_delay = 1.0
+    for quiet in (False, True):
+        master, slave = pty.openpty()
+        flags = ["--image", "python:3.12-slim"] + (["--quiet"] if quiet else [])
+        p = subprocess.Popen([str(BINARY), "run", "--backend", "daytona", *flags, "--",
+                              "echo", "ok"], stdout=subprocess.PIPE, stderr=slave, env=env)
+        os.close(slave)
+        out, _ = p.communicate(timeout=120)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(master)
+        assert (p.returncode, out) == (0, b"ok\n"), seen
+        if quiet:
+            assert seen == b""
+            continue
+        line = seen.split(b"\r\n")[0]  # the tty turns the final \n into \r\n
+        states = re.findall(rb"\rmfsandbox: daytona sandbox \S+: (\w+) \((\d+\.\d) s\)", line)
+        names = [s for i, (s, _) in enumerate(states) if i == 0 or states[i - 1][0] != s]
+        assert names == [b"pending_build", b"building_snapshot", b"started"]
+        assert float(states[-1][1]) >= float(states[0][1])

@@ -55,10 +55,9 @@ def run_flow(s3_server, metadata_service, emu, daytona_env, tmp_path):
         METAFLOW_DEFAULT_METADATA="service", METAFLOW_SERVICE_URL=metadata_service.url,
         MFS_TEST_SERVICE_URL=metadata_service.url, PYTHONUNBUFFERED="1", **daytona_env)
     env = {k: v for k, v in env.items() if not k.startswith("MFSANDBOX_")}
-    env["MFSANDBOX_BIN"] = str(BIN)
-    # The extension does not pass --relay yet; this is the documented switch.
-    env["MFSANDBOX_RELAY"] = "1"
-    r = subprocess.run([sys.executable, "daytona_flow.py", "--no-pylint", "run"], cwd=work,
+    env["MFSANDBOX_BIN"] = str(BIN)  # no MFSANDBOX_RELAY: the spec arms the relay
+    r = subprocess.run([sys.executable, "daytona_flow.py", "--no-pylint", "run",
+                        "--greeting", "hey \u2713"], cwd=work,
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     console = r.stdout + r.stderr
@@ -78,8 +77,9 @@ def test_daytona_flow_end_to_end(s3_server, metadata_service, daytona_emulator, 
                                  tmp_path):
     console, tasks, read = run_flow(s3_server, metadata_service, daytona_emulator, daytona_env,
                                     tmp_path)
-    start = read("start", 0, "backend", "marker", "service_reachable")
+    start = read("start", 0, "backend", "marker", "service_reachable", "greeting_seen", "colour")
     assert start["backend"] == "daytona"
+    assert (start["greeting_seen"], start["colour"]) == ("hey \u2713", "teal")
     assert start["marker"].startswith("/home/daytona/")
     assert start["service_reachable"] is False  # only the relay may talk to the service
     assert "hello from daytona \u2713" in start["stdout"]
@@ -92,6 +92,7 @@ def test_daytona_flow_end_to_end(s3_server, metadata_service, daytona_emulator, 
     second = read("flaky", 1, "attempt_seen", "fresh", "total")
     assert second == dict(second, attempt_seen=1, fresh=True, total=6)  # a fresh sandbox
     assert read("end", 0, "done")["done"] == 12
+    assert read("join", 0, "squares")["squares"] == [1, 4, 9]
 
     # metadata the sandbox wrote locally reached the service through the relay,
     # every row of the task exactly once, both attempts of the retried step
@@ -108,5 +109,14 @@ def test_daytona_flow_end_to_end(s3_server, metadata_service, daytona_emulator, 
     names = collections.Counter((a["name"], a["attempt_id"]) for a in arts)
     assert names[("total", 1)] == 1 and max(names.values()) == 1
 
-    assert daytona_emulator.created_total == 4  # start, flaky twice, end
+    assert daytona_emulator.created_total == 8  # start, 3 squares, join, flaky twice, end
+    # each sandbox says whose task it runs, and is marked as ours
+    labels = [b["labels"] for b in daytona_emulator.create_bodies]
+    assert all(l["mfsandbox"] == "1" and l["mfsandbox.flow"] == FLOW for l in labels)
+    assert collections.Counter(l["mfsandbox.step"] for l in labels) == \
+        {"start": 1, "square": 3, "join": 1, "flaky": 2, "end": 1}
+    assert {(l["mfsandbox.run"], l["mfsandbox.task"]) for l in labels
+            if l["mfsandbox.step"] == "flaky"} == {tasks["flaky"]}
+    assert sorted(l.get("mfsandbox.attempt") for l in labels
+                  if l["mfsandbox.step"] == "flaky") == ["0", "1"]
     assert daytona_emulator.live_count() == 0

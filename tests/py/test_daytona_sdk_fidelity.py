@@ -4,9 +4,9 @@ is a bug in the emulator, so this is what keeps the emulator honest for the
 C backend's tests."""
 import time
 
+import daytona  # a hard import: `make check` must not pass by skipping
+import daytona_api_client
 import pytest
-
-daytona = pytest.importorskip("daytona")
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_sdk_lifecycle_exec_files_sessions(client, daytona_emulator):
 
     sb.process.create_session("s1")
     resp = sb.process.execute_session_command("s1", daytona.SessionExecuteRequest(
-        command="python3 job/run.py; echo oops >&2; sleep 0.2; exit 5", run_async=True))
+        command="python3 job/run.py; echo oops >&2; sleep 0.2; (exit 5)", run_async=True))
     cmd_id = resp.cmd_id
     for _ in range(200):
         cmd = sb.process.get_session_command("s1", cmd_id)
@@ -62,8 +62,65 @@ def test_sdk_lifecycle_exec_files_sessions(client, daytona_emulator):
     assert daytona_emulator.live_count() == 0
 
 
+def wait_exit(sb, sid, cmd_id):
+    for _ in range(400):
+        cmd = sb.process.get_session_command(sid, cmd_id)
+        if cmd.exit_code is not None:
+            return cmd.exit_code
+        time.sleep(0.05)
+    raise AssertionError("session command never finished")
+
+
+def test_sdk_session_is_one_long_lived_shell(client, daytona_emulator):
+    """A session is one shell: cd, export and variables of one command are
+    there for the next, sync or async; output still comes per command, and
+    an async command's log grows while it runs."""
+    sb = client.create()
+    sb.process.create_session("sh")
+    run = sb.process.execute_session_command
+    r = run("sh", daytona.SessionExecuteRequest(
+        command="mkdir -p work/sub && cd work/sub && export STEP_NAME=start; GREETING=hi"))
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    r = run("sh", daytona.SessionExecuteRequest(command='pwd; echo "$STEP_NAME $GREETING" >&2'))
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "/home/daytona/work/sub\n", "start hi\n")
+
+    # async: its log streams while it runs (it waits for a file we upload
+    # once its first line is visible), and its cd/export reach the next one
+    first = run("sh", daytona.SessionExecuteRequest(
+        command="cd /tmp && export LATER=yes; echo first; echo warn >&2; "
+                "while [ ! -e go ]; do sleep 0.02; done; echo second", run_async=True))
+    for _ in range(400):
+        logs = sb.process.get_session_command_logs("sh", first.cmd_id)
+        if logs.stdout:
+            break
+        time.sleep(0.05)
+    assert (logs.stdout, logs.stderr) == ("first\n", "warn\n")
+    assert sb.process.get_session_command("sh", first.cmd_id).exit_code is None
+    sb.fs.upload_file(b"", "/tmp/go")
+    assert wait_exit(sb, "sh", first.cmd_id) == 0
+    logs = sb.process.get_session_command_logs("sh", first.cmd_id)
+    assert (logs.stdout, logs.stderr) == ("first\nsecond\n", "warn\n")
+    r = run("sh", daytona.SessionExecuteRequest(command='echo "$(pwd) $LATER $STEP_NAME"'))
+    assert (r.exit_code, r.stdout) == (0, "/tmp yes start\n")
+
+    # sessions do not share a shell, and process.exec is not a session
+    sb.process.create_session("other")
+    r = run("other", daytona.SessionExecuteRequest(command='echo "$(pwd) [$STEP_NAME]"'))
+    assert r.stdout == "/home/daytona []\n"
+    assert sb.process.exec('echo "$(pwd) [$STEP_NAME]"').result == "/home/daytona []\n"
+
+    # `exit` ends the session's shell, as in the daemon: that command never
+    # gets an exit code and the session takes no further command
+    gone = run("other", daytona.SessionExecuteRequest(command="exit 3", run_async=True))
+    with pytest.raises(daytona.DaytonaError):
+        run("other", daytona.SessionExecuteRequest(command="echo never"))
+    assert sb.process.get_session_command("other", gone.cmd_id).exit_code is None
+    sb.delete()
+    assert daytona_emulator.live_count() == 0
+
+
 def test_sdk_sees_validation_and_start_failure(client, daytona_emulator):
-    api = pytest.importorskip("daytona_api_client")
+    api = daytona_api_client
     with pytest.raises(api.exceptions.BadRequestException) as e:
         client._sandbox_api.create_sandbox(api.CreateSandbox(snapshot="daytona-small", cpu=2))
     assert "Cannot specify Sandbox resources" in e.value.body

@@ -129,3 +129,19 @@ def test_sigterm_cancels_a_transfer(http_server):
     out, err = p.communicate(timeout=30)
     assert p.returncode == 1
     assert b"httptool: cancelled: GET " in err
+
+
+def test_a_post_whose_reused_connection_dies_is_not_sent_again(http_server):
+    """libcurl re-sends a request, silently, when the reused connection it
+    went out on closes before any answer; the server may have carried out a
+    POST already, so such requests go out on a fresh connection instead and
+    the failure comes back to the caller, who decides."""
+    r = run("--prime", http_server.url + "/echo", "-X", "POST", "-d", "{}",
+            http_server.url + "/drop/once?fail=1")
+    assert r.returncode == 1 and b"httptool: http: POST " in r.stderr
+    assert len([e for e in http_server.log if e["path"] == "/drop/once"]) == 1
+    # an idempotent request still rides the kept-alive connection
+    before = len(http_server.log)
+    r = run("--prime", http_server.url + "/echo", http_server.url + "/echo")
+    assert r.returncode == 0, r.stderr
+    assert len({e["peer_port"] for e in http_server.log[before:]}) == 1

@@ -4,8 +4,11 @@
  *
  *   httptool [-X METHOD] [-H 'Name: v']... [-d BODY | -f BODYFILE]
  *            [-o OUTFILE] [--on-data] [--abort-after N] [-r RETRIES]
- *            [--retry-safe] [--cancel-on-sigterm] [-t TIMEOUT_MS] URL
+ *            [--retry-safe] [--cancel-on-sigterm] [-t TIMEOUT_MS]
+ *            [--prime URL0] URL
  *
+ * --prime first GETs URL0 on the same handle (its answer is not printed),
+ * so the request to URL may go out on a reused connection.
  * Prints "status <n>" then, for memory bodies, the body; --on-data prints the
  * byte count the callback saw.  Errors: "httptool: <code>: <message>", exit 1.
  */
@@ -42,6 +45,7 @@ int main(int argc, char **argv)
 	struct mfs_http_resp resp;
 	struct mfs_err err = { 0 };
 	struct counter ctr = { 0 };
+	const char *prime = NULL;
 	int i, rc = 0;
 
 	for (i = 1; i < argc - 1; i++) {
@@ -68,6 +72,8 @@ int main(int argc, char **argv)
 			req.retry_safe = true;
 		else if (!strcmp(a, "-t"))
 			req.timeout_ms = atol(argv[++i]);
+		else if (!strcmp(a, "--prime"))
+			prime = argv[++i];
 		else if (!strcmp(a, "--cancel-on-sigterm")) {
 			req.cancellable = true;
 			mfs_cancel_init();
@@ -85,6 +91,14 @@ int main(int argc, char **argv)
 	req.headers = &headers;
 
 	mfs_http_resp_init(&resp);
+	if (prime) {
+		struct mfs_http_req first = { .method = "GET", .url = prime };
+		if (mfs_http_do(&first, &resp, &err) != MFS_OK) {
+			fprintf(stderr, "httptool: %s: %s\n", mfs_code_name(err.code), err.msg);
+			rc = 1;
+			goto out;
+		}
+	}
 	if (mfs_http_do(&req, &resp, &err) != MFS_OK) {
 		fprintf(stderr, "httptool: %s: %s\n", mfs_code_name(err.code), err.msg);
 		rc = 1;

@@ -10,6 +10,9 @@ runs in a fresh bubblewrap namespace (pid, ipc, uts, mount, net) where
   the emulator's file API through `host_path`) are seen by the next;
 * the environment is exactly the dict given (passed through execve's envp,
   never argv: it holds secrets), the cwd is the one given;
+* each directory in `private` (e.g. /run/daytona, where an emulated daemon
+  keeps its per-command files) is writable and shared by the box's commands
+  too, but `host_path` never maps into it: the file API cannot reach it;
 * the network is the box's own namespace with only `lo`.  A port in
   `allow_ports` (the test's S3 server, say) is reachable at
   127.0.0.1:PORT inside through a relay: inside, a small python3 helper
@@ -210,11 +213,12 @@ def _popen(**kw):
 
 
 class Box:
-    def __init__(self, parent_dir=None, home="/home/user", allow_ports=()):
+    def __init__(self, parent_dir=None, home="/home/user", allow_ports=(), private=()):
         self.root = tempfile.mkdtemp(prefix="nsbox-", dir=parent_dir)
         self.home = home
         self.writable = (home, "/tmp")
-        for d in self.writable:
+        self.private = tuple(private)
+        for d in self.writable + self.private:
             os.makedirs(self.root + d, exist_ok=True)
         self.relay_dir = os.path.join(self.root, "relay")
         os.makedirs(self.relay_dir)
@@ -244,6 +248,8 @@ class Box:
         cmd = [BWRAP, "--ro-bind", "/", "/", "--tmpfs", "/home", "--tmpfs", "/run",
                "--bind", self.root + self.home, self.home,
                "--bind", self.root + "/tmp", "/tmp"]
+        for d in self.private:
+            cmd += ["--bind", self.root + d, d]
         cmd += _host_tmp_binds([PYTHON] + env.get("PATH", "").split(":"))
         cmd += ["--ro-bind", self.relay_dir, RELAY_DIR,
                "--dev", "/dev", "--proc", "/proc",

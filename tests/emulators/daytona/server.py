@@ -10,17 +10,26 @@ Tests drive faults through `Emulator.faults` (in process) or
 prove nothing leaked, and `requests` (method, path) to check what a client
 sent.
 
-Deviation, on purpose: every session command runs as its own `sh -c` in the
-sandbox, starting in the session's start directory; `cd`/`export` do not
-carry over to the next command of the session as they do in the real
-daemon's long-lived shell.
+Sessions work as the daemon's do: a session is one long-lived shell in the
+sandbox (the first of zsh, bash, sh, as the daemon picks), fed on stdin.
+Each command is written to a file in the session's directory and sourced
+there, so `cd`, `export` and shell variables carry over to the session's
+next command; its stdout and stderr go through two FIFOs into the command's
+own log, one marker-prefixed line at a time, and its exit code is written to
+a file once the log is whole.  Commands of one session therefore run one
+after another, and a command that runs `exit` ends the session's shell: it
+never gets an exit code, and later commands are refused (newer daemons say
+SESSION_ENDED).  The per-command files live in /run/daytona, which the
+sandbox's commands share but the file API cannot reach.
 """
 import datetime
 import email.parser
 import email.policy
+import fnmatch
 import json
 import os
 import re
+import shlex
 import threading
 import time
 import urllib.parse
@@ -38,6 +47,9 @@ SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
 TRANSITIONS = {"creating", "starting", "stopping", "destroying", "pulling_snapshot",
                "pending_build", "building_snapshot", "restoring", "archiving", "resizing"}
 BOUNDARY = "DAYTONA-FILE-BOUNDARY"
+DAEMON_DIR = "/run/daytona"   # the emulated daemon's own files, inside the sandbox
+SHELL = next((p for p in ("/usr/bin/zsh", "/bin/zsh", "/usr/bin/bash", "/bin/bash")
+              if os.access(p, os.X_OK)), "/bin/sh")
 ORG = "00000000-0000-4000-8000-00000000e0e0"
 
 
@@ -51,15 +63,23 @@ class Faults:
 
     def __init__(self):
         # "METHOD path" (e.g. "POST /sandbox", "GET /sandbox/*", "DELETE
-        # /sandbox/*", "* /toolbox/*"; API paths without /api, toolbox
-        # paths without the sandbox id) -> statuses answered once each
+        # /sandbox/*", "* /toolbox/*", "POST /toolbox/process/session/*/exec";
+        # API paths without /api, toolbox paths without the sandbox id; `*`
+        # matches anything, `/` included) -> statuses answered once each
         # before the real handler; 429 carries Retry-After headers, 502 an
-        # empty body like the proxy's.
+        # empty body like the proxy's, 0 cuts the connection unanswered.
         self.statuses = {}
+        # pattern -> N: the next N matching requests are carried out, then
+        # the connection is cut before the answer (a response lost on the way).
+        self.lose_response = {}
+        # pattern -> [seconds, ...]: matching requests hang that long first
+        # (a stuck proxy or daemon), one entry consumed per request.
+        self.stalls = {}
         self.retry_after = 1          # seconds in Retry-After(-sandbox-create) on 429
         self.create_delay = 0.0       # seconds a new sandbox stays "creating"
         self.server_wait = 30.0       # the create call's server-side wait for "started"
         self.create_error = None      # reason: new sandboxes go to "error" instead
+        self.build_error = None       # reason: image builds end in "build_failed"
         self.create_drop = 0          # next N creates make the sandbox, then cut the line
         self.delete_conflicts = 0     # next N deletes answer 409 even when settled
         self.die_after_output = False  # a session command's sandbox dies once it printed
@@ -73,19 +93,133 @@ class Faults:
 
 
 class Command:
-    def __init__(self, cid, command):
+    """One session command; its files are in `host_dir` (see the wrapper)."""
+
+    def __init__(self, cid, command, host_dir):
         self.id = cid
         self.command = command
+        self.host_dir = host_dir
         self.exit_code = None
-        self.log = bytearray()  # lines with markers, in arrival order
-        self.lock = threading.Lock()
-        self.popen = None
+
+    def exit(self):
+        """The exit code once the shell wrote it (the log is whole then)."""
+        if self.exit_code is None:
+            try:
+                with open(os.path.join(self.host_dir, "exit_code")) as f:
+                    self.exit_code = int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                pass
+        return self.exit_code
+
+    def log(self):
+        try:
+            with open(os.path.join(self.host_dir, "output.log"), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
 
     def view(self):
         d = {"id": self.id, "command": self.command}
-        if self.exit_code is not None:
+        if self.exit() is not None:
             d["exitCode"] = self.exit_code
         return d
+
+
+# Written to the session shell's stdin for each command; %(dir)s is the
+# command's directory inside the sandbox, %(stdin)s what its stdin reads
+# (hold/close/release: the shell keeps an async command's input FIFO open).
+# The prefixing loops run in the background before the command, which is
+# sourced in the shell itself (so its cd/export stay); the exit code is
+# written only after both loops drained into output.log.
+_WRAPPER = r"""{
+_dtn_dir=%(dir)s
+( while IFS= read -r _dtn_l || [ -n "$_dtn_l" ]; do printf '\001\001\001%%s\n' "$_dtn_l"; done \
+    < "$_dtn_dir/stdout.pipe" >> "$_dtn_dir/output.log" ) &
+_dtn_po=$!
+( while IFS= read -r _dtn_l || [ -n "$_dtn_l" ]; do printf '\002\002\002%%s\n' "$_dtn_l"; done \
+    < "$_dtn_dir/stderr.pipe" >> "$_dtn_dir/output.log" ) &
+_dtn_pe=$!
+%(hold)s{ . "$_dtn_dir/cmd.sh"; } < %(stdin)s > "$_dtn_dir/stdout.pipe" 2> "$_dtn_dir/stderr.pipe"%(close)s
+_dtn_ec=$?
+%(release)swait "$_dtn_po" "$_dtn_pe"
+rm -f "$_dtn_dir/stdout.pipe" "$_dtn_dir/stderr.pipe" "$_dtn_dir/input.pipe"
+echo "$_dtn_ec" > "$_dtn_dir/exit_code.tmp" && mv "$_dtn_dir/exit_code.tmp" "$_dtn_dir/exit_code"
+unset _dtn_dir _dtn_l _dtn_po _dtn_pe _dtn_ec
+}
+"""
+
+
+class Session:
+    """A long-lived shell in the sandbox that runs the session's commands."""
+
+    def __init__(self, sb, sid, env):
+        self.id = sid
+        self.box = sb.box
+        self.commands = {}
+        self.order = []
+        self.lock = threading.Lock()   # one command written at a time
+        self.dir = "%s/sessions/%s" % (DAEMON_DIR, uuid.uuid4().hex)
+        os.makedirs(self.box.root + self.dir)
+        self.shell = self.box.spawn([SHELL], env, cwd=HOME, stdin=True)
+        # The shell's own output (outside any command) goes nowhere, as the
+        # daemon's does; drained so the shell never blocks on it.
+        for f in (self.shell.stdout, self.shell.stderr):
+            threading.Thread(target=lambda f=f: f.read(), daemon=True).start()
+
+    def alive(self):
+        return self.shell.poll() is None
+
+    def run(self, command, run_async):
+        """Starts a command; the Command, or None if the shell is gone."""
+        c = Command(str(uuid.uuid4()), command, None)
+        inside = "%s/%s" % (self.dir, c.id)
+        c.host_dir = self.box.root + inside
+        os.makedirs(c.host_dir)
+        with open(os.path.join(c.host_dir, "cmd.sh"), "w") as f:
+            f.write(command)
+        open(os.path.join(c.host_dir, "output.log"), "wb").close()
+        for name in ("stdout.pipe", "stderr.pipe") + (("input.pipe",) if run_async else ()):
+            os.mkfifo(os.path.join(c.host_dir, name))
+        # An async command's stdin stays open (POST .../input writes to it):
+        # the shell holds the FIFO's other end on fd 9 while it runs.
+        fill = {"dir": shlex.quote(inside), "hold": "", "stdin": "/dev/null", "close": "",
+                "release": ""}
+        if run_async:
+            fill.update(hold='exec 9<> "$_dtn_dir/input.pipe"\n',
+                        stdin='"$_dtn_dir/input.pipe"', close=" 9>&-", release="exec 9>&-\n")
+        text = _WRAPPER % fill
+        with self.lock:
+            if not self.alive():
+                return None
+            try:
+                self.shell.stdin.write(text.encode())
+                self.shell.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                return None
+            self.commands[c.id] = c
+            self.order.append(c.id)
+        return c
+
+    def send_input(self, c, data):
+        """Writes to a running async command's stdin; False if it has none."""
+        path = os.path.join(c.host_dir, "input.pipe")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return False
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        return True
+
+    def kill(self):
+        """Ends the shell and everything its commands started."""
+        if self.alive():
+            self.box.kill(self.shell)
+
+    def view(self):
+        return {"sessionId": self.id, "commands": [self.commands[c].view() for c in self.order]}
 
 
 class Sandbox:
@@ -100,7 +234,8 @@ class Sandbox:
         self.state = "creating"
         self.error_reason = None
         self.deleted = False
-        self.box = Box(parent_dir=emu.workdir, home=HOME, allow_ports=emu.allow_ports)
+        self.box = Box(parent_dir=emu.workdir, home=HOME, allow_ports=emu.allow_ports,
+                       private=(DAEMON_DIR,))
         self.sessions = {}
         self.updated = now
 
@@ -135,9 +270,7 @@ class Sandbox:
 
     def destroy(self):
         for s in list(self.sessions.values()):
-            for c in s["commands"].values():
-                if c.popen and c.popen.poll() is None:
-                    self.box.kill(c.popen)
+            s.kill()
         self.box.close()
 
 
@@ -156,8 +289,12 @@ CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 408: "REQUES
 
 class Emulator:
     def __init__(self, api_key="dtn_" + "0" * 40, workdir=None, allow_ports=(),
-                 default_snapshot="daytona-small", image_path=()):
+                 default_snapshot="daytona-small", image_path=(), jwt_token=None):
         self.api_key = api_key
+        # A JWT is accepted too, with X-Daytona-Organization-ID naming ORG
+        # (API keys are scoped to their organization and need no header).
+        self.jwt_token = jwt_token
+        self.organization_id = ORG
         self.workdir = workdir
         # Directories the snapshot "image" has on PATH before the system ones
         # (e.g. a venv with metaflow and boto3, as a custom snapshot would).
@@ -213,15 +350,29 @@ class Emulator:
 
     # -- state machine -------------------------------------------------
     def _boot(self, sb):
-        """creating -> started (or error) after the configured delay."""
+        """creating -> started (or error) after the configured delay; an
+        image build goes pending_build -> building_snapshot -> started (or
+        build_failed), half the delay in each."""
         delay, reason = self.faults.create_delay, self.faults.create_error
+        build = bool(sb.body.get("buildInfo"))
+        build_error = self.faults.build_error if build else None
+        if build:
+            sb.set_state("pending_build")
 
         def run():
-            if delay:
+            if build and delay:
+                time.sleep(delay / 2)
+                if sb.deleted:
+                    return
+                sb.set_state("building_snapshot")
+                time.sleep(delay / 2)
+            elif delay:
                 time.sleep(delay)
             if sb.deleted:
                 return
-            if reason:
+            if build_error:
+                sb.set_state("build_failed", build_error)
+            elif reason:
                 sb.set_state("error", reason)
             else:
                 sb.set_state("started")
@@ -262,9 +413,7 @@ class Emulator:
         """The sandbox dies (runner lost, OOM): processes gone, state error."""
         sb.set_state("error", reason)
         for s in list(sb.sessions.values()):
-            for c in s["commands"].values():
-                if c.popen and c.popen.poll() is None:
-                    sb.box.kill(c.popen)
+            s.kill()
 
 
 def _semver(v):
@@ -298,7 +447,12 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
+    lose = False  # set per request by _mark_lost
+
     def _send_raw(self, status, data=b"", ctype=None, headers=()):
+        if self.lose:
+            self.lose = False
+            return self._cut()
         self.send_response(status)
         if ctype:
             self.send_header("Content-Type", ctype)
@@ -326,18 +480,41 @@ class _Handler(BaseHTTPRequestHandler):
                     "message": e.message}
         self._json(e.status, body, headers)
 
+    def _matches(self, pat, key):
+        m, _, p = pat.partition(" ")
+        return m in ("*", self.command) and fnmatch.fnmatchcase(key, p)
+
     def _injected(self, key):
         """A status from faults.statuses for this request, consumed."""
         f = self.emulator.faults
         for pat, sts in list(f.statuses.items()):
-            if not sts:
-                continue
-            m, _, p = pat.partition(" ")
-            if m not in ("*", self.command):
-                continue
-            if p.endswith("*") and key.startswith(p[:-1]) or key == p:
+            if sts and self._matches(pat, key):
                 return sts.pop(0)
         return None
+
+    def _stall(self, key):
+        """faults.stalls: this request hangs first."""
+        f = self.emulator.faults
+        for pat, waits in list(f.stalls.items()):
+            if waits and self._matches(pat, key):
+                time.sleep(waits.pop(0))
+                return
+
+    def _mark_lost(self, key):
+        """faults.lose_response: this request is carried out, its answer cut."""
+        f = self.emulator.faults
+        for pat, n in list(f.lose_response.items()):
+            if n > 0 and self._matches(pat, key):
+                f.lose_response[pat] = n - 1
+                self.lose = True
+                return
+
+    def _cut(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(2)
+        except OSError:
+            pass
 
     def _dispatch(self):
         emu = self.emulator
@@ -354,7 +531,10 @@ class _Handler(BaseHTTPRequestHandler):
             key = "/toolbox/" + path[len("/toolbox/"):].partition("/")[2]
         else:
             return self._api_error(ApiError(404, "Cannot %s %s" % (self.command, path)))
+        self._stall(key)
         st = self._injected(key)
+        if st == 0:
+            return self._cut()
         if st is not None:
             if st == 429:
                 ra = str(emu.faults.retry_after)
@@ -363,6 +543,7 @@ class _Handler(BaseHTTPRequestHandler):
             if st in (502, 503, 504):
                 return self._send_raw(st)
             return self._api_error(ApiError(st, REASONS.get(st, "injected")))
+        self._mark_lost(key)
         if key == "/config":
             return self._json(200, {"proxyToolboxUrl": emu.toolbox_url,
                                     "proxyTemplateUrl": emu.toolbox_url,
@@ -371,7 +552,11 @@ class _Handler(BaseHTTPRequestHandler):
                                     "maintananceMode": False, "version": "0.190.0",
                                     "environment": "emulator", "analyticsApiUrl": None})
         auth = self.headers.get("Authorization", "")
-        if auth != "Bearer " + emu.api_key:
+        if emu.jwt_token and auth == "Bearer " + emu.jwt_token:
+            if self.headers.get("X-Daytona-Organization-ID") != emu.organization_id:
+                return self._api_error(ApiError(403, "Organization ID is required with a JWT"
+                                                if path.startswith("/api/") else "forbidden"))
+        elif auth != "Bearer " + emu.api_key:
             return self._api_error(ApiError(401, "Invalid credentials"))
         try:
             if path.startswith("/api/"):
@@ -465,9 +650,7 @@ class _Handler(BaseHTTPRequestHandler):
         emu._boot(sb)
         if emu.faults.create_drop > 0:
             emu.faults.create_drop -= 1
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
+            return self._cut()
         if not body.get("buildInfo"):
             deadline = time.monotonic() + emu.faults.server_wait
             while sb.state == "creating" and time.monotonic() < deadline:
@@ -674,35 +857,33 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, "sessionId is required")
                 if sid == "entrypoint":
                     raise ApiError(400, "session id entrypoint is reserved")
-                if sid in sb.sessions:
-                    raise ApiError(409, "session already exists", "CONFLICT")
-                sb.sessions[sid] = {"commands": {}, "order": []}
+                with self.emulator.lock:
+                    if sid in sb.sessions:
+                        raise ApiError(409, "session already exists", "CONFLICT")
+                    sb.sessions[sid] = Session(sb, sid, self._env(sb, {}))
                 return self._send_raw(201)
-            return self._json(200, [self._session_view(sid, s) for sid, s in sb.sessions.items()])
+            return self._json(200, [s.view() for s in list(sb.sessions.values())])
         sid = parts[0]
         s = sb.sessions.get(sid)
         if s is None:
             raise ApiError(404, "session not found", "NOT_FOUND")
         if len(parts) == 1:
             if self.command == "GET":
-                return self._json(200, self._session_view(sid, s))
+                return self._json(200, s.view())
             if self.command == "DELETE":
-                for c in s["commands"].values():
-                    if c.popen and c.popen.poll() is None:
-                        sb.box.kill(c.popen)
-                del sb.sessions[sid]
+                s.kill()
+                sb.sessions.pop(sid, None)
                 return self._send_raw(204)
         if len(parts) == 2 and parts[1] == "exec" and self.command == "POST":
             return self._session_exec(sb, s, raw)
         if len(parts) >= 3 and parts[1] == "command":
-            c = s["commands"].get(parts[2])
+            c = s.commands.get(parts[2])
             if c is None:
                 raise ApiError(404, "command not found", "NOT_FOUND")
             if len(parts) == 3 and self.command == "GET":
                 return self._json(200, c.view())
             if len(parts) == 4 and parts[3] == "logs" and self.command == "GET":
-                with c.lock:
-                    log = bytes(c.log)
+                log = c.log()
                 mode = self._output_mode()
                 if mode == "json":
                     out, err = _demux(log)
@@ -711,11 +892,17 @@ class _Handler(BaseHTTPRequestHandler):
                                             "stderr": err.decode("utf-8", "replace")})
                 data = log if mode == "raw" else _strip(log)
                 return self._send_raw(200, data, "text/plain; charset=utf-8")
+            if len(parts) == 4 and parts[3] == "input" and self.command == "POST":
+                try:
+                    data = json.loads(raw or b"{}").get("data")
+                except ValueError:
+                    data = None
+                if not isinstance(data, str):
+                    raise ApiError(400, "data is required")
+                if c.exit() is not None or not s.send_input(c, data.encode()):
+                    raise ApiError(400, "command is not running or takes no input")
+                return self._send_raw(204)
         raise ApiError(404, "route not found")
-
-    @staticmethod
-    def _session_view(sid, s):
-        return {"sessionId": sid, "commands": [s["commands"][c].view() for c in s["order"]]}
 
     def _session_exec(self, sb, s, raw):
         emu = self.emulator
@@ -727,46 +914,27 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(cmd, str) or not cmd.strip():
             raise ApiError(400, "command is required")
         run_async = bool(req.get("runAsync") or req.get("async"))
-        c = Command(str(uuid.uuid4()), cmd)
-        s["commands"][c.id] = c
-        s["order"].append(c.id)
-        c.popen = sb.box.spawn(["sh", "-c", cmd], self._env(sb, {}), cwd=HOME)
-        die = emu.faults.die_after_output
-
-        def reader(f, mark):
-            pending = b""
-            for chunk in iter(lambda: f.read1(65536), b""):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                if lines:
-                    with c.lock:
-                        for ln in lines:
-                            c.log += mark + ln + b"\n"
-                    if die:
+        c = s.run(cmd, run_async)
+        if c is None:
+            raise ApiError(400, "failed to write command: the session's shell has exited",
+                           "SESSION_ENDED")
+        if emu.faults.die_after_output:
+            def watch():
+                while c.exit() is None and s.alive() and sb.state == "started":
+                    if c.log():
                         emu.kill_sandbox(sb, "sandbox crashed (emulated)")
-            if pending:
-                with c.lock:
-                    c.log += mark + pending + b"\n"
-
-        readers = [threading.Thread(target=reader, args=(c.popen.stdout, OUT_MARK), daemon=True),
-                   threading.Thread(target=reader, args=(c.popen.stderr, ERR_MARK), daemon=True)]
-        for t in readers:
-            t.start()
-
-        def waiter():
-            rc = c.popen.wait()
-            for t in readers:
-                t.join()
-            if sb.state == "error":
-                return  # died with its sandbox: no exit code is ever recorded
-            c.exit_code = rc if rc >= 0 else 128 - rc
-        w = threading.Thread(target=waiter, daemon=True)
-        w.start()
+                        return
+                    time.sleep(0.01)
+            threading.Thread(target=watch, daemon=True).start()
         if run_async:
             return self._json(202, {"cmdId": c.id})
-        w.join()
-        with c.lock:
-            log = bytes(c.log)
+        # Like the daemon: no server timeout, the exit-code file polled.
+        while c.exit() is None:
+            if not s.alive() or sb.deleted or sb.state != "started":
+                raise ApiError(400, "session cancelled: the session's shell has exited",
+                               "SESSION_ENDED")
+            time.sleep(0.05)
+        log = c.log()
         mode = self._output_mode()
         resp = {"cmdId": c.id, "exitCode": c.exit_code}
         if mode == "json":
@@ -776,4 +944,3 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             resp["output"] = (log if mode == "raw" else _strip(log)).decode("utf-8", "replace")
         return self._json(200, resp)
-

@@ -1,19 +1,25 @@
-"""@daytona end to end against the Daytona emulator: artifacts through S3,
-output on both streams, a retried step in a fresh sandbox, metadata relayed
-to the service the sandbox cannot reach."""
+"""@daytona end to end against the Daytona emulator: a parameter,
+@environment, artifacts through S3, output on both streams, a foreach
+fan-out and its join, a retried step in a fresh sandbox, metadata relayed to
+the service the sandbox cannot reach."""
 import os
 import socket
 import sys
 import urllib.parse
 
-from metaflow import FlowSpec, current, daytona, retry, step
+from metaflow import FlowSpec, Parameter, current, daytona, environment, retry, step
 
 
 class MfsDaytonaFlow(FlowSpec):
+    greeting = Parameter("greeting", default="hi")
+
     @daytona
+    @environment(vars={"MFS_COLOUR": "teal"})
     @step
     def start(self):
         self.values = [1, 2, 3]
+        self.greeting_seen = self.greeting
+        self.colour = os.environ.get("MFS_COLOUR")
         self.backend = os.environ.get("METAFLOW_SANDBOX_BACKEND")
         self.marker = "%s/%s" % (os.environ.get("HOME"), os.getcwd())
         # The sandbox must not reach the launcher's metadata service.
@@ -26,6 +32,19 @@ class MfsDaytonaFlow(FlowSpec):
             self.service_reachable = False
         print("hello from daytona \u2713")
         print("to stderr", file=sys.stderr)
+        self.next(self.square, foreach="values")
+
+    @daytona
+    @step
+    def square(self):
+        self.square_value = self.input * self.input
+        self.next(self.join)
+
+    @daytona
+    @step
+    def join(self, inputs):
+        self.squares = sorted(i.square_value for i in inputs)
+        self.values = inputs[0].values
         self.next(self.flaky)
 
     @retry(times=1, minutes_between_retries=0)
