@@ -79,6 +79,11 @@ struct dt_sandbox {
 	char *toolbox;         /* {toolboxProxyUrl}/{id} */
 	struct mfs_kvlist env; /* spec->env, sent with every command */
 	unsigned seq;
+	/* The session commands run in, opened by the first exec and kept for
+	 * the next: deleting the sandbox ends it, so a finished command costs
+	 * no DELETE.  Deleted (and reopened later) only to kill a command. */
+	char sid[40];
+	bool session;
 };
 
 /* ---- small helpers ---- */
@@ -1071,14 +1076,18 @@ static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_r
 	return mfs_buf_detach(&s, NULL);
 }
 
-static void delete_session(struct dt_sandbox *sb, const char *sid)
+/* Deletes the session if open, which kills whatever its command started. */
+static void drop_session(struct dt_sandbox *sb)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
 	struct mfs_err ignored;
+	if (!sb->session)
+		return;
+	sb->session = false;
 	mfs_http_resp_init(&resp);
-	mfs_buf_addf(&path, "/process/session/%s", sid);
+	mfs_buf_addf(&path, "/process/session/%s", sb->sid);
 	struct mfs_http_req req = { .retries = 2, .timeout_ms = API_TIMEOUT_MS };
 	toolbox_call(sb, "DELETE", path.data, &req, &resp, &url, &hdrs, &ignored);
 	mfs_http_resp_release(&resp);
@@ -1193,9 +1202,11 @@ static enum mfs_code open_session(struct dt_sandbox *sb, const char *sid,
 	return rc;
 }
 
-/* The id of the command our fresh session already runs, if any: after an
- * exec whose answer was lost, so that the step never starts twice. */
-static char *started_command(struct dt_sandbox *sb, const char *sid, const struct exec_clock *ck)
+/* The id of the session's command whose text is `command` (unique: it
+ * names this exec's script), if the session has it: after an exec whose
+ * answer was lost, so that the step never starts twice. */
+static char *started_command(struct dt_sandbox *sb, const char *sid, const char *command,
+			     const struct exec_clock *ck)
 {
 	struct mfs_http_resp resp;
 	struct mfs_buf path = MFS_BUF_INIT;
@@ -1205,10 +1216,16 @@ static char *started_command(struct dt_sandbox *sb, const char *sid, const struc
 	mfs_buf_addf(&path, "/process/session/%s", sid);
 	if (exec_call(sb, "GET", path.data, NULL, 200, call_timeout_ms(ck), &resp,
 		      &ignored) == MFS_OK) {
-		json_t *j = body_json(&resp);
-		const char *v = json_string_value(json_object_get(
-			json_array_get(json_object_get(j, "commands"), 0), "id"));
-		id = v && *v ? mfs_xstrdup(v) : NULL;
+		json_t *j = body_json(&resp), *c;
+		size_t i;
+		json_array_foreach(json_object_get(j, "commands"), i, c) {
+			const char *text = json_string_value(json_object_get(c, "command"));
+			const char *v = json_string_value(json_object_get(c, "id"));
+			if (text && !strcmp(text, command) && v && *v) {
+				free(id);
+				id = mfs_xstrdup(v);
+			}
+		}
 		json_decref(j);
 	}
 	mfs_http_resp_release(&resp);
@@ -1242,7 +1259,7 @@ static enum mfs_code start_command(struct dt_sandbox *sb, const char *sid, const
 		}
 		if (rc == MFS_ERR_CANCELLED || !transient(rc, resp) || past_deadline(ck))
 			break;
-		if ((*cmd_id = started_command(sb, sid, ck)) != NULL) {
+		if ((*cmd_id = started_command(sb, sid, command, ck)) != NULL) {
 			rc = MFS_OK;
 			break;
 		}
@@ -1299,8 +1316,7 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 	struct mfs_buf script_path = MFS_BUF_INIT, cmd = MFS_BUF_INIT;
 	struct logpoll lp = { .io = io };
 	struct exec_clock ck = { .t0 = now_s(), .timeout_s = r->timeout_s };
-	char sid[40] = "mfs-", *script = NULL, *cmd_id = NULL;
-	bool session = false;
+	char *script = NULL, *cmd_id = NULL;
 	long interval = POLL_MIN_MS;
 	int failures = 0;
 	enum mfs_code rc;
@@ -1309,27 +1325,32 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 	if (!r->argv || !r->argv[0])
 		return mfs_fail(err, MFS_ERR_USAGE, "nothing to run");
 	mfs_http_resp_init(&resp);
-	random_hex(sid + 4, 12);
-	mfs_buf_addf(&script_path, "/tmp/.%s-%u.sh", sid, sb->seq++);
+	if (!sb->session) {
+		snprintf(sb->sid, sizeof(sb->sid), "mfs-");
+		random_hex(sb->sid + 4, 12);
+	}
+	mfs_buf_addf(&script_path, "/tmp/.%s-%u.sh", sb->sid, sb->seq++);
 	script = command_script(sb, r);
 	rc = upload_bytes(sb, script_path.data, script, strlen(script), "the command script", err);
 	if (rc != MFS_OK)
 		goto out;
 
-	rc = open_session(sb, sid, &ck, &resp, err);
-	if (rc != MFS_OK)
-		goto fail;
-	session = true;
+	if (!sb->session) {
+		rc = open_session(sb, sb->sid, &ck, &resp, err);
+		if (rc != MFS_OK)
+			goto fail;
+		sb->session = true;
+	}
 	mfs_buf_adds(&cmd, "sh ");
 	mfs_buf_add_shell_quoted(&cmd, script_path.data);
-	rc = start_command(sb, sid, cmd.data, &ck, &cmd_id, &resp, err);
+	rc = start_command(sb, sb->sid, cmd.data, &ck, &cmd_id, &resp, err);
 	if (rc != MFS_OK)
 		goto fail;
 
 	for (;;) {
 		bool done, fresh;
 		int code = 0;
-		rc = poll_once(sb, sid, cmd_id, &lp, &ck, &done, &code, &fresh, &resp, err);
+		rc = poll_once(sb, sb->sid, cmd_id, &lp, &ck, &done, &code, &fresh, &resp, err);
 		if (rc == MFS_OK && done) {
 			*status = code < 0 ? 255 : code & 0xff;
 			break;
@@ -1355,19 +1376,15 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 		}
 	}
 	rc = MFS_OK;
-	goto out;
+	goto done;
 timed_out:
-	if (session)
-		delete_session(sb, sid); /* ends the command's process tree */
-	session = false;
+	drop_session(sb); /* ends the command's process tree */
 	rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the command ran past its %lds timeout and was killed",
 		      r->timeout_s);
 	goto out;
 fail:
 	if (rc == MFS_ERR_CANCELLED || mfs_cancelled()) {
-		if (session)
-			delete_session(sb, sid);
-		session = false;
+		drop_session(sb);
 		rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled; the Daytona command was killed");
 	} else if (past_deadline(&ck)) {
 		goto timed_out; /* the calls were cut short to keep it */
@@ -1375,8 +1392,9 @@ fail:
 		rc = explain_toolbox_failure(sb, rc, err);
 	}
 out:
-	if (session)
-		delete_session(sb, sid);
+	/* The command may still run: end it (the next exec opens a new session). */
+	drop_session(sb);
+done:
 	free(cmd_id);
 	free(script);
 	mfs_http_resp_release(&resp);
