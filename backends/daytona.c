@@ -95,6 +95,21 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Milliseconds until deadline (an absolute now_s() time; 0: none), at most
+ * cap and at least 1 (0 would mean "no timeout" to the HTTP layer). */
+static long ms_until(double deadline, long cap)
+{
+	if (deadline <= 0)
+		return cap;
+	double left = (deadline - now_s()) * 1000;
+	return left >= cap ? cap : left >= 1 ? (long)left : 1;
+}
+
+static bool passed(double deadline)
+{
+	return deadline > 0 && now_s() >= deadline;
+}
+
 /* Sleeps ms; false once cancellation arrived (when honour_cancel). */
 static bool nap(long ms, bool honour_cancel)
 {
@@ -545,7 +560,7 @@ static void sb_state_from(struct sb_state *s, json_t *j)
 
 /* GET /sandbox/{id}; *gone on 404. */
 static enum mfs_code get_state(const struct dt_conf *c, const char *id, struct sb_state *s,
-			       bool *gone, bool cancellable, struct mfs_err *err)
+			       bool *gone, bool cancellable, long timeout_ms, struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
@@ -557,7 +572,7 @@ static enum mfs_code get_state(const struct dt_conf *c, const char *id, struct s
 	mfs_http_resp_init(&resp);
 	mfs_buf_adds(&path, "/sandbox/");
 	mfs_http_urlencode(&path, id, false);
-	rc = api_call(c, "GET", path.data, NULL, API_RETRIES, API_TIMEOUT_MS, cancellable, &req,
+	rc = api_call(c, "GET", path.data, NULL, API_RETRIES, timeout_ms, cancellable, &req,
 		      &resp, &url, &hdrs, err);
 	if (rc == MFS_OK) {
 		if (resp.status == 404) {
@@ -578,6 +593,15 @@ static enum mfs_code get_state(const struct dt_conf *c, const char *id, struct s
 	mfs_buf_release(&url);
 	mfs_strv_release(&hdrs);
 	return rc;
+}
+
+static enum mfs_code start_timed_out(struct mfs_err *err, const char *id, const char *state)
+{
+	if (!id)
+		return mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout reached before Daytona answered "
+				"the create call");
+	return mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout reached while Daytona sandbox %s was "
+			"still %s", id, state);
 }
 
 /* The progress line: in place on a terminal, one summary line otherwise. */
@@ -619,9 +643,11 @@ static void progress_end(struct progress *p, const char *id, const char *state)
 	}
 }
 
-/* Polls until "started" on the SDK's schedule (0.1 s, x1.1 after 5 s, 1 s cap). */
+/* Polls until "started" on the SDK's schedule (0.1 s, x1.1 after 5 s, 1 s
+ * cap), until deadline at the latest (MFS_ERR_TIMEOUT). */
 static enum mfs_code wait_started(const struct dt_conf *c, const char *id, struct sb_state *s,
-				  bool build, struct progress *pg, struct mfs_err *err)
+				  bool build, double deadline, struct progress *pg,
+				  struct mfs_err *err)
 {
 	double interval = 0.1, t0 = now_s(), limit = build ? BUILD_WAIT_S : START_WAIT_S;
 	enum mfs_code rc = MFS_OK;
@@ -646,16 +672,23 @@ static enum mfs_code wait_started(const struct dt_conf *c, const char *id, struc
 				      id, s->state, limit);
 			break;
 		}
-		if (!nap((long)(interval * 1000), true)) {
+		if (passed(deadline)) {
+			rc = start_timed_out(err, id, s->state);
+			break;
+		}
+		if (!nap(ms_until(deadline, (long)(interval * 1000)), true)) {
 			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while the Daytona sandbox "
 				      "was starting");
 			break;
 		}
 		if (now_s() - t0 > 5.0)
 			interval = interval * 1.1 > 1.0 ? 1.0 : interval * 1.1;
-		rc = get_state(c, id, s, &gone, true, err);
-		if (rc != MFS_OK)
+		rc = get_state(c, id, s, &gone, true, ms_until(deadline, API_TIMEOUT_MS), err);
+		if (rc != MFS_OK) {
+			if (passed(deadline))
+				rc = start_timed_out(err, id, s->state);
 			break;
+		}
 		if (gone) {
 			rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s disappeared while "
 				      "starting", id);
@@ -714,7 +747,7 @@ static enum mfs_code toolbox_url(const struct dt_conf *c, const char *id, const 
 
 /* POST /sandbox without ever making two: see the file comment. */
 static enum mfs_code post_create(const struct dt_conf *c, const char *body, const char *nonce,
-				 char **id, struct sb_state *s, struct mfs_err *err)
+				 double deadline, char **id, struct sb_state *s, struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
@@ -725,10 +758,15 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 	mfs_http_resp_init(&resp);
 	for (int attempt = 0;; attempt++) {
 		mfs_strv_release(&hdrs);
-		rc = api_call(c, "POST", "/sandbox", body, 0, CREATE_TIMEOUT_MS, true, &req, &resp,
-			      &url, &hdrs, err);
+		rc = api_call(c, "POST", "/sandbox", body, 0, ms_until(deadline, CREATE_TIMEOUT_MS),
+			      true, &req, &resp, &url, &hdrs, err);
 		if (rc == MFS_ERR_CANCELLED)
 			break;
+		if (rc == MFS_ERR_HTTP && passed(deadline)) {
+			/* Cut by the deadline: the caller finds and deletes it by nonce. */
+			rc = start_timed_out(err, NULL, NULL);
+			break;
+		}
 		bool ambiguous = rc == MFS_ERR_HTTP ||
 			(rc == MFS_OK && (resp.status == 502 || resp.status == 503 ||
 					  resp.status == 504));
@@ -737,7 +775,8 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 			if (made) {
 				bool gone;
 				*id = made;
-				rc = get_state(c, made, s, &gone, true, err);
+				rc = get_state(c, made, s, &gone, true, ms_until(deadline, API_TIMEOUT_MS),
+					       err);
 				if (rc == MFS_OK && gone)
 					rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s "
 						      "vanished right after its create", made);
@@ -748,8 +787,12 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 					rc = status_fail(err, &req, &resp);
 				break;
 			}
-			if (!nap(500L << attempt, true)) {
+			if (!nap(ms_until(deadline, 500L << attempt), true)) {
 				rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating");
+				break;
+			}
+			if (passed(deadline)) {
+				rc = start_timed_out(err, NULL, NULL);
 				break;
 			}
 			continue;
@@ -766,8 +809,12 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 				ms = 500L << attempt;
 			if (ms > 60000)
 				ms = 60000;
-			if (!nap(ms, true)) {
+			if (!nap(ms_until(deadline, ms), true)) {
 				rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating");
+				break;
+			}
+			if (passed(deadline)) {
+				rc = start_timed_out(err, NULL, NULL);
 				break;
 			}
 			continue;
@@ -803,6 +850,7 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 			       .t0 = now_s() };
 	char nonce[33], *body = NULL, *id = NULL;
 	bool image = spec->image && *spec->image;
+	double deadline = spec->create_timeout_s > 0 ? now_s() + spec->create_timeout_s : 0;
 	enum mfs_code rc;
 
 	*out = NULL;
@@ -827,12 +875,13 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 
 	random_hex(nonce, 16);
 	body = create_body(spec, &sb->conf, nonce);
-	rc = post_create(&sb->conf, body, nonce, &id, &s, err);
+	rc = post_create(&sb->conf, body, nonce, deadline, &id, &s, err);
 	if (rc != MFS_OK) {
 		if (id) {
 			struct mfs_err ignored;
 			delete_sandbox(&sb->conf, id, NULL, &ignored);
-		} else if (rc == MFS_ERR_CANCELLED || rc == MFS_ERR_BACKEND || rc == MFS_ERR_HTTP) {
+		} else if (rc == MFS_ERR_CANCELLED || rc == MFS_ERR_BACKEND || rc == MFS_ERR_HTTP ||
+			   rc == MFS_ERR_TIMEOUT) {
 			/* A 400 "failed to start" or a cut line may still have made one. */
 			delete_nonce(&sb->conf, nonce);
 		}
@@ -840,7 +889,7 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 	}
 	sb->base.id = id;
 	id = NULL;
-	rc = wait_started(&sb->conf, sb->base.id, &s, image, &pg, err);
+	rc = wait_started(&sb->conf, sb->base.id, &s, image, deadline, &pg, err);
 	if (rc == MFS_OK)
 		rc = toolbox_url(&sb->conf, sb->base.id, s.toolbox, &sb->toolbox, err);
 	if (rc != MFS_OK) {
@@ -898,7 +947,7 @@ static enum mfs_code explain_toolbox_failure(struct dt_sandbox *sb, enum mfs_cod
 	bool gone = false;
 	if (rc == MFS_ERR_CANCELLED)
 		return rc;
-	if (get_state(&sb->conf, sb->base.id, &s, &gone, false, &ignored) == MFS_OK &&
+	if (get_state(&sb->conf, sb->base.id, &s, &gone, false, API_TIMEOUT_MS, &ignored) == MFS_OK &&
 	    (gone || strcmp(s.state, "started"))) {
 		rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s %s%s%s", sb->base.id,
 			      gone ? "is gone" : s.state,

@@ -344,6 +344,23 @@ def test_signal_while_the_sandbox_starts_deletes_it(emu, env, phase, sig):
     assert any(q[0] == "DELETE" and q[1].startswith("/api/sandbox/") for q in emu.requests)
 
 
+@pytest.mark.parametrize("phase", ["create call", "start polling"])
+def test_timeout_while_the_sandbox_starts_is_204(emu, env, phase):
+    """--timeout bounds the wait for the sandbox too, not just the command:
+    still creating when it runs out, the run ends with 204, the command never
+    starts, and the sandbox (deleted once the server lets go of it, after its
+    409s) is not left behind."""
+    emu.faults.create_delay = 4.0
+    emu.faults.server_wait = 30.0 if phase == "create call" else 0.05
+    r = run(env, "echo", "never", flags=["--timeout", "1"])
+    assert r.returncode == 204, r.stderr
+    assert r.stdout == ""
+    why = "before Daytona answered the create" if phase == "create call" else "still creating"
+    assert "--timeout reached" in r.stderr and why in r.stderr, r.stderr
+    assert emu.created_total == 1
+    assert not any("/process/session" in q[1] for q in emu.requests)
+
+
 def test_jwt_with_its_organization_and_the_target(emu, env):
     from emulators.daytona.server import ORG
     emu.jwt_token = "jwt-secret-123"
