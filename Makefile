@@ -33,7 +33,7 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 
-.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench
+.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-scale
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -119,6 +119,15 @@ build/bench/rusage: bench/rusage.c
 
 bench: all build/bench/rusage
 	bench/local_overhead ./$(BIN)
+
+# Figures only: BENCH_N (default 1000) concurrent Daytona runs against the
+# emulator, next to the emulator's own service time (docs/performance.md).
+build/bench/fanout: bench/fanout.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+bench-scale: all build/bench/fanout venv
+	$(PY) bench/daytona_scale.py $(BENCH_N)
 
 clean:
 	rm -rf $(BUILD) build-asan $(BIN)
