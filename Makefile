@@ -112,12 +112,14 @@ valgrind: all $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; $(VALGRIND) $$t >/dev/null; done
 	tests/valgrind-runs.sh "$(VALGRIND)" ./$(BIN)
 
-# Figures only (no assertions): executor overhead against bare bubblewrap.
-build/bench/rusage: bench/rusage.c
+# Figures only (no assertions): executor overhead against bare bubblewrap,
+# and against a minimal fork+exec+wait wrapper (the floor).
+LOCAL_BENCH := build/bench/rusage build/bench/spawn_floor
+$(LOCAL_BENCH): build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
-bench: all build/bench/rusage
+bench: all $(LOCAL_BENCH)
 	bench/local_overhead ./$(BIN)
 
 # Figures only: BENCH_N (default 1000) concurrent Daytona runs against the
