@@ -15,6 +15,7 @@
  *   ignored.  The environment never goes into the create call either (it
  *   would miss the warm pool, and the API would store secrets): each command
  *   gets it through a script uploaded next to it, which removes itself.
+ *   Without env the script goes inline in the command (one request less).
  * - autoStopInterval + autoDeleteInterval 0 make an orphan (launcher killed
  *   with SIGKILL) stop after idling and then delete itself.
  * - Create is a POST that may make a sandbox even when its answer is lost.
@@ -1102,12 +1103,15 @@ static bool emit_new_lines(struct logpoll *lp, const char *log, size_t len, bool
 }
 
 /* The per-command script: env, cwd, then exec the argv exactly.  It runs as
- * its own `sh` process, so nothing it does changes the session's shell.  It removes
- * itself first, so the secrets in it live only until the command starts. */
-static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_req *r)
+ * its own `sh` process, so nothing it does changes the session's shell.  An
+ * uploaded one removes itself first, so the secrets in it live only until
+ * the command starts. */
+static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_req *r,
+			    bool uploaded)
 {
 	struct mfs_buf s = MFS_BUF_INIT;
-	mfs_buf_adds(&s, "rm -f \"$0\"\n");
+	if (uploaded)
+		mfs_buf_adds(&s, "rm -f \"$0\"\n");
 	const struct mfs_kvlist *lists[2] = { &sb->env, r->env };
 	for (int l = 0; l < 2; l++)
 		for (size_t i = 0; lists[l] && i < lists[l]->n; i++) {
@@ -1378,11 +1382,17 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 		snprintf(sb->sid, sizeof(sb->sid), "mfs-");
 		random_hex(sb->sid + 4, 12);
 	}
+	/* Without env there is nothing to keep out of the session's command
+	 * records, so the script goes inline and costs no upload. */
+	bool upload = sb->env.n || (r->env && r->env->n);
 	mfs_buf_addf(&script_path, "/tmp/.%s-%u.sh", sb->sid, sb->seq++);
-	script = command_script(sb, r);
-	rc = upload_bytes(sb, script_path.data, script, strlen(script), "the command script", err);
-	if (rc != MFS_OK)
-		goto out;
+	script = command_script(sb, r, upload);
+	if (upload) {
+		rc = upload_bytes(sb, script_path.data, script, strlen(script), "the command script",
+				  err);
+		if (rc != MFS_OK)
+			goto out;
+	}
 
 	if (!sb->session) {
 		rc = open_session(sb, sb->sid, &ck, &resp, err);
@@ -1390,8 +1400,17 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 			goto fail;
 		sb->session = true;
 	}
-	mfs_buf_adds(&cmd, "sh ");
-	mfs_buf_add_shell_quoted(&cmd, script_path.data);
+	/* Either way the text is unique (it names the script path), which is
+	 * how a lost exec answer finds its command in the session. */
+	if (upload) {
+		mfs_buf_adds(&cmd, "sh ");
+		mfs_buf_add_shell_quoted(&cmd, script_path.data);
+	} else {
+		mfs_buf_adds(&cmd, "sh -c ");
+		mfs_buf_add_shell_quoted(&cmd, script);
+		mfs_buf_addch(&cmd, ' ');
+		mfs_buf_add_shell_quoted(&cmd, script_path.data);
+	}
 	rc = start_command(sb, sb->sid, cmd.data, &ck, &cmd_id, &resp, err);
 	if (rc != MFS_OK)
 		goto fail;

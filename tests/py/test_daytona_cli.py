@@ -36,6 +36,20 @@ def creates(emu):
     return [q for q in emu.requests if q == ("POST", "/api/sandbox")]
 
 
+# With env, the command's script is uploaded (without, it goes inline).
+WITH_ENV = ["--env", "STEP_ENV=1"]
+
+
+def test_without_env_the_command_goes_inline(emu, env):
+    """No env, nothing to hide from the session's command record: no upload,
+    and the argv still arrives exactly, in the work dir, without stdin."""
+    argv = ["printf", "[%s]\\n", "two words", "it's", "$HOME", "a\nb", ""]
+    r = run(env, "sh", "-c", 'pwd; "$@"; cat; echo done', "sh", *argv)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "/home/daytona\n[two words]\n[it's]\n[$HOME]\n[a\nb]\n[]\ndone\n"
+    assert not [q for q in emu.requests if q[1].endswith("/files/bulk-upload")]
+
+
 def test_code_upload_env_cwd_and_exit_status(emu, env, tmp_path):
     code = tmp_path / "code"
     (code / "pkg").mkdir(parents=True)
@@ -151,7 +165,7 @@ def test_delete_conflicts_are_retried(emu, env):
 def test_transient_toolbox_502_is_retried(emu, env):
     emu.faults.statuses = {"GET /toolbox/process/session/*": [502, 502],
                            "POST /toolbox/files/bulk-upload": [503]}
-    r = run(env, "sh", "-c", "echo a; sleep 0.3; echo b")
+    r = run(env, "sh", "-c", "echo a; sleep 0.3; echo b", flags=WITH_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "a\nb\n"
 
@@ -242,7 +256,7 @@ COUNT_RUNS = 'echo run >> /tmp/runs; echo "runs: $(wc -l < /tmp/runs)"; echo to-
     "GET /toolbox/process/session/*/logs"])
 def test_server_error_is_203_and_nothing_is_left(emu, env, where):
     emu.faults.statuses = {where: [500] * 20}
-    r = run(env, "sh", "-c", COUNT_RUNS)
+    r = run(env, "sh", "-c", COUNT_RUNS, flags=WITH_ENV)
     assert r.returncode == 203, r.stderr
     assert "HTTP 500" in r.stderr
     assert emu.created_total == (0 if where == "POST /sandbox" else 1)
@@ -259,7 +273,7 @@ def test_cut_connections_are_tried_again(emu, env, where):
     emu.faults.statuses = {where: [0, 0]}
     if where == "GET /sandbox/*":  # only polled while a sandbox starts
         emu.faults.create_delay, emu.faults.server_wait = 0.5, 0.05
-    r = run(env, "sh", "-c", COUNT_RUNS)
+    r = run(env, "sh", "-c", COUNT_RUNS, flags=WITH_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "runs: 1\n" and r.stderr.count("to-err") == 1
     assert emu.created_total == 1
@@ -274,7 +288,7 @@ def test_lost_answers_do_not_repeat_the_step(emu, env, where):
     still runs exactly once (a lost exec is found in the session, not sent
     again) and the sandbox is still deleted."""
     emu.faults.lose_response = {where: 1}
-    r = run(env, "sh", "-c", COUNT_RUNS)
+    r = run(env, "sh", "-c", COUNT_RUNS, flags=WITH_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "runs: 1\n" and r.stderr.count("to-err") == 1
     assert emu.faults.lose_response[where] == 0
