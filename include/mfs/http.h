@@ -36,6 +36,9 @@ struct mfs_http_req {
 	const char *userpwd;            /* "key:secret" with aws_sigv4; secret */
 
 	long timeout_ms;                /* whole transfer; 0: none */
+	/* CLOCK_MONOTONIC seconds (0: none): every attempt is cut to it and no
+	 * retry starts after it; past it the call fails with MFS_ERR_TIMEOUT. */
+	double deadline;
 	long connect_timeout_ms;        /* 0: 10 s */
 	int retries;                    /* extra attempts after the first; 0: none */
 	bool retry_safe;                /* non-idempotent request that may be retried */
