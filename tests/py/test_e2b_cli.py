@@ -2,8 +2,10 @@
 codes a user (and Metaflow's @retry) depends on, and no sandbox left behind
 whatever goes wrong."""
 import hashlib
+import os
 import re
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -120,3 +122,44 @@ def test_keep_ls_and_kill(emu, env, tmp_path):
     assert sid in k.stdout
     again = mfs("kill", "--backend", "e2b", sid, env=env)
     assert again.returncode == 202
+
+
+def ours(emu, **labels):
+    meta = {"mfsandbox": "1"}
+    meta.update({"mfsandbox." + k: v for k, v in labels.items()})
+    return emu.create("base", 600, meta, {}, True)
+
+
+def test_ls_pages_through_metadata_and_shows_only_ours(emu, env):
+    emu.faults.list_page = 2  # E2B pages by at most 100; three pages here
+    mine = {ours(emu, flow="F", run="1", step="s", task=str(i)).id for i in range(5)}
+    other = emu.create("base", 600, {"someone": "else"}, {}, True)
+    ls = mfs("ls", "--backend", "e2b", env=env)
+    assert ls.returncode == 0, ls.stderr
+    listed = {line.split()[0] for line in ls.stdout.splitlines()[1:] if line.strip()}
+    assert listed == mine, ls.stdout
+    assert all("mfsandbox.e2b.nonce=" not in q["query"].get("metadata", "")
+               for q in emu.requests)
+    assert [q["query"]["metadata"] for q in emu.requests if q["path"] == "/v2/sandboxes"] \
+        == ["mfsandbox=1"] * 3
+    for sb in list(emu.live()):
+        emu.remove(sb.id)
+    assert other.id not in listed
+
+
+def test_kill_stale_takes_orphans_and_expired_ones_only(emu, env):
+    host = socket.gethostname()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a launcher pid that no longer exists
+    orphan = ours(emu, host=host, pid=str(gone.pid), timeout="3600")
+    expired = ours(emu, host=host, pid=str(os.getpid()), timeout="10")
+    expired.started -= 60  # older than its own timeout label
+    live = ours(emu, host=host, pid=str(os.getpid()), timeout="3600")
+    foreign = emu.create("base", 600, {"mfsandbox.pid": str(gone.pid),
+                                       "mfsandbox.host": host}, {}, True)
+    k = mfs("kill", "--backend", "e2b", "--stale", env=env)
+    assert k.returncode == 0, k.stderr
+    assert {s.id for s in emu.live()} == {live.id, foreign.id}
+    assert orphan.id in k.stdout and expired.id in k.stdout
+    emu.remove(live.id)
+    emu.remove(foreign.id)

@@ -75,6 +75,7 @@ class Faults:
         self.envd_502 = 0              # next N envd requests get the proxy's 502
         self.envd_401 = 0              # next N envd requests: the token is refused
         self.silent_s = 0.0            # after a Start's first output: nothing, no keepalive
+        self.list_page = 0             # GET /v2/sandboxes pages this small (0: as asked)
         self.api_statuses = {}         # method -> [statuses] answered once each
         self.create_drop = 0           # next N creates make the sandbox, then cut the line
 
@@ -425,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = int(self.query.get("limit", 100))
         if not 1 <= limit <= 100:
             return self._api_error(400, "limit must be between 1 and 100")
+        limit = min(limit, emu.faults.list_page or limit)
         rows = [sb.view() for sb in emu.live()
                 if all(sb.metadata.get(k) == v for k, v in want.items()) and "running" in states]
         rows.sort(key=lambda r: r["startedAt"])
