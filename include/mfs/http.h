@@ -39,6 +39,9 @@ struct mfs_http_req {
 	/* CLOCK_MONOTONIC seconds (0: none): every attempt is cut to it and no
 	 * retry starts after it; past it the call fails with MFS_ERR_TIMEOUT. */
 	double deadline;
+	/* Abort (MFS_ERR_HTTP, not retried) when no response byte arrives for
+	 * this long: a stream that should at least send keepalives; 0: never. */
+	long idle_timeout_ms;
 	long connect_timeout_ms;        /* 0: 10 s */
 	int retries;                    /* extra attempts after the first; 0: none */
 	bool retry_safe;                /* non-idempotent request that may be retried */
