@@ -608,7 +608,6 @@ static void cg_describe(struct mfs_buf *notes)
  * enforced by a cgroup falls back to RLIMIT_AS (memory) or nothing (cpu). */
 static void cg_setup(struct local_sandbox *ls, const struct mfs_sandbox_spec *spec)
 {
-	enum cg_mode mode = cg_detect();
 	struct mfs_buf why = MFS_BUF_INIT, val = MFS_BUF_INIT;
 	bool mem_done = spec->memory_mb <= 0;
 	long long bytes = (long long)spec->memory_mb * 1024 * 1024;
@@ -619,8 +618,7 @@ static void cg_setup(struct local_sandbox *ls, const struct mfs_sandbox_spec *sp
 	/* The pid namespace already ends every process of a command; a cgroup
 	 * only for limits keeps the common case free of the (slow, on v1)
 	 * cgroup migration. */
-	if (mem_done && !quota)
-		mode = CG_NONE;
+	enum cg_mode mode = mem_done && !quota ? CG_NONE : cg_detect();
 	if (mode == CG_V2) {
 		char *dir = cg_make(mode, "", ls->base.id, &why);
 		if (dir) {
@@ -846,6 +844,26 @@ static enum mfs_code state_load(const char *root, const char *id,
 	return MFS_OK;
 }
 
+/* The common case of removing a sandbox dir: the command left its work
+ * dir and /tmp empty, so four calls do what rm_tree() does in thirty.
+ * false: something is left, and rm_tree() takes over. */
+static bool rm_sandbox_dir(const char *dir)
+{
+	static const char *const files[] = { PID_FILE, STATE_FILE, NULL };
+	static const char *const dirs[] = { "work", "tmp", NULL };
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	for (const char *const *f = files; *f; f++)
+		(void)unlinkat(fd, *f, 0);
+	bool empty = true;
+	for (const char *const *d = dirs; *d; d++)
+		if (unlinkat(fd, *d, AT_REMOVEDIR) != 0 && errno != ENOENT)
+			empty = false;
+	close(fd);
+	return empty && rmdir(dir) == 0;
+}
+
 /* Stops whatever still runs and removes cgroups and directories. */
 static enum mfs_code teardown(struct local_sandbox *ls, struct mfs_err *err)
 {
@@ -858,7 +876,7 @@ static enum mfs_code teardown(struct local_sandbox *ls, struct mfs_err *err)
 		if (cg_remove(ls->cgroups.v[i]) != 0 && rc == MFS_OK)
 			rc = mfs_fail(err, MFS_ERR_IO, "cannot remove cgroup %s: %s",
 				      ls->cgroups.v[i], strerror(errno));
-	if (ls->dir && rm_tree(ls->dir) != 0 && rc == MFS_OK)
+	if (ls->dir && !rm_sandbox_dir(ls->dir) && rm_tree(ls->dir) != 0 && rc == MFS_OK)
 		rc = mfs_fail(err, MFS_ERR_IO, "cannot remove %s: %s", ls->dir, strerror(errno));
 	return rc;
 }
@@ -1310,7 +1328,7 @@ struct spawn_failure {
 	int errnum;
 };
 
-static void child_fail(int fd, int step)
+_Noreturn static void child_fail(int fd, int step)
 {
 	struct spawn_failure f = { step, errno };
 	ssize_t r = write(fd, &f, sizeof(f));
@@ -1318,8 +1336,9 @@ static void child_fail(int fd, int step)
 	_exit(127);
 }
 
-/* Runs in the forked child: async-signal-safe calls only. */
-static void child_exec(const char *bwrap, char *const *argv, char *const *envp,
+/* Runs in the vfork()ed child, on the parent's memory: async-signal-safe
+ * calls only, no allocation, and it never returns (execve or _exit). */
+_Noreturn static void child_exec(const char *bwrap, char *const *argv, char *const *envp,
 		       char *const *cg_procs, long mem_rlimit_mb,
 		       int in, int out, int errfd, int json, int report)
 {
@@ -1358,6 +1377,27 @@ static void child_exec(const char *bwrap, char *const *argv, char *const *envp,
 
 	execve(bwrap, argv, envp);
 	child_fail(report, 1);
+}
+
+/* vfork, not fork: copying our page tables (and the copy-on-write faults
+ * after it) was the largest part of the spawn; we stay suspended only until
+ * bwrap is exec'd.  Every signal stays blocked until the child has reset
+ * all handlers: ours must not run in it.  A function of its own so that no
+ * variable of the caller lives across the vfork. */
+static pid_t spawn_bwrap(const char *bwrap, char *const *argv, char *const *envp,
+			 char *const *cg_procs, long mem_rlimit_mb,
+			 int in, int out, int errfd, int json, int report)
+{
+	sigset_t block_all, old_mask;
+	sigfillset(&block_all);
+	sigprocmask(SIG_SETMASK, &block_all, &old_mask);
+	pid_t pid = vfork();
+	if (pid == 0)
+		child_exec(bwrap, argv, envp, cg_procs, mem_rlimit_mb, in, out, errfd, json, report);
+	int saved = errno;
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	errno = saved;
+	return pid;
 }
 
 /* Signals the command (the pid-ns init's child) and its process group. */
@@ -1469,15 +1509,12 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	}
 	(void)fcntl(p_out[1], F_SETPIPE_SZ, 1024 * 1024);  /* fewer wake-ups for bulk output */
 
-	pid = fork();
+	pid = spawn_bwrap(bwrap, argv.v, envp.v, cg_procs.v, ls->mem_rlimit_mb,
+			  devnull, p_out[1], p_err[1], p_js[1], p_rep[1]);
 	if (pid < 0) {
 		rc = mfs_fail(err, MFS_ERR_IO, "cannot fork: %s", strerror(errno));
 		goto out;
 	}
-	if (pid == 0)
-		child_exec(bwrap, argv.v, envp.v, cg_procs.v, ls->mem_rlimit_mb,
-			   devnull, p_out[1], p_err[1], p_js[1], p_rep[1]);
-	setpgid(pid, pid);  /* also in the parent: no race with an early kill */
 	close(p_out[1]);
 	close(p_err[1]);
 	close(p_js[1]);

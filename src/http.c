@@ -60,6 +60,7 @@ void mfs_http_cleanup(void)
 void mfs_http_resp_init(struct mfs_http_resp *resp)
 {
 	resp->status = 0;
+	resp->attempts = 0;
 	mfs_buf_init(&resp->body);
 	mfs_kvlist_init(&resp->headers);
 }
@@ -69,6 +70,7 @@ void mfs_http_resp_release(struct mfs_http_resp *resp)
 	mfs_buf_release(&resp->body);
 	mfs_kvlist_release(&resp->headers);
 	resp->status = 0;
+	resp->attempts = 0;
 }
 
 const char *mfs_http_header(const struct mfs_http_resp *resp, const char *name)
@@ -461,6 +463,7 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 		mfs_buf_reset(&resp->body);
 		mfs_kvlist_release(&resp->headers);
 		resp->status = 0;
+		resp->attempts = attempt + 1;
 		if (in)
 			rewind(in);
 

@@ -472,8 +472,8 @@ static enum mfs_code s3_send(struct mfs_s3 *s3, const struct s3_call *c, struct 
 	/* 503 SlowDown and resets are retried inside http; S3's 500
 	 * InternalError is documented as retryable too. */
 	for (int attempt = 0;; attempt++) {
-		s3->requests++;
 		rc = mfs_http_do(&req, resp, err);
+		s3->requests += (unsigned long)resp->attempts;
 		if (rc != MFS_OK || resp->status != 500 || attempt >= SERVER_ERROR_RETRIES)
 			break;
 		sleep_ms(200L << attempt);

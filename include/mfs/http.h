@@ -48,6 +48,7 @@ struct mfs_http_resp {
 	 * (first 64 KiB), so an error document never lands in out_file. */
 	struct mfs_buf body;
 	struct mfs_kvlist headers;      /* lower-cased names */
+	int attempts;                   /* requests sent, retries included */
 };
 
 void mfs_http_resp_init(struct mfs_http_resp *resp);

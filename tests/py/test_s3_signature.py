@@ -4,8 +4,11 @@ Requests made by build/tests/s3tool are captured on a loopback listener that
 answers like S3 would (enough for each operation to proceed), and every
 captured Authorization header is checked against botocore's S3SigV4Auth over
 the same method, raw path, query, signed headers, body and timestamp."""
+import collections
 import http.server
 import pathlib
+import socket
+import struct
 import subprocess
 import threading
 import urllib.parse
@@ -49,6 +52,19 @@ class _Capture(http.server.BaseHTTPRequestHandler):
                                     b"ap-south-1</Region></Error>")
         if self.path.startswith("/broken/"):
             return self._reply(500, b"<Error><Code>InternalError</Code></Error>")
+        self.server.hits[(self.command, self.path)] += 1
+        hit = self.server.hits[(self.command, self.path)]
+        if self.path.startswith("/slow/") and hit <= 2:
+            return self._reply(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your "
+                                    b"request rate.</Message></Error>")
+        if self.path.startswith("/busy/"):
+            return self._reply(503, b"<Error><Code>SlowDown</Code></Error>")
+        if self.path.startswith("/reset/") and hit == 1:
+            # The request was read; answer with a TCP reset instead of a response.
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
         if self.command == "POST" and "uploads" in q:
             return self._reply(200, b"<InitiateMultipartUploadResult><UploadId>up/id+1==</UploadId>"
@@ -75,6 +91,7 @@ def capture():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
     srv.daemon_threads = True
     srv.seen = []
+    srv.hits = collections.Counter()
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     srv.url = "http://127.0.0.1:%d" % srv.server_address[1]
@@ -83,7 +100,7 @@ def capture():
     srv.server_close()
 
 
-def botocore_signature(method, raw_path, headers, body, region, token):
+def botocore_signature(method, raw_path, headers, body, region, token=None):
     h = {k.lower(): v for k, v in headers.items()}
     auth = h["authorization"]
     signed = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
@@ -173,3 +190,91 @@ def test_internal_errors_are_retried_then_reported(capture, tmp_path):
     assert r.returncode == 1
     assert b"backend: S3 GET s3://broken/k: HTTP 500 InternalError" in r.stderr
     assert len([p for _, p, _, _ in capture.seen if p.startswith("/broken/")]) == 4
+
+
+def _env(capture, tmp_path, **extra):
+    env = {"HOME": str(tmp_path), "METAFLOW_S3_ENDPOINT_URL": capture.url,
+           "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
+    env.update(extra)
+    return env
+
+
+def _signature_ok(method, raw_path, headers, body, region, token=None):
+    want, _ = botocore_signature(method, raw_path, headers, body, region, token)
+    return {k.lower(): v for k, v in headers.items()}["authorization"].endswith("Signature=" + want)
+
+
+def test_slow_down_503_is_retried_with_the_same_signed_body(capture, tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(b"payload after two SlowDowns")
+    r = subprocess.run([TOOL, "put", "slow", "k", str(src)], env=_env(capture, tmp_path),
+                       capture_output=True)
+    assert r.returncode == 0, r.stderr
+    puts = [s for s in capture.seen if s[0] == "PUT" and s[1] == "/slow/k"]
+    assert len(puts) == 3 and b"requests 3" in r.stderr
+    assert all(body == src.read_bytes() for _, _, _, body in puts)
+    assert all(_signature_ok(*s, "us-east-1") for s in puts)
+    r = subprocess.run([TOOL, "cat", "slow", "g"], env=_env(capture, tmp_path), capture_output=True)
+    assert r.returncode == 0 and r.stdout == b"x", r.stderr
+
+
+def test_slow_down_that_never_ends_is_one_line(capture, tmp_path):
+    r = subprocess.run([TOOL, "cat", "busy", "k"], env=_env(capture, tmp_path), capture_output=True)
+    assert r.returncode == 1
+    assert [l for l in r.stderr.decode().splitlines() if l.startswith("s3tool:")] == [
+        "s3tool: backend: S3 GET s3://busy/k: HTTP 503 SlowDown"]
+    assert len([p for _, p, _, _ in capture.seen if p == "/busy/k"]) == 5  # 1 + 4 retries
+    assert b"requests 5" in r.stderr
+
+
+@pytest.mark.parametrize("op", ["cat", "put"])
+def test_connection_reset_is_retried(capture, tmp_path, op):
+    src = tmp_path / "src"
+    src.write_bytes(b"body")
+    args = ["cat", "reset", "k"] if op == "cat" else ["put", "reset", "k", str(src)]
+    r = subprocess.run([TOOL, *args], env=_env(capture, tmp_path), capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert len([p for _, p, _, _ in capture.seen if p == "/reset/k"]) == 2
+    if op == "cat":
+        assert r.stdout == b"x"
+
+
+def test_r2_signs_for_region_auto_and_never_sends_a_session_token(capture, tmp_path):
+    # curl resolves *.localhost to the loopback itself, so an R2-shaped host
+    # name reaches the capturing listener.
+    port = capture.server_address[1]
+    endpoint = "http://acct.r2.cloudflarestorage.com.localhost:%d" % port
+    for style, host in (("path", "acct.r2.cloudflarestorage.com.localhost"),
+                        ("virtual", "b.acct.r2.cloudflarestorage.com.localhost")):
+        capture.seen.clear()
+        env = _env(capture, tmp_path, METAFLOW_S3_ENDPOINT_URL=endpoint, AWS_REGION="eu-west-3",
+                   AWS_SESSION_TOKEN=TOKEN, MFSANDBOX_S3_ADDRESSING=style)
+        src = tmp_path / "src"
+        src.write_bytes(b"r2 object")
+        for args in (["put", "b", "dir/k 1", str(src)], ["cat", "b", "dir/k 1"], ["ls", "b", "dir/"]):
+            r = subprocess.run([TOOL, *args], env=env, capture_output=True)
+            assert r.returncode == 0, (style, args, r.stderr)
+        assert len(capture.seen) >= 4
+        for method, raw_path, headers, body in capture.seen:
+            h = {k.lower(): v for k, v in headers.items()}
+            assert h["host"] == "%s:%d" % (host, port)
+            assert "/auto/s3/aws4_request" in h["authorization"]
+            assert "x-amz-security-token" not in h and TOKEN not in h["authorization"]
+            assert raw_path.startswith("/b/" if style == "path" else "/dir") or "list-type" in raw_path
+            assert _signature_ok(method, raw_path, headers, body, "auto"), (style, method, raw_path)
+
+
+def test_virtual_hosted_requests_put_the_bucket_in_the_host(capture, tmp_path):
+    port = capture.server_address[1]
+    env = _env(capture, tmp_path, METAFLOW_S3_ENDPOINT_URL="http://localhost:%d" % port,
+               AWS_REGION="eu-west-3", MFSANDBOX_S3_ADDRESSING="virtual")
+    r = subprocess.run([TOOL, "cat", "my-bucket", "a b/c"], env=env, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    (method, raw_path, headers, body), = capture.seen
+    assert headers["Host"] == "my-bucket.localhost:%d" % port and raw_path == "/a%20b/c"
+    assert _signature_ok(method, raw_path, headers, body, "eu-west-3")
+    # Dotted bucket names stay path-style (a dotted virtual host breaks TLS).
+    capture.seen.clear()
+    r = subprocess.run([TOOL, "cat", "my.bucket", "k"], env=env, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert capture.seen[0][2]["Host"] == "localhost:%d" % port and capture.seen[0][1] == "/my.bucket/k"

@@ -8,7 +8,7 @@ Tests drive faults through `Emulator.faults` (in process) or
 `POST /_emulator/faults` (JSON of the same names), and read
 `live_count()` / `GET /_emulator/live` (sandboxes created and not deleted) to
 prove nothing leaked, and `requests` (method, path) to check what a client
-sent.
+sent (`GET /_emulator/requests?since=K` from another process).
 
 Sessions work as the daemon's do: a session is one long-lived shell in the
 sandbox (the first of zsh, bash, sh, as the daemon picks), fed on stdin.
@@ -71,6 +71,8 @@ class Faults:
         self.statuses = {}
         # pattern -> N: the next N matching requests are carried out, then
         # the connection is cut before the answer (a response lost on the way).
+        # A list of booleans instead picks which: one consumed per matching
+        # request, True losing that one's answer.
         self.lose_response = {}
         # pattern -> [seconds, ...]: matching requests hang that long first
         # (a stuck proxy or daemon), one entry consumed per request.
@@ -328,7 +330,7 @@ class Emulator:
 
         class Handler(_Handler):
             emulator = emu
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = _Server(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
@@ -448,9 +450,18 @@ def _demux(raw):
     return bytes(out), bytes(err)
 
 
+class _Server(ThreadingHTTPServer):
+    # A fan-out of a thousand clients connects at once: the default backlog
+    # of 5 would leave most of them retrying SYNs for a second or more.
+    request_queue_size = 1024
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     emulator = None  # set by Emulator.start
+    # Headers and body leave in separate writes: with Nagle on, the body
+    # waits for the client's delayed ACK (up to 40 ms a request).
+    disable_nagle_algorithm = True
 
     def log_message(self, *a):
         pass
@@ -517,9 +528,12 @@ class _Handler(BaseHTTPRequestHandler):
         """faults.lose_response: this request is carried out, its answer cut."""
         f = self.emulator.faults
         for pat, n in list(f.lose_response.items()):
-            if n > 0 and self._matches(pat, key):
-                f.lose_response[pat] = n - 1
-                self.lose = True
+            if n and self._matches(pat, key):
+                if isinstance(n, list):
+                    self.lose = n.pop(0)
+                else:
+                    f.lose_response[pat] = n - 1
+                    self.lose = True
                 return
 
     def _cut(self):
@@ -596,6 +610,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_emulator/live":
             return self._json(200, {"live": emu.live_count(),
                                     "ids": [sb.id for sb in emu.live()]})
+        if path == "/_emulator/requests":
+            since = int((urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                         .get("since") or ["0"])[0])
+            with emu.lock:
+                rows = emu.requests[since:]
+            return self._json(200, {"requests": rows, "created_total": emu.created_total})
         if path == "/_emulator/faults" and self.command == "POST":
             try:
                 emu.faults.update(json.loads(body or b"{}"))
