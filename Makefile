@@ -33,11 +33,8 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 
-<<<<<<< HEAD
-.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-compare
-=======
-.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-scale
->>>>>>> main
+.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-scale \
+	bench-compare
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -126,7 +123,15 @@ $(LOCAL_BENCH): build/bench/%: bench/%.c
 bench: all $(LOCAL_BENCH)
 	bench/local_overhead ./$(BIN)
 
-<<<<<<< HEAD
+# Figures only: BENCH_N (default 1000) concurrent Daytona runs against the
+# emulator, next to the emulator's own service time (docs/performance.md).
+build/bench/fanout: bench/fanout.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+bench-scale: all build/bench/fanout venv
+	$(PY) bench/daytona_scale.py $(BENCH_N)
+
 # mfsandbox against the original metaflow-sandbox (PyPI) on the Daytona
 # emulator: figures only (docs/performance.md).  The original gets its own
 # venv; the plot comes from a third one with matplotlib.
@@ -150,16 +155,6 @@ bench-compare: all venv $(ORIG_VENV)/.stamp $(PLOT_VENV)/.stamp
 	bench/daytona_compare
 	$(PLOT_VENV)/bin/python bench/plot_compare.py build/bench/daytona_compare.json \
 		build/bench/daytona_compare.png
-=======
-# Figures only: BENCH_N (default 1000) concurrent Daytona runs against the
-# emulator, next to the emulator's own service time (docs/performance.md).
-build/bench/fanout: bench/fanout.c
-	@mkdir -p $(dir $@)
-	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
-
-bench-scale: all build/bench/fanout venv
-	$(PY) bench/daytona_scale.py $(BENCH_N)
->>>>>>> main
 
 clean:
 	rm -rf $(BUILD) build-asan $(BIN)
