@@ -1087,6 +1087,7 @@ static enum mfs_code daytona_download(struct mfs_sandbox *base, const char *remo
 struct logpoll {
 	const struct mfs_io *io;
 	size_t offset;        /* bytes of the raw log already handed on */
+	bool talking;         /* the last poll brought new lines */
 };
 
 /* Hands on the complete lines after offset (and, when final, a last line
@@ -1345,28 +1346,32 @@ static enum mfs_code start_command(struct dt_sandbox *sb, const char *sid, const
 	return rc;
 }
 
-/* One poll: the log's new lines; only when there were none, the command's
- * exit code, and once that is in, the log again (it is whole then).  While
- * output flows a poll costs one request, and a command that just printed
- * is looked at again after the shortest interval anyway. */
+/* One poll.  Quiet command: its exit code, then the log (whole once the
+ * exit code is in).  A command that printed at the last poll: the log
+ * first, and only if nothing came, the exit code (and then the log once
+ * more).  Output that keeps coming thus costs one request a poll, a quiet
+ * command two, as before. */
 static enum mfs_code poll_once(struct dt_sandbox *sb, const char *sid, const char *cmd_id,
 			       struct logpoll *lp, const struct exec_clock *ck, bool *done,
 			       int *code, bool *fresh, struct mfs_http_resp *resp,
 			       struct mfs_err *err)
 {
 	struct mfs_buf status = MFS_BUF_INIT, logs = MFS_BUF_INIT;
-	enum mfs_code rc;
+	enum mfs_code rc = MFS_OK;
 	bool exited = false;
 	*done = false;
 	*fresh = false;
 	mfs_buf_addf(&status, "/process/session/%s/command/%s", sid, cmd_id);
 	mfs_buf_addf(&logs, "%s/logs", status.data);
-	rc = exec_call(sb, "GET", logs.data, NULL, 200, call_timeout_ms(ck), resp, err);
-	if (rc != MFS_OK)
-		goto out;
-	*fresh = emit_new_lines(lp, resp->body.data ? resp->body.data : "", resp->body.len, false);
-	if (*fresh)
-		goto out;
+	if (lp->talking) {
+		rc = exec_call(sb, "GET", logs.data, NULL, 200, call_timeout_ms(ck), resp, err);
+		if (rc != MFS_OK)
+			goto out;
+		*fresh = emit_new_lines(lp, resp->body.data ? resp->body.data : "",
+					resp->body.len, false);
+		if (*fresh)
+			goto out;
+	}
 	rc = exec_call(sb, "GET", status.data, NULL, 200, call_timeout_ms(ck), resp, err);
 	if (rc != MFS_OK)
 		goto out;
@@ -1378,15 +1383,16 @@ static enum mfs_code poll_once(struct dt_sandbox *sb, const char *sid, const cha
 		}
 		json_decref(j);
 	}
-	if (!exited)
-		goto out;
+	if (lp->talking && !exited)
+		goto out; /* the log was read just now */
 	rc = exec_call(sb, "GET", logs.data, NULL, 200, call_timeout_ms(ck), resp, err);
 	if (rc == MFS_OK) { /* else the log is not whole yet: poll again */
-		*done = true;
+		*done = exited;
 		*fresh = emit_new_lines(lp, resp->body.data ? resp->body.data : "",
-					resp->body.len, true);
+					resp->body.len, exited);
 	}
 out:
+	lp->talking = rc == MFS_OK && *fresh;
 	mfs_buf_release(&status);
 	mfs_buf_release(&logs);
 	return rc;
