@@ -33,7 +33,7 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 
-.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench
+.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-scale
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -112,13 +112,24 @@ valgrind: all $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; $(VALGRIND) $$t >/dev/null; done
 	tests/valgrind-runs.sh "$(VALGRIND)" ./$(BIN)
 
-# Figures only (no assertions): executor overhead against bare bubblewrap.
-build/bench/rusage: bench/rusage.c
+# Figures only (no assertions): executor overhead against bare bubblewrap,
+# and against a minimal fork+exec+wait wrapper (the floor).
+LOCAL_BENCH := build/bench/rusage build/bench/spawn_floor
+$(LOCAL_BENCH): build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
-bench: all build/bench/rusage
+bench: all $(LOCAL_BENCH)
 	bench/local_overhead ./$(BIN)
+
+# Figures only: BENCH_N (default 1000) concurrent Daytona runs against the
+# emulator, next to the emulator's own service time (docs/performance.md).
+build/bench/fanout: bench/fanout.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+bench-scale: all build/bench/fanout venv
+	$(PY) bench/daytona_scale.py $(BENCH_N)
 
 clean:
 	rm -rf $(BUILD) build-asan $(BIN)

@@ -51,6 +51,18 @@ def test_exit_status_is_the_commands(sandbox_env, cmd, status):
     assert r.stderr == ""
 
 
+def test_local_run_loads_neither_libcurl_nor_libarchive(sandbox_env):
+    """They are dlopen()ed on first use only (src/lazy_*.c): mapping them cost
+    a local run several ms and MB.  ld.so's own trace (LD_DEBUG=files) names
+    every library mfsandbox loads; the sandboxed command gets a clean
+    environment, so the trace is mfsandbox's alone."""
+    r = run(dict(sandbox_env, LD_DEBUG="files"), "true")
+    assert r.returncode == 0, r.stderr
+    loaded = set(re.findall(r"file=(\S+) \[", r.stderr))
+    assert "libc.so.6" in loaded  # the trace works here
+    assert not [lib for lib in loaded if "curl" in lib or "archive" in lib], loaded
+
+
 def test_missing_command_is_127_not_an_executor_error(sandbox_env):
     r = run(sandbox_env, "no-such-command-xyz")
     assert r.returncode == 127
@@ -287,7 +299,7 @@ def test_kill_stale_spares_live_sandboxes_and_takes_expired_ones(sandbox_env):
     # pointed at it), so only the age can make the sandbox stale.
     r = run(sandbox_env, "true", flags=["--keep", "--quiet", "--timeout", "5"])
     sid = re.search(r"kept local sandbox (\S+)", r.stderr).group(1)
-    state = pathlib.Path(sandbox_env["MFSANDBOX_LOCAL_STATE_DIR"]) / sid / "state"
+    state = pathlib.Path(sandbox_env["MFSANDBOX_LOCAL_STATE_DIR"]) / f"{sid}.state"
 
     def rewrite(created):
         lines = []

@@ -8,7 +8,7 @@ Tests drive faults through `Emulator.faults` (in process) or
 `POST /_emulator/faults` (JSON of the same names), and read
 `live_count()` / `GET /_emulator/live` (sandboxes created and not deleted) to
 prove nothing leaked, and `requests` (method, path) to check what a client
-sent.
+sent (`GET /_emulator/requests?since=K` from another process).
 
 Sessions work as the daemon's do: a session is one long-lived shell in the
 sandbox (the first of zsh, bash, sh, as the daemon picks), fed on stdin.
@@ -71,11 +71,16 @@ class Faults:
         self.statuses = {}
         # pattern -> N: the next N matching requests are carried out, then
         # the connection is cut before the answer (a response lost on the way).
+        # A list of booleans instead picks which: one consumed per matching
+        # request, True losing that one's answer.
         self.lose_response = {}
         # pattern -> [seconds, ...]: matching requests hang that long first
         # (a stuck proxy or daemon), one entry consumed per request.
         self.stalls = {}
         self.retry_after = 1          # seconds in Retry-After(-sandbox-create) on 429
+        # The create throttler (the `sandbox-create` bucket): at most this many
+        # creates per one-second window, 429 with Retry-After beyond (0: none).
+        self.create_rate = 0
         self.create_delay = 0.0       # seconds a new sandbox stays "creating"
         self.server_wait = 30.0       # the create call's server-side wait for "started"
         self.create_error = None      # reason: new sandboxes go to "error" instead
@@ -275,9 +280,10 @@ class Sandbox:
 
 
 class ApiError(Exception):
-    def __init__(self, status, message, code=None):
+    def __init__(self, status, message, code=None, headers=()):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
+        self.headers = tuple(headers)
 
 
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -306,6 +312,8 @@ class Emulator:
         self.lock = threading.Lock()
         self.requests = []
         self.created_total = 0
+        self.throttled_total = 0      # creates refused by create_rate
+        self._window = (0, 0)         # (second, creates let through in it)
         self.create_bodies = []       # JSON bodies of the creates that made a sandbox
         self.httpd = None
 
@@ -315,7 +323,7 @@ class Emulator:
 
         class Handler(_Handler):
             emulator = emu
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = _Server(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
@@ -435,9 +443,18 @@ def _demux(raw):
     return bytes(out), bytes(err)
 
 
+class _Server(ThreadingHTTPServer):
+    # A fan-out of a thousand clients connects at once: the default backlog
+    # of 5 would leave most of them retrying SYNs for a second or more.
+    request_queue_size = 1024
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     emulator = None  # set by Emulator.start
+    # Headers and body leave in separate writes: with Nagle on, the body
+    # waits for the client's delayed ACK (up to 40 ms a request).
+    disable_nagle_algorithm = True
 
     def log_message(self, *a):
         pass
@@ -504,9 +521,12 @@ class _Handler(BaseHTTPRequestHandler):
         """faults.lose_response: this request is carried out, its answer cut."""
         f = self.emulator.faults
         for pat, n in list(f.lose_response.items()):
-            if n > 0 and self._matches(pat, key):
-                f.lose_response[pat] = n - 1
-                self.lose = True
+            if n and self._matches(pat, key):
+                if isinstance(n, list):
+                    self.lose = n.pop(0)
+                else:
+                    f.lose_response[pat] = n - 1
+                    self.lose = True
                 return
 
     def _cut(self):
@@ -563,7 +583,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._api(key, q, body)
             return self._toolbox(path[len("/toolbox/"):], q, body)
         except ApiError as e:
-            return self._api_error(e)
+            return self._api_error(e, e.headers)
 
     def do_GET(self):
         self._dispatch()
@@ -583,6 +603,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_emulator/live":
             return self._json(200, {"live": emu.live_count(),
                                     "ids": [sb.id for sb in emu.live()]})
+        if path == "/_emulator/requests":
+            since = int((urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                         .get("since") or ["0"])[0])
+            with emu.lock:
+                rows = emu.requests[since:]
+            return self._json(200, {"requests": rows, "created_total": emu.created_total})
         if path == "/_emulator/faults" and self.command == "POST":
             try:
                 emu.faults.update(json.loads(body or b"{}"))
@@ -618,8 +644,29 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"labels": sb.labels})
         raise ApiError(404, "Cannot %s /api%s" % (self.command, key))
 
+    def _throttle(self):
+        """faults.create_rate: like the throttler, before anything is made."""
+        emu, rate = self.emulator, self.emulator.faults.create_rate
+        if not rate:
+            return
+        now = time.time()
+        with emu.lock:
+            sec, n = emu._window
+            if int(now) != sec:
+                sec, n = int(now), 0
+            if n < rate:
+                emu._window = (sec, n + 1)
+                return
+            emu.throttled_total += 1
+        ra = str(max(1, int(sec + 1 - now + 0.999)))
+        raise ApiError(429, "ThrottlerException: Too Many Requests",
+                       headers=[("Retry-After", ra), ("Retry-After-sandbox-create", ra),
+                                ("X-RateLimit-Limit-sandbox-create", str(rate)),
+                                ("X-RateLimit-Remaining-sandbox-create", "0")])
+
     def _create(self, raw):
         emu = self.emulator
+        self._throttle()
         try:
             body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
