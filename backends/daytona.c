@@ -15,6 +15,7 @@
  *   ignored.  The environment never goes into the create call either (it
  *   would miss the warm pool, and the API would store secrets): each command
  *   gets it through a script uploaded next to it, which removes itself.
+ *   Without env the script goes inline in the command (one request less).
  * - autoStopInterval + autoDeleteInterval 0 make an orphan (launcher killed
  *   with SIGKILL) stop after idling and then delete itself.
  * - Create is a POST that may make a sandbox even when its answer is lost.
@@ -79,6 +80,11 @@ struct dt_sandbox {
 	char *toolbox;         /* {toolboxProxyUrl}/{id} */
 	struct mfs_kvlist env; /* spec->env, sent with every command */
 	unsigned seq;
+	/* The session commands run in, opened by the first exec and kept for
+	 * the next: deleting the sandbox ends it, so a finished command costs
+	 * no DELETE.  Deleted (and reopened later) only to kill a command. */
+	char sid[40];
+	bool session;
 };
 
 /* ---- small helpers ---- */
@@ -88,6 +94,21 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Milliseconds until deadline (an absolute now_s() time; 0: none), at most
+ * cap and at least 1 (0 would mean "no timeout" to the HTTP layer). */
+static long ms_until(double deadline, long cap)
+{
+	if (deadline <= 0)
+		return cap;
+	double left = (deadline - now_s()) * 1000;
+	return left >= cap ? cap : left >= 1 ? (long)left : 1;
+}
+
+static bool passed(double deadline)
+{
+	return deadline > 0 && now_s() >= deadline;
 }
 
 /* Sleeps ms; false once cancellation arrived (when honour_cancel). */
@@ -540,7 +561,7 @@ static void sb_state_from(struct sb_state *s, json_t *j)
 
 /* GET /sandbox/{id}; *gone on 404. */
 static enum mfs_code get_state(const struct dt_conf *c, const char *id, struct sb_state *s,
-			       bool *gone, bool cancellable, struct mfs_err *err)
+			       bool *gone, bool cancellable, long timeout_ms, struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
@@ -552,7 +573,7 @@ static enum mfs_code get_state(const struct dt_conf *c, const char *id, struct s
 	mfs_http_resp_init(&resp);
 	mfs_buf_adds(&path, "/sandbox/");
 	mfs_http_urlencode(&path, id, false);
-	rc = api_call(c, "GET", path.data, NULL, API_RETRIES, API_TIMEOUT_MS, cancellable, &req,
+	rc = api_call(c, "GET", path.data, NULL, API_RETRIES, timeout_ms, cancellable, &req,
 		      &resp, &url, &hdrs, err);
 	if (rc == MFS_OK) {
 		if (resp.status == 404) {
@@ -573,6 +594,15 @@ static enum mfs_code get_state(const struct dt_conf *c, const char *id, struct s
 	mfs_buf_release(&url);
 	mfs_strv_release(&hdrs);
 	return rc;
+}
+
+static enum mfs_code start_timed_out(struct mfs_err *err, const char *id, const char *state)
+{
+	if (!id)
+		return mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout reached before Daytona answered "
+				"the create call");
+	return mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout reached while Daytona sandbox %s was "
+			"still %s", id, state);
 }
 
 /* The progress line: in place on a terminal, one summary line otherwise. */
@@ -614,9 +644,11 @@ static void progress_end(struct progress *p, const char *id, const char *state)
 	}
 }
 
-/* Polls until "started" on the SDK's schedule (0.1 s, x1.1 after 5 s, 1 s cap). */
+/* Polls until "started" on the SDK's schedule (0.1 s, x1.1 after 5 s, 1 s
+ * cap), until deadline at the latest (MFS_ERR_TIMEOUT). */
 static enum mfs_code wait_started(const struct dt_conf *c, const char *id, struct sb_state *s,
-				  bool build, struct progress *pg, struct mfs_err *err)
+				  bool build, double deadline, struct progress *pg,
+				  struct mfs_err *err)
 {
 	double interval = 0.1, t0 = now_s(), limit = build ? BUILD_WAIT_S : START_WAIT_S;
 	enum mfs_code rc = MFS_OK;
@@ -641,16 +673,23 @@ static enum mfs_code wait_started(const struct dt_conf *c, const char *id, struc
 				      id, s->state, limit);
 			break;
 		}
-		if (!nap((long)(interval * 1000), true)) {
+		if (passed(deadline)) {
+			rc = start_timed_out(err, id, s->state);
+			break;
+		}
+		if (!nap(ms_until(deadline, (long)(interval * 1000)), true)) {
 			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while the Daytona sandbox "
 				      "was starting");
 			break;
 		}
 		if (now_s() - t0 > 5.0)
 			interval = interval * 1.1 > 1.0 ? 1.0 : interval * 1.1;
-		rc = get_state(c, id, s, &gone, true, err);
-		if (rc != MFS_OK)
+		rc = get_state(c, id, s, &gone, true, ms_until(deadline, API_TIMEOUT_MS), err);
+		if (rc != MFS_OK) {
+			if (passed(deadline))
+				rc = start_timed_out(err, id, s->state);
 			break;
+		}
 		if (gone) {
 			rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s disappeared while "
 				      "starting", id);
@@ -709,7 +748,7 @@ static enum mfs_code toolbox_url(const struct dt_conf *c, const char *id, const 
 
 /* POST /sandbox without ever making two: see the file comment. */
 static enum mfs_code post_create(const struct dt_conf *c, const char *body, const char *nonce,
-				 char **id, struct sb_state *s, struct mfs_err *err)
+				 double deadline, char **id, struct sb_state *s, struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
@@ -720,10 +759,15 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 	mfs_http_resp_init(&resp);
 	for (int attempt = 0;; attempt++) {
 		mfs_strv_release(&hdrs);
-		rc = api_call(c, "POST", "/sandbox", body, 0, CREATE_TIMEOUT_MS, true, &req, &resp,
-			      &url, &hdrs, err);
+		rc = api_call(c, "POST", "/sandbox", body, 0, ms_until(deadline, CREATE_TIMEOUT_MS),
+			      true, &req, &resp, &url, &hdrs, err);
 		if (rc == MFS_ERR_CANCELLED)
 			break;
+		if (rc == MFS_ERR_HTTP && passed(deadline)) {
+			/* Cut by the deadline: the caller finds and deletes it by nonce. */
+			rc = start_timed_out(err, NULL, NULL);
+			break;
+		}
 		bool ambiguous = rc == MFS_ERR_HTTP ||
 			(rc == MFS_OK && (resp.status == 502 || resp.status == 503 ||
 					  resp.status == 504));
@@ -732,7 +776,8 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 			if (made) {
 				bool gone;
 				*id = made;
-				rc = get_state(c, made, s, &gone, true, err);
+				rc = get_state(c, made, s, &gone, true, ms_until(deadline, API_TIMEOUT_MS),
+					       err);
 				if (rc == MFS_OK && gone)
 					rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s "
 						      "vanished right after its create", made);
@@ -743,8 +788,12 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 					rc = status_fail(err, &req, &resp);
 				break;
 			}
-			if (!nap(500L << attempt, true)) {
+			if (!nap(ms_until(deadline, 500L << attempt), true)) {
 				rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating");
+				break;
+			}
+			if (passed(deadline)) {
+				rc = start_timed_out(err, NULL, NULL);
 				break;
 			}
 			continue;
@@ -761,8 +810,12 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 				ms = 500L << attempt;
 			if (ms > 60000)
 				ms = 60000;
-			if (!nap(ms, true)) {
+			if (!nap(ms_until(deadline, ms), true)) {
 				rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating");
+				break;
+			}
+			if (passed(deadline)) {
+				rc = start_timed_out(err, NULL, NULL);
 				break;
 			}
 			continue;
@@ -798,6 +851,7 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 			       .t0 = now_s() };
 	char nonce[33], *body = NULL, *id = NULL;
 	bool image = spec->image && *spec->image;
+	double deadline = spec->create_timeout_s > 0 ? now_s() + spec->create_timeout_s : 0;
 	enum mfs_code rc;
 
 	*out = NULL;
@@ -822,12 +876,13 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 
 	random_hex(nonce, 16);
 	body = create_body(spec, &sb->conf, nonce);
-	rc = post_create(&sb->conf, body, nonce, &id, &s, err);
+	rc = post_create(&sb->conf, body, nonce, deadline, &id, &s, err);
 	if (rc != MFS_OK) {
 		if (id) {
 			struct mfs_err ignored;
 			delete_sandbox(&sb->conf, id, NULL, &ignored);
-		} else if (rc == MFS_ERR_CANCELLED || rc == MFS_ERR_BACKEND || rc == MFS_ERR_HTTP) {
+		} else if (rc == MFS_ERR_CANCELLED || rc == MFS_ERR_BACKEND || rc == MFS_ERR_HTTP ||
+			   rc == MFS_ERR_TIMEOUT) {
 			/* A 400 "failed to start" or a cut line may still have made one. */
 			delete_nonce(&sb->conf, nonce);
 		}
@@ -835,7 +890,7 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 	}
 	sb->base.id = id;
 	id = NULL;
-	rc = wait_started(&sb->conf, sb->base.id, &s, image, &pg, err);
+	rc = wait_started(&sb->conf, sb->base.id, &s, image, deadline, &pg, err);
 	if (rc == MFS_OK)
 		rc = toolbox_url(&sb->conf, sb->base.id, s.toolbox, &sb->toolbox, err);
 	if (rc != MFS_OK) {
@@ -893,7 +948,7 @@ static enum mfs_code explain_toolbox_failure(struct dt_sandbox *sb, enum mfs_cod
 	bool gone = false;
 	if (rc == MFS_ERR_CANCELLED)
 		return rc;
-	if (get_state(&sb->conf, sb->base.id, &s, &gone, false, &ignored) == MFS_OK &&
+	if (get_state(&sb->conf, sb->base.id, &s, &gone, false, API_TIMEOUT_MS, &ignored) == MFS_OK &&
 	    (gone || strcmp(s.state, "started"))) {
 		rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s %s%s%s", sb->base.id,
 			      gone ? "is gone" : s.state,
@@ -1048,12 +1103,15 @@ static bool emit_new_lines(struct logpoll *lp, const char *log, size_t len, bool
 }
 
 /* The per-command script: env, cwd, then exec the argv exactly.  It runs as
- * its own `sh` process, so nothing it does changes the session's shell.  It removes
- * itself first, so the secrets in it live only until the command starts. */
-static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_req *r)
+ * its own `sh` process, so nothing it does changes the session's shell.  An
+ * uploaded one removes itself first, so the secrets in it live only until
+ * the command starts. */
+static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_req *r,
+			    bool uploaded)
 {
 	struct mfs_buf s = MFS_BUF_INIT;
-	mfs_buf_adds(&s, "rm -f \"$0\"\n");
+	if (uploaded)
+		mfs_buf_adds(&s, "rm -f \"$0\"\n");
 	const struct mfs_kvlist *lists[2] = { &sb->env, r->env };
 	for (int l = 0; l < 2; l++)
 		for (size_t i = 0; lists[l] && i < lists[l]->n; i++) {
@@ -1071,14 +1129,18 @@ static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_r
 	return mfs_buf_detach(&s, NULL);
 }
 
-static void delete_session(struct dt_sandbox *sb, const char *sid)
+/* Deletes the session if open, which kills whatever its command started. */
+static void drop_session(struct dt_sandbox *sb)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
 	struct mfs_err ignored;
+	if (!sb->session)
+		return;
+	sb->session = false;
 	mfs_http_resp_init(&resp);
-	mfs_buf_addf(&path, "/process/session/%s", sid);
+	mfs_buf_addf(&path, "/process/session/%s", sb->sid);
 	struct mfs_http_req req = { .retries = 2, .timeout_ms = API_TIMEOUT_MS };
 	toolbox_call(sb, "DELETE", path.data, &req, &resp, &url, &hdrs, &ignored);
 	mfs_http_resp_release(&resp);
@@ -1193,9 +1255,11 @@ static enum mfs_code open_session(struct dt_sandbox *sb, const char *sid,
 	return rc;
 }
 
-/* The id of the command our fresh session already runs, if any: after an
- * exec whose answer was lost, so that the step never starts twice. */
-static char *started_command(struct dt_sandbox *sb, const char *sid, const struct exec_clock *ck)
+/* The id of the session's command whose text is `command` (unique: it
+ * names this exec's script), if the session has it: after an exec whose
+ * answer was lost, so that the step never starts twice. */
+static char *started_command(struct dt_sandbox *sb, const char *sid, const char *command,
+			     const struct exec_clock *ck)
 {
 	struct mfs_http_resp resp;
 	struct mfs_buf path = MFS_BUF_INIT;
@@ -1205,10 +1269,16 @@ static char *started_command(struct dt_sandbox *sb, const char *sid, const struc
 	mfs_buf_addf(&path, "/process/session/%s", sid);
 	if (exec_call(sb, "GET", path.data, NULL, 200, call_timeout_ms(ck), &resp,
 		      &ignored) == MFS_OK) {
-		json_t *j = body_json(&resp);
-		const char *v = json_string_value(json_object_get(
-			json_array_get(json_object_get(j, "commands"), 0), "id"));
-		id = v && *v ? mfs_xstrdup(v) : NULL;
+		json_t *j = body_json(&resp), *c;
+		size_t i;
+		json_array_foreach(json_object_get(j, "commands"), i, c) {
+			const char *text = json_string_value(json_object_get(c, "command"));
+			const char *v = json_string_value(json_object_get(c, "id"));
+			if (text && !strcmp(text, command) && v && *v) {
+				free(id);
+				id = mfs_xstrdup(v);
+			}
+		}
 		json_decref(j);
 	}
 	mfs_http_resp_release(&resp);
@@ -1242,7 +1312,7 @@ static enum mfs_code start_command(struct dt_sandbox *sb, const char *sid, const
 		}
 		if (rc == MFS_ERR_CANCELLED || !transient(rc, resp) || past_deadline(ck))
 			break;
-		if ((*cmd_id = started_command(sb, sid, ck)) != NULL) {
+		if ((*cmd_id = started_command(sb, sid, command, ck)) != NULL) {
 			rc = MFS_OK;
 			break;
 		}
@@ -1299,8 +1369,7 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 	struct mfs_buf script_path = MFS_BUF_INIT, cmd = MFS_BUF_INIT;
 	struct logpoll lp = { .io = io };
 	struct exec_clock ck = { .t0 = now_s(), .timeout_s = r->timeout_s };
-	char sid[40] = "mfs-", *script = NULL, *cmd_id = NULL;
-	bool session = false;
+	char *script = NULL, *cmd_id = NULL;
 	long interval = POLL_MIN_MS;
 	int failures = 0;
 	enum mfs_code rc;
@@ -1309,27 +1378,47 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 	if (!r->argv || !r->argv[0])
 		return mfs_fail(err, MFS_ERR_USAGE, "nothing to run");
 	mfs_http_resp_init(&resp);
-	random_hex(sid + 4, 12);
-	mfs_buf_addf(&script_path, "/tmp/.%s-%u.sh", sid, sb->seq++);
-	script = command_script(sb, r);
-	rc = upload_bytes(sb, script_path.data, script, strlen(script), "the command script", err);
-	if (rc != MFS_OK)
-		goto out;
+	if (!sb->session) {
+		snprintf(sb->sid, sizeof(sb->sid), "mfs-");
+		random_hex(sb->sid + 4, 12);
+	}
+	/* Without env there is nothing to keep out of the session's command
+	 * records, so the script goes inline and costs no upload. */
+	bool upload = sb->env.n || (r->env && r->env->n);
+	mfs_buf_addf(&script_path, "/tmp/.%s-%u.sh", sb->sid, sb->seq++);
+	script = command_script(sb, r, upload);
+	if (upload) {
+		rc = upload_bytes(sb, script_path.data, script, strlen(script), "the command script",
+				  err);
+		if (rc != MFS_OK)
+			goto out;
+	}
 
-	rc = open_session(sb, sid, &ck, &resp, err);
-	if (rc != MFS_OK)
-		goto fail;
-	session = true;
-	mfs_buf_adds(&cmd, "sh ");
-	mfs_buf_add_shell_quoted(&cmd, script_path.data);
-	rc = start_command(sb, sid, cmd.data, &ck, &cmd_id, &resp, err);
+	if (!sb->session) {
+		rc = open_session(sb, sb->sid, &ck, &resp, err);
+		if (rc != MFS_OK)
+			goto fail;
+		sb->session = true;
+	}
+	/* Either way the text is unique (it names the script path), which is
+	 * how a lost exec answer finds its command in the session. */
+	if (upload) {
+		mfs_buf_adds(&cmd, "sh ");
+		mfs_buf_add_shell_quoted(&cmd, script_path.data);
+	} else {
+		mfs_buf_adds(&cmd, "sh -c ");
+		mfs_buf_add_shell_quoted(&cmd, script);
+		mfs_buf_addch(&cmd, ' ');
+		mfs_buf_add_shell_quoted(&cmd, script_path.data);
+	}
+	rc = start_command(sb, sb->sid, cmd.data, &ck, &cmd_id, &resp, err);
 	if (rc != MFS_OK)
 		goto fail;
 
 	for (;;) {
 		bool done, fresh;
 		int code = 0;
-		rc = poll_once(sb, sid, cmd_id, &lp, &ck, &done, &code, &fresh, &resp, err);
+		rc = poll_once(sb, sb->sid, cmd_id, &lp, &ck, &done, &code, &fresh, &resp, err);
 		if (rc == MFS_OK && done) {
 			*status = code < 0 ? 255 : code & 0xff;
 			break;
@@ -1355,19 +1444,15 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 		}
 	}
 	rc = MFS_OK;
-	goto out;
+	goto done;
 timed_out:
-	if (session)
-		delete_session(sb, sid); /* ends the command's process tree */
-	session = false;
+	drop_session(sb); /* ends the command's process tree */
 	rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the command ran past its %lds timeout and was killed",
 		      r->timeout_s);
 	goto out;
 fail:
 	if (rc == MFS_ERR_CANCELLED || mfs_cancelled()) {
-		if (session)
-			delete_session(sb, sid);
-		session = false;
+		drop_session(sb);
 		rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled; the Daytona command was killed");
 	} else if (past_deadline(&ck)) {
 		goto timed_out; /* the calls were cut short to keep it */
@@ -1375,8 +1460,9 @@ fail:
 		rc = explain_toolbox_failure(sb, rc, err);
 	}
 out:
-	if (session)
-		delete_session(sb, sid);
+	/* The command may still run: end it (the next exec opens a new session). */
+	drop_session(sb);
+done:
 	free(cmd_id);
 	free(script);
 	mfs_http_resp_release(&resp);

@@ -10,9 +10,10 @@ falls on every row alike:
           the least a task needs: POST /sandbox, POST .../process/execute,
           DELETE /sandbox.  Their client work is near nothing, so the wall
           time is the emulator's service time.
-  floor+  the same clients sending the request sequence mfsandbox sends
-          (upload, session, async exec, polls, deletes): the emulator's cost
-          of our protocol, without our processes.
+  floor+  the same clients sending the request sequence mfsandbox sends for
+          an echo (create, session, async exec, status + log polls on the
+          same schedule, delete): the emulator's cost of our protocol,
+          without our processes.
   ours    N `mfsandbox run` processes started at once by bench/fanout.c.
 
 Printed for `ours`: errors (exit status or output wrong), sandboxes leaked
@@ -142,16 +143,10 @@ async def floor_task(port, i, protocol):
                                     json.dumps({"command": "echo task-%d" % i}))
             ok = st == 200 and json.loads(body)["result"] == "task-%d\n" % i
         else:
-            script = "rm -f \"$0\"\ncd /home/daytona || exit 1\nexec echo task-%d </dev/null\n" % i
-            form = ("--B\r\nContent-Disposition: form-data; name=\"files[0].path\"\r\n\r\n"
-                    "/tmp/.s%d.sh\r\n--B\r\nContent-Disposition: form-data; "
-                    "name=\"files[0].file\"; filename=\"upload\"\r\n\r\n%s\r\n--B--\r\n"
-                    % (i, script))
-            st, _ = await c.call("POST", tb + "/files/bulk-upload", form,
-                                 "multipart/form-data; boundary=B")
+            script = "cd /home/daytona || exit 1\nexec echo task-%d </dev/null\n" % i
             await c.call("POST", tb + "/process/session", json.dumps({"sessionId": "s"}))
             st, body = await c.call("POST", tb + "/process/session/s/exec",
-                                    json.dumps({"command": "sh /tmp/.s%d.sh" % i,
+                                    json.dumps({"command": "sh -c '%s' t" % script,
                                                 "runAsync": True}))
             cmd = tb + "/process/session/s/command/" + json.loads(body)["cmdId"]
             wait = 0.02
@@ -164,7 +159,6 @@ async def floor_task(port, i, protocol):
                 await asyncio.sleep(wait)
                 wait = min(wait * 1.5, 0.5)
             ok = log.endswith(b"task-%d\n" % i)
-            await c.call("DELETE", tb + "/process/session/s")
         st, _ = await c.call("DELETE", "/api/sandbox/" + sid)
         return ok and st in (200, 204)
     except (OSError, ValueError, KeyError, IndexError, asyncio.IncompleteReadError):

@@ -506,6 +506,7 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		.disk_gb = job->disk_gb,
 		.gpu = job->gpu,
 		.timeout_s = sandbox_timeout(job),
+		.create_timeout_s = time_left(job, deadline),
 		.env = &job->env,
 		.network = job->network,
 		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,

@@ -71,7 +71,9 @@ fault '{"stalls": {"GET /toolbox/process/session/*/logs": [30]}}'
 check 204 run --backend daytona --timeout 2 -- sh -c 'echo x; sleep 1'
 fault '{"create_delay": 0.4, "build_error": "no such image"}'
 check 203 run --backend daytona --image python:9 -- true
-fault '{"create_delay": 0, "build_error": null}'
+fault '{"create_delay": 2, "server_wait": 0.05, "build_error": null}'
+check 204 run --backend daytona --timeout 1 -- true
+fault '{"create_delay": 0, "server_wait": 30}'
 live=$(python3 -c 'import json,sys,urllib.request as u; print(json.load(u.urlopen(sys.argv[1]))["live"])' \
 	"${DAYTONA_API_URL%/api}/_emulator/live")
 [ "$live" = 0 ] || { echo "daytona sandboxes left: $live" >&2; fail=1; }

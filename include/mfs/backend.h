@@ -57,6 +57,10 @@ struct mfs_sandbox_spec {
 	long disk_gb;                     /* 0: backend default */
 	const char *gpu;                  /* NULL: none */
 	long timeout_s;                   /* whole sandbox lifetime cap; 0: none */
+	/* What is left of --timeout for create() itself (0: no bound).  A create
+	 * still waiting for its sandbox then gives up with MFS_ERR_TIMEOUT,
+	 * leaving nothing behind. */
+	long create_timeout_s;
 	const struct mfs_kvlist *env;     /* environment for every command (may hold secrets) */
 	const char *network;              /* "host", "none" or NULL for the backend default */
 	const struct mfs_strv *rw_paths;  /* host dirs bound read-write (local backend only) */

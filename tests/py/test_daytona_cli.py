@@ -36,6 +36,20 @@ def creates(emu):
     return [q for q in emu.requests if q == ("POST", "/api/sandbox")]
 
 
+# With env, the command's script is uploaded (without, it goes inline).
+WITH_ENV = ["--env", "STEP_ENV=1"]
+
+
+def test_without_env_the_command_goes_inline(emu, env):
+    """No env, nothing to hide from the session's command record: no upload,
+    and the argv still arrives exactly, in the work dir, without stdin."""
+    argv = ["printf", "[%s]\\n", "two words", "it's", "$HOME", "a\nb", ""]
+    r = run(env, "sh", "-c", 'pwd; "$@"; cat; echo done', "sh", *argv)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "/home/daytona\n[two words]\n[it's]\n[$HOME]\n[a\nb]\n[]\ndone\n"
+    assert not [q for q in emu.requests if q[1].endswith("/files/bulk-upload")]
+
+
 def test_code_upload_env_cwd_and_exit_status(emu, env, tmp_path):
     code = tmp_path / "code"
     (code / "pkg").mkdir(parents=True)
@@ -151,7 +165,7 @@ def test_delete_conflicts_are_retried(emu, env):
 def test_transient_toolbox_502_is_retried(emu, env):
     emu.faults.statuses = {"GET /toolbox/process/session/*": [502, 502],
                            "POST /toolbox/files/bulk-upload": [503]}
-    r = run(env, "sh", "-c", "echo a; sleep 0.3; echo b")
+    r = run(env, "sh", "-c", "echo a; sleep 0.3; echo b", flags=WITH_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "a\nb\n"
 
@@ -242,7 +256,7 @@ COUNT_RUNS = 'echo run >> /tmp/runs; echo "runs: $(wc -l < /tmp/runs)"; echo to-
     "GET /toolbox/process/session/*/logs"])
 def test_server_error_is_203_and_nothing_is_left(emu, env, where):
     emu.faults.statuses = {where: [500] * 20}
-    r = run(env, "sh", "-c", COUNT_RUNS)
+    r = run(env, "sh", "-c", COUNT_RUNS, flags=WITH_ENV)
     assert r.returncode == 203, r.stderr
     assert "HTTP 500" in r.stderr
     assert emu.created_total == (0 if where == "POST /sandbox" else 1)
@@ -252,14 +266,14 @@ def test_server_error_is_203_and_nothing_is_left(emu, env, where):
     "POST /sandbox", "GET /sandbox/*", "POST /toolbox/files/bulk-upload",
     "POST /toolbox/process/session", "POST /toolbox/process/session/*/exec",
     "GET /toolbox/process/session/*/command/*", "GET /toolbox/process/session/*/logs",
-    "DELETE /toolbox/process/session/*", "DELETE /sandbox/*"])
+    "DELETE /sandbox/*"])
 def test_cut_connections_are_tried_again(emu, env, where):
     """The line drops before the server did anything: tried again, and the
     step runs exactly once."""
     emu.faults.statuses = {where: [0, 0]}
     if where == "GET /sandbox/*":  # only polled while a sandbox starts
         emu.faults.create_delay, emu.faults.server_wait = 0.5, 0.05
-    r = run(env, "sh", "-c", COUNT_RUNS)
+    r = run(env, "sh", "-c", COUNT_RUNS, flags=WITH_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "runs: 1\n" and r.stderr.count("to-err") == 1
     assert emu.created_total == 1
@@ -274,10 +288,28 @@ def test_lost_answers_do_not_repeat_the_step(emu, env, where):
     still runs exactly once (a lost exec is found in the session, not sent
     again) and the sandbox is still deleted."""
     emu.faults.lose_response = {where: 1}
-    r = run(env, "sh", "-c", COUNT_RUNS)
+    r = run(env, "sh", "-c", COUNT_RUNS, flags=WITH_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "runs: 1\n" and r.stderr.count("to-err") == 1
     assert emu.faults.lose_response[where] == 0
+
+
+def test_one_session_serves_every_command_of_a_sandbox(emu, env, tmp_path):
+    """--code runs an unpack command, then the step, in the same session:
+    one session opened, none deleted by hand (the sandbox's delete ends it).
+    The step's exec answer is lost: the session's second command is found
+    by its text, so the step still runs once."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "x.txt").write_text("shipped\n")
+    emu.faults.lose_response = {"POST /toolbox/process/session/*/exec": [False, True]}
+    r = run(env, "sh", "-c", "cat x.txt; " + COUNT_RUNS, flags=["--code", code])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "shipped\nruns: 1\n" and r.stderr.count("to-err") == 1
+    assert emu.faults.lose_response["POST /toolbox/process/session/*/exec"] == []
+    toolbox = [(m, p.split("/", 3)[3]) for m, p in emu.requests if p.startswith("/toolbox/")]
+    assert toolbox.count(("POST", "process/session")) == 1
+    assert not [q for q in toolbox if q[0] == "DELETE"]
 
 
 def test_connection_that_keeps_dropping_is_203(emu, env):
@@ -324,6 +356,23 @@ def test_signal_while_the_sandbox_starts_deletes_it(emu, env, phase, sig):
     assert p.returncode == 128 + sig, err
     assert emu.created_total == 1
     assert any(q[0] == "DELETE" and q[1].startswith("/api/sandbox/") for q in emu.requests)
+
+
+@pytest.mark.parametrize("phase", ["create call", "start polling"])
+def test_timeout_while_the_sandbox_starts_is_204(emu, env, phase):
+    """--timeout bounds the wait for the sandbox too, not just the command:
+    still creating when it runs out, the run ends with 204, the command never
+    starts, and the sandbox (deleted once the server lets go of it, after its
+    409s) is not left behind."""
+    emu.faults.create_delay = 4.0
+    emu.faults.server_wait = 30.0 if phase == "create call" else 0.05
+    r = run(env, "echo", "never", flags=["--timeout", "1"])
+    assert r.returncode == 204, r.stderr
+    assert r.stdout == ""
+    why = "before Daytona answered the create" if phase == "create call" else "still creating"
+    assert "--timeout reached" in r.stderr and why in r.stderr, r.stderr
+    assert emu.created_total == 1
+    assert not any("/process/session" in q[1] for q in emu.requests)
 
 
 def test_jwt_with_its_organization_and_the_target(emu, env):

@@ -78,6 +78,8 @@ class Faults:
         self.statuses = {}
         # pattern -> N: the next N matching requests are carried out, then
         # the connection is cut before the answer (a response lost on the way).
+        # A list of booleans instead picks which: one consumed per matching
+        # request, True losing that one's answer.
         self.lose_response = {}
         # pattern -> [seconds, ...]: matching requests hang that long first
         # (a stuck proxy or daemon), one entry consumed per request.
@@ -538,9 +540,12 @@ class _Handler(BaseHTTPRequestHandler):
         """faults.lose_response: this request is carried out, its answer cut."""
         f = self.emulator.faults
         for pat, n in list(f.lose_response.items()):
-            if n > 0 and self._matches(pat, key):
-                f.lose_response[pat] = n - 1
-                self.lose = True
+            if n and self._matches(pat, key):
+                if isinstance(n, list):
+                    self.lose = n.pop(0)
+                else:
+                    f.lose_response[pat] = n - 1
+                    self.lose = True
                 return
 
     def _cut(self):
