@@ -56,7 +56,8 @@
 #define API_TIMEOUT_MS     60000L
 #define CREATE_TIMEOUT_MS  90000L   /* the server waits up to 30 s for "started" */
 #define API_RETRIES        4
-#define CREATE_ATTEMPTS    5
+#define CREATE_ATTEMPTS    5        /* after ambiguous failures */
+#define THROTTLE_WAIT_S    600.0    /* how long 429s on create are waited out */
 #define START_WAIT_S       120.0    /* snapshot sandboxes */
 #define BUILD_WAIT_S       1800.0   /* --image builds */
 #define DELETE_WAIT_S      120.0    /* 409 "state change in progress" */
@@ -746,6 +747,25 @@ static enum mfs_code toolbox_url(const struct dt_conf *c, const char *id, const 
 	return rc;
 }
 
+/* How long to wait after a create's 429: Retry-After(-sandbox-create) when
+ * given, else 1 s doubling to 32 s; plus up to half as much again at random,
+ * so that a fan-out told to come back at the same second does not. */
+static long throttle_wait_ms(const struct mfs_http_resp *resp, int tries)
+{
+	const char *ra = mfs_http_header(resp, "retry-after-sandbox-create");
+	unsigned r = 0;
+	if (!ra)
+		ra = mfs_http_header(resp, "retry-after");
+	long ms = ra ? strtol(ra, NULL, 10) * 1000 : 0;
+	if (ms <= 0)
+		ms = 1000L << (tries < 5 ? tries : 5);
+	if (ms > 60000)
+		ms = 60000;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (unsigned)getpid() * 2654435761u;
+	return ms + (long)(r % (unsigned long)(ms / 2 + 1));
+}
+
 /* POST /sandbox without ever making two: see the file comment. */
 static enum mfs_code post_create(const struct dt_conf *c, const char *body, const char *nonce,
 				 double deadline, char **id, struct sb_state *s, struct mfs_err *err)
@@ -756,8 +776,11 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 	struct mfs_http_req req;
 	enum mfs_code rc;
 
+	double throttle_end = now_s() + THROTTLE_WAIT_S;
+	int attempt = 0, throttled = 0;
+
 	mfs_http_resp_init(&resp);
-	for (int attempt = 0;; attempt++) {
+	for (;;) {
 		mfs_strv_release(&hdrs);
 		rc = api_call(c, "POST", "/sandbox", body, 0, ms_until(deadline, CREATE_TIMEOUT_MS),
 			      true, &req, &resp, &url, &hdrs, err);
@@ -783,12 +806,12 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 						      "vanished right after its create", made);
 				break;
 			}
-			if (attempt + 1 >= CREATE_ATTEMPTS) {
+			if (++attempt >= CREATE_ATTEMPTS) {
 				if (rc == MFS_OK)
 					rc = status_fail(err, &req, &resp);
 				break;
 			}
-			if (!nap(ms_until(deadline, 500L << attempt), true)) {
+			if (!nap(ms_until(deadline, 500L << (attempt - 1)), true)) {
 				rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating");
 				break;
 			}
@@ -800,17 +823,10 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 		}
 		if (rc != MFS_OK)
 			break;
-		if (resp.status == 429 && attempt + 1 < CREATE_ATTEMPTS) {
-			/* The throttler refuses before anything is made. */
-			const char *ra = mfs_http_header(&resp, "retry-after-sandbox-create");
-			if (!ra)
-				ra = mfs_http_header(&resp, "retry-after");
-			long ms = ra ? strtol(ra, NULL, 10) * 1000 : 0;
-			if (ms <= 0)
-				ms = 500L << attempt;
-			if (ms > 60000)
-				ms = 60000;
-			if (!nap(ms_until(deadline, ms), true)) {
+		if (resp.status == 429 && now_s() < throttle_end) {
+			/* The throttler refuses before anything is made, so asking
+			 * again is safe; a fan-out may be told so for minutes. */
+			if (!nap(ms_until(deadline, throttle_wait_ms(&resp, throttled++)), true)) {
 				rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating");
 				break;
 			}

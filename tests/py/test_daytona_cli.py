@@ -139,6 +139,20 @@ def test_slow_create_is_waited_for(emu, env):
     assert len([q for q in emu.requests if q[0] == "GET" and q[1].startswith("/api/sandbox/")]) > 1
 
 
+def test_a_fan_out_waits_out_the_create_rate_limit(emu, env):
+    """16 runs at once against 2 creates a second: each 429 is waited out
+    (Retry-After plus jitter) as often as it takes, not a fixed few times;
+    every run succeeds with one sandbox."""
+    emu.faults.create_rate = 2
+    procs = [subprocess.Popen([str(BINARY), "run", "--backend", "daytona", "--quiet", "--",
+                               "echo", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env) for i in range(16)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [(p.returncode, o[0]) for p, o in zip(procs, outs)] == \
+        [(0, b"%d\n" % i) for i in range(16)], [o[1] for o in outs]
+    assert emu.throttled_total >= 8 and emu.created_total == 16
+
+
 def test_empty_toolbox_url_is_looked_up(emu, env):
     emu.faults.empty_toolbox_url = True
     r = run(env, "echo", "ok")

@@ -1,115 +1,111 @@
-"""End to end: a flow whose steps carry @e2b, run by the real Metaflow from
-PyPI through ./mfsandbox against the E2B emulator, with the datastore on
-moto (signature-checked S3) and the run's metadata in the real
-metaflow-local-service.  The emulated sandboxes reach S3 but not the
-metadata service, as in the cloud; what the tasks record comes back through
-mfsandbox's relay.  What the tasks wrote is read back from S3 through
-Metaflow's datastore in a separate process.
-
-Not yet checked here: the run's metadata in the service through the Client
-API.  The executor does not call the relay (src/relay.c) yet, so task-side
-metadata and artifact rows written in the sandbox never reach the service;
-once it does, add Client API assertions (per attempt, as test_relay.py does)."""
-import json
-import os
-import pathlib
+"""A Metaflow flow with @e2b, end to end: the real Metaflow from PyPI, the
+real ./mfsandbox, the E2B emulator (sandboxes reach S3 on moto and nothing
+else) and the real metaflow-local-service, which the sandboxes cannot reach:
+their metadata gets there through mfsandbox's relay, armed by the task spec
+alone.  Checked as for the other backends: every task and attempt through
+the Client API, metadata rows and artifacts once per attempt, the `logs`
+command, a retry in a fresh sandbox, no sandbox left, and no credential on
+any mfsandbox command line or in any log."""
+import collections
 import shutil
-import subprocess
-import sys
-import urllib.parse
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-FLOWS = pathlib.Path(__file__).resolve().parent / "mf_flows"
-BIN = pathlib.Path(os.environ.get("MFSANDBOX_BIN") or ROOT / "mfsandbox")
+from mf_e2e import FlowRun
+
+FLOW = "MfsE2BFlow"
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap missing")
 
 
 @pytest.fixture
-def flow_env(s3_server, metadata_service, e2b_emulator, e2b_env, tmp_path):
-    # The "template" has this venv's Python (Metaflow, boto3) on PATH, and the
-    # sandbox network reaches only moto's port.
-    e2b_emulator.image_path = [os.path.dirname(sys.executable)]
-    e2b_emulator.allow_ports = (urllib.parse.urlsplit(s3_server.url).port,)
-    home = tmp_path / "home"
-    home.mkdir()
-    ds_root = "s3://%s/e2b-%s" % (s3_server.bucket, tmp_path.name)
-    env = s3_server.env(
-        METAFLOW_USER="tester", METAFLOW_HOME=str(home),
-        METAFLOW_DEFAULT_DATASTORE="s3", METAFLOW_DATASTORE_SYSROOT_S3=ds_root,
-        METAFLOW_DEFAULT_METADATA="service", METAFLOW_SERVICE_URL=metadata_service.url,
-        MFSANDBOX_BIN=str(BIN), MFSANDBOX_RELAY_SPOOL=str(tmp_path / "spool"),
-        MFS_TEST_MDS_PORT=str(urllib.parse.urlsplit(metadata_service.url).port),
-        PYTHONUNBUFFERED="1")
-    env = {k: v for k, v in env.items() if not k.startswith("E2B_")}
-    env.update(e2b_env)
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copy(FLOWS / "e2b_flow.py", work / "e2b_flow.py")
-    yield env, work
+def emu(e2b_emulator):
+    yield e2b_emulator
     assert e2b_emulator.live_count() == 0, "a sandbox leaked"
     assert e2b_emulator.violations == []
 
 
-DATASTORE = """
-import json, sys
-from metaflow.datastore import FlowDataStore
-from metaflow.plugins.datastores.s3_storage import S3Storage
-from metaflow.mflog import RUNTIME_LOG_SOURCE, TASK_LOG_SOURCE
-fds = FlowDataStore('MfsE2BFlow', storage_impl=S3Storage, ds_root=sys.argv[1])
-out = {}
-for spec in json.loads(sys.argv[2]):
-    run, step, task, attempt = spec
-    tds = fds.get_task_datastore(run, step, task, attempt=attempt, mode='r', allow_not_done=True)
-    names = ('_success', 'attempt_seen', 'greeting_seen', 'colour', 'home', 'mds_reachable', 'value', 'total')
-    logs = {}
-    for stream in ('stdout', 'stderr'):
-        logs[stream] = b''.join(l for _, l in tds.load_logs([TASK_LOG_SOURCE], stream)).decode()
-    out['/'.join(map(str, spec))] = dict(
-        done=tds.has_metadata(tds.METADATA_DONE_SUFFIX), logs=logs,
-        data={n: tds[n] for n in names if n in tds})
-print('@@' + json.dumps(out))
-"""
+def secrets_of(fr):
+    return {name: fr.env[name] for name in ("E2B_API_KEY", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_ACCESS_KEY_ID")}
 
 
-def read_datastore(env, work, ds_root, specs):
-    r = subprocess.run([sys.executable, "-c", DATASTORE, ds_root, json.dumps(specs)], cwd=work,
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads([l for l in r.stdout.splitlines() if l.startswith("@@")][-1][2:])
+def test_e2b_flow_end_to_end(s3_server, metadata_service, emu, e2b_env, tmp_path):
+    fr = FlowRun("e2b_flow.py", FLOW, s3_server, metadata_service, emu, e2b_env,
+                 tmp_path).run("--greeting", "it's \"quoted\"  \u2713")
+    assert fr.returncode == 0, fr.console[-8000:]
+
+    # from S3: both attempts of the retried step, the second in a fresh sandbox
+    a0 = fr.read("start", 0, "attempt_seen", "fresh")
+    assert a0["attempt_seen"] == 0 and "attempt 0 fails on purpose" in a0["stderr"]
+    a1 = fr.read("start", 1, "_success", "attempt_seen", "fresh", "greeting_seen", "colour", "home",
+                 "backend", "e2b_env", "service_reachable")
+    assert a1 == dict(a1, _success=True, attempt_seen=1, fresh=True, greeting_seen="it's \"quoted\"  \u2713",
+                      colour="teal", home="/home/user", backend="e2b", e2b_env=[])
+    assert a1["service_reachable"] is False  # only the relay may talk to the service
+    assert a1["stdout"].count("unicode: h\u00e9llo \u2713") == 1
+    assert "to stderr: \u00fcber" in a1["stderr"] and "\u00fcber" not in a1["stdout"]
+    assert sorted(fr.read("square", 0, "value", task=t)["value"]
+                  for t in fr.tasks["square"]) == [1, 4, 9]
+
+    # through the Client API: every step, task and attempt, no artifact twice
+    seen = fr.client("attempt_seen", "greeting_seen", "value", "total")
+    assert sorted(seen) == ["end", "join", "square", "start"]
+    start = seen["start"][fr.task("start")]
+    assert start["current_attempt"] == 1
+    assert start["attempts"]["0"]["data"] == {"attempt_seen": 0}
+    assert start["attempts"]["1"]["data"] == {"attempt_seen": 1,
+                                              "greeting_seen": "it's \"quoted\"  \u2713"}
+    assert sorted(t["attempts"]["0"]["data"]["value"] for t in seen["square"].values()) == \
+        [1, 4, 9]
+    assert [t["attempts"]["0"]["data"]["total"] for t in seen["join"].values()] == [14]
+    for step in seen.values():
+        for task in step.values():
+            for att in task["attempts"].values():
+                assert len(att["names"]) == len(set(att["names"]))
+    # in the service: each attempt's rows, relayed exactly once
+    for step, tasks in seen.items():
+        for task, info in tasks.items():
+            fields, names = fr.assert_metadata_once_per_attempt(step, task)
+            for a in range(info["current_attempt"] + 1):
+                assert {("attempt", a), ("attempt_ok", a)} <= fields, (step, sorted(fields))
+                if step != "end":
+                    assert ("sandbox-backend", a) in fields, (step, sorted(fields))
+    fields, names = fr.assert_metadata_once_per_attempt("start", fr.task("start"))
+    assert names[("greeting_seen", 1)] == 1
+
+    # the logs command shows the task's own lines, once
+    assert fr.logs("start").count("unicode: h\u00e9llo \u2713") == 1
+    assert fr.logs("start", "--stderr").count("to stderr: \u00fcber") == 1
+
+    # one sandbox per task attempt, each saying whose task it ran
+    assert emu.created_total == 6  # start twice, 3 squares, join
+    meta = emu.create_metadata
+    assert all(m["mfsandbox"] == "1" and m["mfsandbox.flow"] == FLOW for m in meta)
+    assert collections.Counter(m["mfsandbox.step"] for m in meta) == \
+        {"start": 2, "square": 3, "join": 1}
+    assert sorted(m.get("mfsandbox.attempt") for m in meta
+                  if m["mfsandbox.step"] == "start") == ["0", "1"]
+
+    # no credential on a command line or in any log
+    assert fr.argv_seen, "no mfsandbox process was seen running"
+    logs = [fr.console, a0["stdout"], a0["stderr"], a1["stdout"], a1["stderr"],
+            fr.logs("start"), fr.logs("start", "--stderr")]
+    for name, value in secrets_of(fr).items():
+        assert not [a for a in fr.argv_seen if any(value in w for w in a)], name
+        assert not [l for l in logs if value in l], name
 
 
-def test_e2b_flow_results_reach_the_datastore(flow_env, e2b_emulator, metadata_service):
-    """Artifacts and task logs written inside the emulated E2B sandboxes are
-    in S3, attempt by attempt."""
-    env, work = flow_env
-    r = subprocess.run([sys.executable, "e2b_flow.py", "--no-pylint", "run",
-                        "--greeting", "it's \"quoted\"  twice"],
-                       cwd=work, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, (r.stdout[-4000:], r.stderr[-4000:])
-    assert e2b_emulator.created_total == 6  # start twice (@retry), 3 squares, join
-    run = metadata_service._call("GET", "/flows/MfsE2BFlow/runs")[0]["run_number"]
-    tasks = {step: [t["task_id"] for t in metadata_service._call(
-        "GET", "/flows/MfsE2BFlow/runs/%s/steps/%s/tasks" % (run, step))]
-        for step in ("start", "square", "join")}
-    start = tasks["start"][0]
-    specs = [[run, "start", start, 0], [run, "start", start, 1]] + \
-        [[run, "square", t, 0] for t in tasks["square"]] + [[run, "join", tasks["join"][0], 0]]
-    got = read_datastore(env, work, env["METAFLOW_DATASTORE_SYSROOT_S3"], specs)
-    a0, a1 = got["%s/start/%s/0" % (run, start)], got["%s/start/%s/1" % (run, start)]
-    assert a0["data"]["_success"] is False
-    assert "attempt 0 fails on purpose" in a0["logs"]["stderr"]
-    assert a1["done"] is True and a1["data"]["_success"] is True
-    d = a1["data"]
-    assert d["attempt_seen"] == 1
-    assert d["greeting_seen"] == "it's \"quoted\"  twice"
-    assert d["colour"] == "teal"
-    assert d["home"] == "/home/user"            # it really ran in the E2B sandbox
-    assert d["mds_reachable"] is False          # the sandbox cannot reach the service
-    assert a1["logs"]["stdout"].count("unicode: h\u00e9llo \u2713") == 1
-    assert "to stderr: \u00fcber" in a1["logs"]["stderr"]
-    squares = sorted(got["%s/square/%s/0" % (run, t)]["data"]["value"] for t in tasks["square"])
-    assert squares == [1, 4, 9]
-    assert got["%s/join/%s/0" % (run, tasks["join"][0])]["data"]["total"] == 14
+def test_bad_api_key_fails_once_without_retry(s3_server, metadata_service, emu, e2b_env,
+                                              tmp_path):
+    """A refused key is a configuration error: one line naming E2B_API_KEY,
+    exit 202, which Metaflow does not retry even under @retry."""
+    bad = dict(e2b_env, E2B_API_KEY="e2b_" + "0badc0de" * 5)
+    fr = FlowRun("e2b_flow.py", FLOW, s3_server, metadata_service, emu, bad,
+                 tmp_path).run()
+    assert fr.returncode != 0
+    lines = [l for l in fr.console.splitlines() if "E2B_API_KEY" in l]
+    assert len(lines) == 1, fr.console[-6000:]
+    assert "0badc0de" not in fr.console
+    assert fr.console.count("Task is starting") == 1  # @retry did not try again
+    assert emu.created_total == 0

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from mf_e2e import rows_by_key
 from sandbox_emulation import init_parameters, run_in_sandbox
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -83,11 +84,6 @@ def run_flow_through_relay(env, workdir, service, spool):
     r, out = relay_task(env, spool, run, "end", end, 0)
     assert r.returncode == 0, r.stderr
     return run, start, end
-
-
-def rows_by_key(rows):
-    return collections.Counter((m["field_name"], m.get("attempt_id"), json.dumps(m["value"]))
-                               for m in rows)
 
 
 def test_service_relay_is_complete_and_exactly_once(mf_env, metadata_service, tmp_path):

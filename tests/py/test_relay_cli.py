@@ -14,7 +14,8 @@ import sys
 import pytest
 
 from sandbox_emulation import FLOWS, init_parameters
-from test_relay import CLIENT, FILE, FLOW, rows_by_key
+from mf_e2e import rows_by_key
+from test_relay import CLIENT, FILE, FLOW
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MFS = str(ROOT / "mfsandbox")

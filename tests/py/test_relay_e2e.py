@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from test_relay import rows_by_key
+from mf_e2e import rows_by_key
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FLOWS = pathlib.Path(__file__).resolve().parent / "mf_flows"

@@ -85,6 +85,9 @@ class Faults:
         # (a stuck proxy or daemon), one entry consumed per request.
         self.stalls = {}
         self.retry_after = 1          # seconds in Retry-After(-sandbox-create) on 429
+        # The create throttler (the `sandbox-create` bucket): at most this many
+        # creates per one-second window, 429 with Retry-After beyond (0: none).
+        self.create_rate = 0
         self.create_delay = 0.0       # seconds a new sandbox stays "creating"
         self.server_wait = 30.0       # the create call's server-side wait for "started"
         self.create_error = None      # reason: new sandboxes go to "error" instead
@@ -284,9 +287,10 @@ class Sandbox:
 
 
 class ApiError(Exception):
-    def __init__(self, status, message, code=None):
+    def __init__(self, status, message, code=None, headers=()):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
+        self.headers = tuple(headers)
 
 
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -315,6 +319,8 @@ class Emulator:
         self.lock = threading.Lock()
         self.requests = []
         self.created_total = 0
+        self.throttled_total = 0      # creates refused by create_rate
+        self._window = (0, 0)         # (second, creates let through in it)
         self.create_bodies = []       # JSON bodies of the creates that made a sandbox
         self.ws_ping_interval = 20.0  # seconds between pings on a log-follow WebSocket
         self.httpd = None
@@ -602,7 +608,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._api(key, q, body)
             return self._toolbox(path[len("/toolbox/"):], q, body)
         except ApiError as e:
-            return self._api_error(e)
+            return self._api_error(e, e.headers)
 
     def do_GET(self):
         self._dispatch()
@@ -663,8 +669,29 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"labels": sb.labels})
         raise ApiError(404, "Cannot %s /api%s" % (self.command, key))
 
+    def _throttle(self):
+        """faults.create_rate: like the throttler, before anything is made."""
+        emu, rate = self.emulator, self.emulator.faults.create_rate
+        if not rate:
+            return
+        now = time.time()
+        with emu.lock:
+            sec, n = emu._window
+            if int(now) != sec:
+                sec, n = int(now), 0
+            if n < rate:
+                emu._window = (sec, n + 1)
+                return
+            emu.throttled_total += 1
+        ra = str(max(1, int(sec + 1 - now + 0.999)))
+        raise ApiError(429, "ThrottlerException: Too Many Requests",
+                       headers=[("Retry-After", ra), ("Retry-After-sandbox-create", ra),
+                                ("X-RateLimit-Limit-sandbox-create", str(rate)),
+                                ("X-RateLimit-Remaining-sandbox-create", "0")])
+
     def _create(self, raw):
         emu = self.emulator
+        self._throttle()
         try:
             body = json.loads(raw or b"{}")
             if not isinstance(body, dict):

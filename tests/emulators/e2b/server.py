@@ -158,6 +158,7 @@ class Emulator:
         self.sandboxes = {}
         self.killed = set()
         self.created_total = 0
+        self.create_metadata = []  # each create's metadata, in order
         self.requests = []
         self.violations = []
         self.lock = threading.Lock()
@@ -218,6 +219,7 @@ class Emulator:
         with self.lock:
             self.sandboxes[sb.id] = sb
             self.created_total += 1
+            self.create_metadata.append(dict(sb.metadata))
         return sb
 
     def add_debug_sandbox(self):

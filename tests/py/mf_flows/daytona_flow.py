@@ -14,7 +14,10 @@ class MfsDaytonaFlow(FlowSpec):
     greeting = Parameter("greeting", default="hi")
 
     @daytona
-    @environment(vars={"MFS_COLOUR": "teal"})
+    # The launcher's service URL, read at launch: the sandbox gets it only
+    # through @environment, so the reachability probe below has a target.
+    @environment(vars={"MFS_COLOUR": "teal",
+                       "MFS_TEST_SERVICE_URL": os.environ.get("MFS_TEST_SERVICE_URL", "")})
     @step
     def start(self):
         self.values = [1, 2, 3]
@@ -23,8 +26,8 @@ class MfsDaytonaFlow(FlowSpec):
         self.backend = os.environ.get("METAFLOW_SANDBOX_BACKEND")
         self.marker = "%s/%s" % (os.environ.get("HOME"), os.getcwd())
         # The sandbox must not reach the launcher's metadata service.
-        url = os.environ.get("MFS_TEST_SERVICE_URL")
-        u = urllib.parse.urlsplit(url)
+        u = urllib.parse.urlsplit(os.environ["MFS_TEST_SERVICE_URL"])
+        assert u.hostname and u.port, "no service URL to probe"
         try:
             socket.create_connection((u.hostname, u.port), 3).close()
             self.service_reachable = True
