@@ -1,14 +1,15 @@
 /*
  * local.c - the `local` backend: a bubblewrap sandbox on this machine.
  *
- * A sandbox is a directory on the host (the "state dir", one per sandbox
- * under MFSANDBOX_LOCAL_STATE_DIR) holding a small key=value state file, a
- * private /tmp and the writable work dir, plus the cgroups that carry its
- * limits.  No process lives between commands: every exec() starts one
- * bwrap with new pid/ipc/uts/mount namespaces, the host filesystem
- * read-only, and only the work dir, the private /tmp and spec->rw_paths
- * writable.  The work dir is bound at the same path it has on the host, so
- * paths printed inside mean the same thing outside.
+ * A sandbox is, in the state root (MFSANDBOX_LOCAL_STATE_DIR), its work
+ * dir ID/, its private /tmp ID.tmp/ and a small key=value file ID.state,
+ * plus the cgroups that carry its limits.  Two directories and no third to
+ * hold them: on a discard-mounted ext4 each rmdir waits for the disk.  No
+ * process lives between commands: every exec() starts one bwrap with new
+ * pid/ipc/uts/mount namespaces, the host filesystem read-only, and only
+ * the work dir, the private /tmp and spec->rw_paths writable.  The work
+ * dir is bound at the same path it has on the host, so paths printed
+ * inside mean the same thing outside.
  *
  * Why the pieces look the way they do:
  * - bwrap runs in its own process group so a terminal's Ctrl-C reaches only
@@ -46,8 +47,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STATE_FILE      "state"
-#define PID_FILE        "pid"
+/* Next to a sandbox's work dir ROOT/ID: ROOT/ID<suffix>. */
+#define STATE_SUFFIX    ".state"
+#define PID_SUFFIX      ".pid"   /* only while a command runs */
+#define TMP_SUFFIX      ".tmp"   /* its /tmp */
 #define CGROUP_PREFIX   "mfsandbox-"
 #define GRACE_MS        2000   /* cancellation: signal, then this long, then SIGKILL */
 #define DRAIN_MS        5000   /* after SIGKILL, how long we still collect output */
@@ -61,10 +64,9 @@ enum cg_mode { CG_NONE, CG_V1, CG_V2 };
 
 struct local_sandbox {
 	struct mfs_sandbox base;      /* first: the executor sees only this */
-	char *dir;                    /* host state dir of this sandbox */
 	char *bwrap;                  /* bubblewrap found by create() */
 	char *tmpdir;                 /* host dir bound at /tmp */
-	char *state_root;             /* parent of dir; hidden inside the sandbox */
+	char *state_root;             /* parent of everything; hidden inside the sandbox */
 	struct mfs_kvlist labels;
 	struct mfs_kvlist env;        /* spec->env */
 	struct mfs_strv rw_paths;
@@ -97,6 +99,12 @@ static void sleep_ms(long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), sl = strlen(suffix);
+	return n >= sl && !strcmp(s + n - sl, suffix);
 }
 
 static bool is_dir(const char *path)
@@ -212,17 +220,16 @@ static int write_text(const char *path, const char *text)
 	return 0;
 }
 
-/* Publishes dir/name with the given text: written to name.tmp, then renamed
+/* Publishes path with the given text: written to path.tmp, then renamed
  * onto a name that does not exist yet, so a reader sees all or nothing.
  * Never a rename over an existing file: on ext4 that forces the new data
  * to disk at once (auto_da_alloc), and a file whose blocks were allocated
  * costs a synchronous discard when removed on a discard-mounted fs.  A small
  * file created and removed within a run never reaches the disk. */
-static int publish_file(const char *dir, const char *name, const char *text, size_t len)
+static int publish_file(const char *path, const char *text, size_t len)
 {
-	struct mfs_buf path = MFS_BUF_INIT, tmp = MFS_BUF_INIT;
-	mfs_buf_addf(&path, "%s/%s", dir, name);
-	mfs_buf_addf(&tmp, "%s/%s.tmp", dir, name);
+	struct mfs_buf tmp = MFS_BUF_INIT;
+	mfs_buf_addf(&tmp, "%s.tmp", path);
 	int rc = -1;
 	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0) {
@@ -232,7 +239,7 @@ static int publish_file(const char *dir, const char *name, const char *text, siz
 			ok = false;
 			saved = errno;
 		}
-		if (ok && rename(tmp.data, path.data) == 0) {
+		if (ok && rename(tmp.data, path) == 0) {
 			rc = 0;
 		} else {
 			if (ok)
@@ -241,7 +248,6 @@ static int publish_file(const char *dir, const char *name, const char *text, siz
 			errno = saved;
 		}
 	}
-	mfs_buf_release(&path);
 	mfs_buf_release(&tmp);
 	return rc;
 }
@@ -698,11 +704,17 @@ static void state_unescape(char *s)
 	*w = '\0';
 }
 
+/* ROOT/ID<suffix> of a sandbox (suffix "" for its work dir). */
+static void sandbox_path(const struct local_sandbox *ls, const char *suffix, struct mfs_buf *out)
+{
+	mfs_buf_addf(out, "%s/%s%s", ls->state_root, ls->base.id, suffix);
+}
+
 /* Writes the state file, once, when the sandbox is created: it never
- * changes afterwards (the running command's pid goes to PID_FILE). */
+ * changes afterwards (the running command's pid goes to ID.pid). */
 static enum mfs_code state_save(const struct local_sandbox *ls, struct mfs_err *err)
 {
-	struct mfs_buf b = MFS_BUF_INIT;
+	struct mfs_buf b = MFS_BUF_INIT, path = MFS_BUF_INIT;
 	char num[64];
 	enum mfs_code rc = MFS_OK;
 
@@ -720,26 +732,30 @@ static enum mfs_code state_save(const struct local_sandbox *ls, struct mfs_err *
 		state_add(&b, key.data, ls->labels.items[i].value);
 		mfs_buf_release(&key);
 	}
-	if (publish_file(ls->dir, STATE_FILE, b.data, b.len) != 0)
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot write %s/" STATE_FILE ": %s", ls->dir,
-			      strerror(errno));
+	sandbox_path(ls, STATE_SUFFIX, &path);
+	if (publish_file(path.data, b.data, b.len) != 0)
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot write %s: %s", path.data, strerror(errno));
 	mfs_buf_release(&b);
+	mfs_buf_release(&path);
 	return rc;
 }
 
-/* While a command runs, PID_FILE holds "PID STARTTIME" of its bwrap, for
+/* While a command runs, ID.pid holds "PID STARTTIME" of its bwrap, for
  * `mfsandbox ls` (running/idle) and `kill` from another process. */
 static void pid_publish(const struct local_sandbox *ls)
 {
 	char text[64];
 	int n = snprintf(text, sizeof(text), "%d %llu\n", (int)ls->pid, ls->pid_start);
-	(void)publish_file(ls->dir, PID_FILE, text, (size_t)n);  /* best effort */
+	struct mfs_buf path = MFS_BUF_INIT;
+	sandbox_path(ls, PID_SUFFIX, &path);
+	(void)publish_file(path.data, text, (size_t)n);  /* best effort */
+	mfs_buf_release(&path);
 }
 
 static void pid_clear(const struct local_sandbox *ls)
 {
 	struct mfs_buf path = MFS_BUF_INIT;
-	mfs_buf_addf(&path, "%s/" PID_FILE, ls->dir);
+	sandbox_path(ls, PID_SUFFIX, &path);
 	unlink(path.data);
 	mfs_buf_release(&path);
 }
@@ -747,7 +763,7 @@ static void pid_clear(const struct local_sandbox *ls)
 static void pid_load(struct local_sandbox *ls)
 {
 	struct mfs_buf path = MFS_BUF_INIT;
-	mfs_buf_addf(&path, "%s/" PID_FILE, ls->dir);
+	sandbox_path(ls, PID_SUFFIX, &path);
 	char *text = read_text(path.data);
 	mfs_buf_release(&path);
 	if (!text)
@@ -768,7 +784,6 @@ static void sandbox_free(struct local_sandbox *ls)
 		return;
 	free(ls->base.id);
 	free(ls->base.workdir);
-	free(ls->dir);
 	free(ls->bwrap);
 	free(ls->tmpdir);
 	free(ls->state_root);
@@ -788,12 +803,25 @@ static bool cg_is_ours(const char *dir)
 	       base && !strncmp(base + 1, CGROUP_PREFIX, strlen(CGROUP_PREFIX));
 }
 
-/* Loads root/id/state into a new sandbox struct (for list and kill). */
+/* The work dir and /tmp of sandbox ID in root: derived from the name, never
+ * read from the state file, whose paths teardown would remove. */
+static void sandbox_set_paths(struct local_sandbox *ls, const char *root, const char *id)
+{
+	struct mfs_buf w = MFS_BUF_INIT, t = MFS_BUF_INIT;
+	ls->state_root = mfs_xstrdup(root);
+	ls->base.id = mfs_xstrdup(id);
+	sandbox_path(ls, "", &w);
+	sandbox_path(ls, TMP_SUFFIX, &t);
+	ls->base.workdir = mfs_buf_detach(&w, NULL);
+	ls->tmpdir = mfs_buf_detach(&t, NULL);
+}
+
+/* Loads root/id.state into a new sandbox struct (for list and kill). */
 static enum mfs_code state_load(const char *root, const char *id,
 				struct local_sandbox **out, struct mfs_err *err)
 {
 	struct mfs_buf path = MFS_BUF_INIT;
-	mfs_buf_addf(&path, "%s/%s/" STATE_FILE, root, id);
+	mfs_buf_addf(&path, "%s/%s" STATE_SUFFIX, root, id);
 	char *text = read_text(path.data);
 	if (!text) {
 		enum mfs_code rc = errno == ENOENT
@@ -806,10 +834,7 @@ static enum mfs_code state_load(const char *root, const char *id,
 
 	struct local_sandbox *ls = mfs_xcalloc(1, sizeof(*ls));
 	ls->base.ops = &mfs_local_ops;
-	ls->state_root = mfs_xstrdup(root);
-	struct mfs_buf dir = MFS_BUF_INIT;
-	mfs_buf_addf(&dir, "%s/%s", root, id);
-	ls->dir = mfs_buf_detach(&dir, NULL);
+	sandbox_set_paths(ls, root, id);
 	char *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *eq = strchr(line, '=');
@@ -818,11 +843,7 @@ static enum mfs_code state_load(const char *root, const char *id,
 		*eq = '\0';
 		char *v = eq + 1;
 		state_unescape(v);
-		if (!strcmp(line, "id"))
-			ls->base.id = mfs_xstrdup(v);
-		else if (!strcmp(line, "workdir"))
-			ls->base.workdir = mfs_xstrdup(v);
-		else if (!strcmp(line, "created"))
+		if (!strcmp(line, "created"))
 			ls->created = (time_t)strtoll(v, NULL, 10);
 		else if (!strcmp(line, "timeout"))
 			ls->timeout_s = strtol(v, NULL, 10);
@@ -833,38 +854,21 @@ static enum mfs_code state_load(const char *root, const char *id,
 	}
 	free(text);
 	pid_load(ls);
-	if (!ls->base.id)
-		ls->base.id = mfs_xstrdup(id);
-	if (!ls->base.workdir) {
-		struct mfs_buf w = MFS_BUF_INIT;
-		mfs_buf_addf(&w, "%s/work", ls->dir);
-		ls->base.workdir = mfs_buf_detach(&w, NULL);
-	}
 	*out = ls;
 	return MFS_OK;
 }
 
-/* The common case of removing a sandbox dir: the command left its work
- * dir and /tmp empty, so four calls do what rm_tree() does in thirty.
- * false: something is left, and rm_tree() takes over. */
-static bool rm_sandbox_dir(const char *dir)
+/* An emptied directory (the common case) goes with one rmdir; a tree walk
+ * only for what a command left.  0, or -1 with errno. */
+static int rm_dir(const char *path)
 {
-	static const char *const files[] = { PID_FILE, STATE_FILE, NULL };
-	static const char *const dirs[] = { "work", "tmp", NULL };
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	for (const char *const *f = files; *f; f++)
-		(void)unlinkat(fd, *f, 0);
-	bool empty = true;
-	for (const char *const *d = dirs; *d; d++)
-		if (unlinkat(fd, *d, AT_REMOVEDIR) != 0 && errno != ENOENT)
-			empty = false;
-	close(fd);
-	return empty && rmdir(dir) == 0;
+	if (rmdir(path) == 0 || errno == ENOENT)
+		return 0;
+	return errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR ? rm_tree(path) : -1;
 }
 
-/* Stops whatever still runs and removes cgroups and directories. */
+/* Stops whatever still runs and removes cgroups, directories and files.
+ * The state file goes last: while anything is left, `kill` can retry. */
 static enum mfs_code teardown(struct local_sandbox *ls, struct mfs_err *err)
 {
 	enum mfs_code rc = MFS_OK;
@@ -876,8 +880,25 @@ static enum mfs_code teardown(struct local_sandbox *ls, struct mfs_err *err)
 		if (cg_remove(ls->cgroups.v[i]) != 0 && rc == MFS_OK)
 			rc = mfs_fail(err, MFS_ERR_IO, "cannot remove cgroup %s: %s",
 				      ls->cgroups.v[i], strerror(errno));
-	if (ls->dir && !rm_sandbox_dir(ls->dir) && rm_tree(ls->dir) != 0 && rc == MFS_OK)
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot remove %s: %s", ls->dir, strerror(errno));
+	if (!ls->base.id)
+		return rc;  /* create() failed before it made anything */
+	struct mfs_buf path = MFS_BUF_INIT;
+	sandbox_path(ls, PID_SUFFIX, &path);
+	(void)unlink(path.data);
+	const char *dirs[] = { ls->base.workdir, ls->tmpdir };
+	bool left = false;
+	for (size_t i = 0; i < 2; i++) {
+		if (!dirs[i] || rm_dir(dirs[i]) == 0)
+			continue;
+		left = true;
+		if (rc == MFS_OK)
+			rc = mfs_fail(err, MFS_ERR_IO, "cannot remove %s: %s", dirs[i], strerror(errno));
+	}
+	mfs_buf_reset(&path);
+	sandbox_path(ls, STATE_SUFFIX, &path);
+	if (!left && unlink(path.data) != 0 && errno != ENOENT && rc == MFS_OK)
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot remove %s: %s", path.data, strerror(errno));
+	mfs_buf_release(&path);
 	return rc;
 }
 
@@ -1012,38 +1033,40 @@ static enum mfs_code local_create(const struct mfs_sandbox_spec *spec,
 		return rc;
 
 	struct local_sandbox *ls = mfs_xcalloc(1, sizeof(*ls));
+	char *root = NULL;
 	ls->base.ops = &mfs_local_ops;
 	ls->bwrap = bwrap;
-	rc = state_root_ready(&ls->state_root, err);
+	rc = state_root_ready(&root, err);
 	if (rc)
 		goto fail;
+	/* Both directories new, or neither: teardown must never remove a
+	 * name some other sandbox already had. */
 	for (int attempt = 0; ; attempt++) {
-		struct mfs_buf id = MFS_BUF_INIT, dir = MFS_BUF_INIT;
+		struct mfs_buf id = MFS_BUF_INIT, work = MFS_BUF_INIT, tmp = MFS_BUF_INIT;
 		make_id(spec->name, &id);
-		mfs_buf_addf(&dir, "%s/%s", ls->state_root, id.data);
-		if (mkdir(dir.data, 0700) == 0) {
-			ls->base.id = mfs_buf_detach(&id, NULL);
-			ls->dir = mfs_buf_detach(&dir, NULL);
-			break;
+		mfs_buf_addf(&work, "%s/%s", root, id.data);
+		mfs_buf_addf(&tmp, "%s/%s" TMP_SUFFIX, root, id.data);
+		int e = 0;
+		if (mkdir(work.data, 0755) != 0) {
+			e = errno;
+		} else if (mkdir(tmp.data, 0700) != 0) {
+			e = errno;
+			rmdir(work.data);
 		}
-		int e = errno;
+		if (!e)
+			sandbox_set_paths(ls, root, id.data);
 		mfs_buf_release(&id);
+		mfs_buf_release(&work);
+		mfs_buf_release(&tmp);
+		if (!e)
+			break;
 		if (e != EEXIST || attempt == 8) {
-			rc = mfs_fail(err, MFS_ERR_IO, "cannot create %s: %s", dir.data, strerror(e));
-			mfs_buf_release(&dir);
+			rc = mfs_fail(err, MFS_ERR_IO, "cannot create a sandbox in %s: %s", root, strerror(e));
 			goto fail;
 		}
-		mfs_buf_release(&dir);
 	}
-
-	struct mfs_buf w = MFS_BUF_INIT, t = MFS_BUF_INIT;
-	mfs_buf_addf(&w, "%s/work", ls->dir);
-	mfs_buf_addf(&t, "%s/tmp", ls->dir);
-	ls->base.workdir = mfs_buf_detach(&w, NULL);
-	ls->tmpdir = mfs_buf_detach(&t, NULL);
-	if (mkdir(ls->base.workdir, 0755) != 0 || mkdir(ls->tmpdir, 0700) != 0 ||
-	    chmod(ls->tmpdir, 01777) != 0) {
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot create %s: %s", ls->dir, strerror(errno));
+	if (chmod(ls->tmpdir, 01777) != 0) {
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot chmod %s: %s", ls->tmpdir, strerror(errno));
 		goto fail;
 	}
 
@@ -1061,12 +1084,14 @@ static enum mfs_code local_create(const struct mfs_sandbox_spec *spec,
 	rc = state_save(ls, err);
 	if (rc)
 		goto fail;
+	free(root);
 	*out = &ls->base;
 	return MFS_OK;
 
 fail:
 	teardown(ls, NULL);
 	sandbox_free(ls);
+	free(root);
 	return rc;
 }
 
@@ -1739,11 +1764,14 @@ static enum mfs_code local_list(mfs_list_fn fn, void *ctx, struct mfs_err *err)
 	}
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.' || !ends_with(e->d_name, STATE_SUFFIX))
 			continue;
+		char *id = mfs_xstrndup(e->d_name, strlen(e->d_name) - strlen(STATE_SUFFIX));
 		struct local_sandbox *ls = NULL;
-		if (state_load(root, e->d_name, &ls, NULL) != MFS_OK)
-			continue;  /* not ours or half-created */
+		enum mfs_code lrc = state_load(root, id, &ls, NULL);
+		free(id);
+		if (lrc != MFS_OK)
+			continue;  /* gone meanwhile, or unreadable */
 		struct mfs_sandbox_info info = {
 			.id = ls->base.id,
 			.state = same_process_alive(ls->pid, ls->pid_start) ? "running" : "idle",
@@ -1760,21 +1788,21 @@ static enum mfs_code local_list(mfs_list_fn fn, void *ctx, struct mfs_err *err)
 
 static enum mfs_code local_kill(const char *id, struct mfs_err *err)
 {
-	if (!id || !*id || id[0] == '.' || strchr(id, '/'))
+	/* ID.tmp etc. name a part of sandbox ID, never a sandbox */
+	if (!id || !*id || id[0] == '.' || strchr(id, '/') || ends_with(id, STATE_SUFFIX) ||
+	    ends_with(id, PID_SUFFIX) || ends_with(id, TMP_SUFFIX))
 		return mfs_fail(err, MFS_ERR_USAGE, "'%s' is not a local sandbox id (see `mfsandbox ls`)",
 				id ? id : "");
 	char *root = state_root_path();
 	struct local_sandbox *ls = NULL;
 	enum mfs_code rc = state_load(root, id, &ls, err);
 	if (rc == MFS_ERR_NOTFOUND) {
-		/* A directory without a state file is the debris of a crashed create. */
-		struct mfs_buf dir = MFS_BUF_INIT;
-		mfs_buf_addf(&dir, "%s/%s", root, id);
-		if (is_dir(dir.data)) {
-			rc = rm_tree(dir.data) == 0 ? MFS_OK
-				: mfs_fail(err, MFS_ERR_IO, "cannot remove %s: %s", dir.data, strerror(errno));
-		}
-		mfs_buf_release(&dir);
+		/* Its directories without a state file: the debris of a crashed create. */
+		ls = mfs_xcalloc(1, sizeof(*ls));
+		sandbox_set_paths(ls, root, id);
+		if (is_dir(ls->base.workdir) || is_dir(ls->tmpdir))
+			rc = teardown(ls, err);
+		sandbox_free(ls);
 	} else if (rc == MFS_OK) {
 		rc = teardown(ls, err);
 		sandbox_free(ls);

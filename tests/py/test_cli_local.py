@@ -299,7 +299,7 @@ def test_kill_stale_spares_live_sandboxes_and_takes_expired_ones(sandbox_env):
     # pointed at it), so only the age can make the sandbox stale.
     r = run(sandbox_env, "true", flags=["--keep", "--quiet", "--timeout", "5"])
     sid = re.search(r"kept local sandbox (\S+)", r.stderr).group(1)
-    state = pathlib.Path(sandbox_env["MFSANDBOX_LOCAL_STATE_DIR"]) / sid / "state"
+    state = pathlib.Path(sandbox_env["MFSANDBOX_LOCAL_STATE_DIR"]) / f"{sid}.state"
 
     def rewrite(created):
         lines = []

@@ -151,7 +151,7 @@ static int entries_in(const char *dir)
 static void state_cgroups(const struct mfs_sandbox *sb, struct mfs_strv *out)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s/state", state_root, sb->id);
+	snprintf(path, sizeof(path), "%s/%s.state", state_root, sb->id);
 	FILE *f = fopen(path, "r");
 	assert_non_null(f);
 	char line[4096];
@@ -673,6 +673,30 @@ static void list_and_kill_work_from_state(void **state)
 	assert_int_equal(OPS.list(collect, &l, &err), MFS_OK);
 	assert_int_equal(l.seen, 1);
 	assert_true(l.found_b);
+
+	/* ID.tmp is a part of sandbox ID (its /tmp), never a sandbox to kill */
+	struct mfs_buf part = MFS_BUF_INIT;
+	mfs_buf_addf(&part, "%s.tmp", b->id);
+	assert_int_equal(OPS.kill(part.data, &err), MFS_ERR_USAGE);
+	mfs_buf_reset(&part);
+	mfs_buf_addf(&part, "%s/%s.tmp", state_root, b->id);
+	assert_int_equal(access(part.data, F_OK), 0);
+	/* a crashed create's dirs without a state file: not listed, killed by id */
+	char work[4096], tmp[4096], left[4200];
+	snprintf(work, sizeof(work), "%s/crashed-0", state_root);
+	snprintf(tmp, sizeof(tmp), "%s/crashed-0.tmp", state_root);
+	snprintf(left, sizeof(left), "%s/left", work);
+	assert_int_equal(mkdir(work, 0755), 0);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	close(open(left, O_WRONLY | O_CREAT, 0600));
+	l = (struct listing){ .a = "crashed-0", .b = b->id };
+	assert_int_equal(OPS.list(collect, &l, &err), MFS_OK);
+	assert_int_equal(l.seen, 1);
+	assert_int_equal(OPS.kill("crashed-0", &err), MFS_OK);
+	assert_int_equal(access(work, F_OK), -1);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(OPS.kill("crashed-0", &err), MFS_ERR_NOTFOUND);
+	mfs_buf_release(&part);
 	/* the executor still holds a: destroying it after kill is fine */
 	destroy(a);
 	free(a_id);
@@ -728,7 +752,7 @@ static void kill_trusts_only_its_own_cgroups(void **state)
 	FILE *f = fopen(path, "w");
 	fprintf(f, "%d\n", (int)victim);
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/%s/state", state_root, id);
+	snprintf(path, sizeof(path), "%s/%s.state", state_root, id);
 	f = fopen(path, "a");
 	/* never name a real cgroup here: a regression would SIGKILL its members */
 	fprintf(f, "cgroup=%s\n", fake);
