@@ -1167,10 +1167,13 @@ static void drop_session(struct dt_sandbox *sb)
 
 /* A toolbox call in the exec loop: not retried by the HTTP layer (the
  * loop retries, so the deadline is checked between tries).  MFS_OK when
- * any answer came; want != 0 turns another status into an error. */
-static enum mfs_code exec_call(struct dt_sandbox *sb, const char *method, const char *path,
-			       json_t *msg, long want, long timeout_ms,
-			       struct mfs_http_resp *resp, struct mfs_err *err)
+ * any answer came; want != 0 turns another status into an error.  A POST
+ * goes on a fresh connection (libcurl silently re-sends on a reused one
+ * found dead) unless replay_safe: sent twice, it does no harm. */
+static enum mfs_code toolbox_json_call(struct dt_sandbox *sb, const char *method,
+				       const char *path, json_t *msg, long want, long timeout_ms,
+				       bool replay_safe, struct mfs_http_resp *resp,
+				       struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
@@ -1183,7 +1186,8 @@ static enum mfs_code exec_call(struct dt_sandbox *sb, const char *method, const 
 		mfs_strv_push(&hdrs, "Content-Type: application/json");
 	}
 	struct mfs_http_req req = { .body = body, .body_len = body ? strlen(body) : 0,
-				    .timeout_ms = timeout_ms, .cancellable = true };
+				    .timeout_ms = timeout_ms, .cancellable = true,
+				    .retry_safe = replay_safe };
 	rc = toolbox_call(sb, method, path, &req, resp, &url, &hdrs, err);
 	if (rc == MFS_OK && want && resp->status != want)
 		rc = status_fail(err, &req, resp);
@@ -1191,6 +1195,13 @@ static enum mfs_code exec_call(struct dt_sandbox *sb, const char *method, const 
 	mfs_buf_release(&url);
 	mfs_strv_release(&hdrs);
 	return rc;
+}
+
+static enum mfs_code exec_call(struct dt_sandbox *sb, const char *method, const char *path,
+			       json_t *msg, long want, long timeout_ms,
+			       struct mfs_http_resp *resp, struct mfs_err *err)
+{
+	return toolbox_json_call(sb, method, path, msg, want, timeout_ms, false, resp, err);
 }
 
 /* A failure worth another try: no answer, or the proxy's/throttler's. */
@@ -1246,8 +1257,9 @@ static bool retry_nap(const struct mfs_http_resp *resp, int attempt, const struc
 	return nap(ms, true);
 }
 
-/* POST /process/session.  A 409 on a later try means an earlier one got
- * through with its answer lost. */
+/* POST /process/session.  The id is new and random, so a 409 can only
+ * mean that this request got through before (its answer lost, or re-sent
+ * by libcurl): done.  That makes it safe on a reused connection too. */
 static enum mfs_code open_session(struct dt_sandbox *sb, const char *sid,
 				  const struct exec_clock *ck, struct mfs_http_resp *resp,
 				  struct mfs_err *err)
@@ -1255,9 +1267,9 @@ static enum mfs_code open_session(struct dt_sandbox *sb, const char *sid,
 	json_t *msg = json_pack("{s:s}", "sessionId", sid);
 	enum mfs_code rc;
 	for (int attempt = 0;; attempt++) {
-		rc = exec_call(sb, "POST", "/process/session", msg, 201, call_timeout_ms(ck), resp,
-			       err);
-		if (rc != MFS_OK && resp->status == 409 && attempt)
+		rc = toolbox_json_call(sb, "POST", "/process/session", msg, 201, call_timeout_ms(ck),
+				       true, resp, err);
+		if (rc != MFS_OK && resp->status == 409)
 			rc = MFS_OK;
 		if (rc == MFS_OK || rc == MFS_ERR_CANCELLED || !transient(rc, resp) ||
 		    attempt >= API_RETRIES || past_deadline(ck))

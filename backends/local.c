@@ -1546,9 +1546,9 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	close(p_rep[1]);
 	p_out[1] = p_err[1] = p_js[1] = p_rep[1] = -1;
 
-	/* No waiting for the execve here: the loop below ends when the child
-	 * dies before it (every pipe closes), and p_rep tells why afterwards.
-	 * Meanwhile the pid is published while the child sets up. */
+	/* vfork() has returned: bwrap runs, or the child failed before its
+	 * execve (its pipe ends are closed, so the loop below ends at once and
+	 * p_rep tells why afterwards). */
 	ls->pid = pid;
 	ls->pid_start = proc_start_time(pid);
 	pid_publish(ls);
@@ -1563,22 +1563,23 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	}
 	enum stop_reason stop = RUNNING;
 	bool cancelled = false;
-	int fds[3] = { p_out[0], p_err[0], p_js[0] };
+	int fds[2] = { p_out[0], p_err[0] };
 	chunk = mfs_xmalloc(READ_CHUNK);
 	/* bwrap writes its JSON status in many small pieces while it sets up.
 	 * Nothing needs them before it exits (or before a cancellation needs
-	 * the command's pid), so that pipe is polled for POLLHUP only (poll
-	 * reports it whatever the events): one wake-up instead of ten.  The
-	 * pipe buffer holds it all meanwhile; non-blocking, so a drain stops
-	 * at "nothing more yet". */
+	 * the command's pid), so that pipe is not polled at all: its buffer
+	 * holds them, and it is read once bwrap has been reaped (or, without
+	 * blocking, on a cancellation).  The loop wakes for output, for the
+	 * end of output (the last process of the sandbox gone) and for
+	 * signals only: not also for bwrap's exit, which comes just before. */
 	(void)fcntl(p_js[0], F_SETFL, O_NONBLOCK);
 
-	while (fds[0] >= 0 || fds[1] >= 0 || fds[2] >= 0) {
-		struct pollfd pfd[4];
-		int map[4], np = 0;
-		for (int i = 0; i < 3; i++)
+	while (fds[0] >= 0 || fds[1] >= 0) {
+		struct pollfd pfd[3];
+		int map[3], np = 0;
+		for (int i = 0; i < 2; i++)
 			if (fds[i] >= 0) {
-				pfd[np] = (struct pollfd){ fds[i], i == 2 ? 0 : POLLIN, 0 };
+				pfd[np] = (struct pollfd){ fds[i], POLLIN, 0 };
 				map[np++] = i;
 			}
 		if (!cancelled && mfs_cancel_fd() >= 0) {
@@ -1601,10 +1602,7 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 		now = now_ms();
 
 		if (!cancelled && mfs_cancelled()) {
-			if (fds[2] >= 0 && drain_status(fds[2], &js) == 0) {
-				close(fds[2]);
-				fds[2] = -1;
-			}
+			(void)drain_status(p_js[0], &js);
 			cancelled = true;
 			grace_end = now + GRACE_MS;
 			/* No command yet (bwrap still setting up): nothing to be
@@ -1629,13 +1627,6 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 			int which = map[i];
 			if (which < 0 || !pfd[i].revents)
 				continue;
-			if (which == 2) {
-				if (drain_status(fds[2], &js) <= 0) {
-					close(fds[2]);
-					fds[2] = -1;
-				}
-				continue;
-			}
 			ssize_t r = read(fds[which], chunk, READ_CHUNK);
 			if (r < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
@@ -1659,7 +1650,6 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	}
 	p_out[0] = fds[0];
 	p_err[0] = fds[1];
-	p_js[0] = fds[2];
 
 	if (rc || stop != RUNNING)
 		kill_tree(ls, pid);
@@ -1669,6 +1659,7 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	ls->pid = 0;
 	ls->pid_start = 0;
 	pid_clear(ls);
+	(void)drain_status(p_js[0], &js);  /* complete: its writer has been reaped */
 	/* The child is gone, so p_rep is at EOF (execve closed it: success)
 	 * or holds the reason it never got there. */
 	struct spawn_failure fail;

@@ -85,9 +85,10 @@ class Emulator:
         return live
 
     def cpu_s(self):
+        """The emulator's CPU, with the sandboxes' processes it has reaped."""
         with open("/proc/%d/stat" % self.proc.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         self.proc.terminate()
@@ -217,11 +218,13 @@ def run_ours(emu):
         key = m + " " + ID.sub("{id}", p)
         mix[key] = mix.get(key, 0) + 1
     cpu = [r[3] / 1e3 for r in rows]
+    walls = sorted(r[2] / 1e6 for r in rows)
     return {
         "wall": wall, "errors": errors, "first_error": first_err,
         "leaked": emu.live_after_settling(), "emu_cpu": emu.cpu_s() - ecpu0,
         "client_cpu_total": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
         "cpu_ms_median": statistics.median(cpu), "cpu_ms_mean": statistics.mean(cpu),
+        "task_wall": (walls[len(walls) // 2], walls[int(len(walls) * 0.9)], walls[-1]),
         "maxrss_kib_median": statistics.median(r[4] for r in rows),
         "maxrss_kib_max": max(r[4] for r in rows),
         "rss_kib": statistics.median(r[5] for r in rows if r[5]) if any(r[5] for r in rows) else 0,
@@ -257,6 +260,7 @@ def main():
     floor = med("floor", "wall")
     print("%-7s %9s %7s %7s %7s %12s %12s" % ("row", "wall s", "x floor", "errors", "leaked",
                                               "req/task", "emu CPU s"))
+    # emu CPU: the emulator and the sandbox processes it reaped (bwrap, shells).
     for row in runs:
         print("%-7s %9.2f %7.2f %7d %7d %12.1f %12.1f" % (
             row, med(row, "wall"), med(row, "wall") / floor, sum(r["errors"] for r in runs[row]),
@@ -269,8 +273,9 @@ def main():
         o["maxrss_kib_median"] / 1024, o["maxrss_kib_max"] / 1024))
     print("  sampled RSS / PSS / private   %.1f / %.1f / %.1f MiB" % (
         o["rss_kib"] / 1024, o["pss_kib"] / 1024, o["private_kib"] / 1024))
-    print("  peak live processes %d, peak PSS sum %.0f MiB (%d samples)" % (
+    print("  peak live processes %d, peak PSS sum %.0f MiB (estimated from %d reads)" % (
         o["peak_live"], o["peak_pss_sum_kib"] / 1024, o["samples"]))
+    print("  task wall time        median %.1f s, p90 %.1f s, max %.1f s" % o["task_wall"])
     print("  floor client CPU      %.2f ms/task (asyncio, one process)" % (
         1000 * med("floor", "client_cpu")))
     print("  requests per task     %.2f (floor %.0f):" % (o["reqs"], med("floor", "reqs")))
