@@ -14,10 +14,16 @@
  * - The sandbox lifetime is set to the step timeout plus slack: omitting it
  *   gives E2B's 15 s default, and a sandbox that expires mid-step surfaces as
  *   a 502 "sandbox not found" that looks like a network fault.
- * - Create is a POST and retried only on 429/503, answers that mean "nothing
- *   was made".  After an ambiguous failure (the connection died after the
- *   request went out) we look the sandbox up by a one-off metadata nonce and
- *   delete it, so a half-finished create never leaks a billed sandbox.
+ * - Create is a POST, so it is never sent twice blindly.  429/503 mean
+ *   "nothing was made" and are retried.  After an ambiguous failure (a cut
+ *   connection, a 502/504 from the edge) the sandbox is looked up by the
+ *   launch's one-off metadata nonce: found, it is adopted (its envd token
+ *   comes back from GET /sandboxes/{id}); not found, the create is tried
+ *   again.  On the way out (signal, deadline, error) whatever carries the
+ *   nonce is deleted, so a half-finished create never leaks a billed sandbox.
+ * - A Start stream is declared dead after MFSANDBOX_E2B_STREAM_IDLE_S with
+ *   no byte at all, or with keepalives but no start event: we ask envd for
+ *   keepalives well inside that bound, so a quiet command never trips it.
  * - Process output arrives as Connect envelopes (flag byte, big-endian
  *   length, JSON) that libcurl splits and merges arbitrarily; we buffer and
  *   parse incrementally, decode base64 and hand bytes on immediately.
@@ -52,13 +58,16 @@
 #define ENVD_USER_AUTH     "Authorization: Basic dXNlcjo=" /* "user:" */
 #define LIFETIME_SLACK_S   300L   /* create, upload and teardown on top of the step */
 #define LIFETIME_PLAN_CAP  3600L  /* E2B's smallest plan caps a lifetime at 1 h */
-#define KEEPALIVE_S        "50"   /* never 0: envd <= 0.9.0 panics on it */
+#define KEEPALIVE_S        50L    /* never 0: envd <= 0.9.0 panics on it */
 #define API_TIMEOUT_MS     60000L
 #define API_RETRIES        4
 #define CREATE_ATTEMPTS    4
 #define GRACE_MS           2000
 #define MAX_FRAME          (16u << 20)
 #define NONCE_KEY          "mfsandbox.e2b.nonce"
+#define STREAM_IDLE_S      150L   /* three of the 50 s keepalives */
+#define STREAM_IDLE_ENV    "MFSANDBOX_E2B_STREAM_IDLE_S"
+#define BASE_SIZE          "2 vCPU, 512 MB"
 
 extern const struct mfs_backend_ops mfs_e2b_ops;
 
@@ -68,6 +77,7 @@ struct e2b_conf {
 	char *domain;
 	const char *sandbox_url;
 	bool debug;
+	long stream_idle_s;    /* MFSANDBOX_E2B_STREAM_IDLE_S */
 };
 
 struct e2b_sandbox {
@@ -78,6 +88,7 @@ struct e2b_sandbox {
 	struct mfs_kvlist env;    /* spec->env, sent with every Start */
 	bool debug;               /* E2B_DEBUG: no control-plane sandbox behind it */
 	char *api_url;
+	long stream_idle_s;
 };
 
 /* ---- configuration ---- */
@@ -124,6 +135,16 @@ static enum mfs_code conf_load(struct e2b_conf *c, struct mfs_err *err)
 	}
 	v = getenv("E2B_SANDBOX_URL");
 	c->sandbox_url = v && *v ? v : NULL;
+	c->stream_idle_s = STREAM_IDLE_S;
+	v = getenv(STREAM_IDLE_ENV);
+	if (v && *v) {
+		char *end;
+		errno = 0;
+		c->stream_idle_s = strtol(v, &end, 10);
+		if (errno || *end || c->stream_idle_s <= 0 || c->stream_idle_s > 86400)
+			return mfs_fail(err, MFS_ERR_CONFIG, STREAM_IDLE_ENV " '%.20s': expected "
+					"whole seconds from 1 to 86400 (docs/configuration.md)", v);
+	}
 	return MFS_OK;
 }
 
@@ -182,8 +203,8 @@ static void envd_headers(struct mfs_strv *h, const struct e2b_sandbox *sb)
 }
 
 /* The "message" of an E2B error body, else its first line. */
-static enum mfs_code status_fail(struct mfs_err *err, const struct mfs_http_req *req,
-				 const struct mfs_http_resp *resp)
+static enum mfs_code body_fail(struct mfs_err *err, const struct mfs_http_req *req,
+			       const struct mfs_http_resp *resp)
 {
 	enum mfs_code rc = mfs_http_status_fail(err, req, resp);
 	json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
@@ -196,6 +217,14 @@ static enum mfs_code status_fail(struct mfs_err *err, const struct mfs_http_req 
 		mfs_buf_release(&where);
 	}
 	json_decref(j);
+	return rc;
+}
+
+/* A control-plane answer: a 401 there is about the user's key. */
+static enum mfs_code status_fail(struct mfs_err *err, const struct mfs_http_req *req,
+				 const struct mfs_http_resp *resp)
+{
+	enum mfs_code rc = body_fail(err, req, resp);
 	if (resp->status == 401)
 		mfs_err_prefix(err, "E2B refused the credentials (check E2B_API_KEY)");
 	return rc;
@@ -259,26 +288,42 @@ static enum mfs_code delete_sandbox(const struct e2b_conf *c, const char *id, bo
 static enum mfs_code list_by_metadata(const struct e2b_conf *c, const char *query,
 				      mfs_list_fn fn, void *ctx, struct mfs_err *err);
 
+/* Sandboxes carrying this launch's nonce, except `keep`: deleted. */
 struct nonce_sweep {
 	const struct e2b_conf *conf;
+	const char *keep;
+	char *first;           /* the first one found, for adoption */
+	bool delete;
 };
 
-static void sweep_one(void *ctx, const struct mfs_sandbox_info *info)
+static void nonce_seen(void *ctx, const struct mfs_sandbox_info *info)
 {
 	struct nonce_sweep *s = ctx;
 	struct mfs_err ignored;
-	delete_sandbox(s->conf, info->id, NULL, &ignored);
+	if (!s->delete) {
+		if (!s->first)
+			s->first = mfs_xstrdup(info->id);
+	} else if (!s->keep || strcmp(info->id, s->keep)) {
+		delete_sandbox(s->conf, info->id, NULL, &ignored);
+	}
 }
 
-/* After an ambiguous create failure: delete whatever that create made. */
-static void sweep_nonce(const struct e2b_conf *c, const char *nonce)
+/* Runs after a signal or a passed deadline too: never cancellable. */
+static enum mfs_code visit_nonce(const struct e2b_conf *c, const char *nonce,
+				 struct nonce_sweep *s, struct mfs_err *err)
 {
 	struct mfs_buf q = MFS_BUF_INIT;
-	struct nonce_sweep s = { c };
-	struct mfs_err ignored;
 	mfs_buf_addf(&q, NONCE_KEY "=%s", nonce);
-	list_by_metadata(c, q.data, sweep_one, &s, &ignored);
+	enum mfs_code rc = list_by_metadata(c, q.data, nonce_seen, s, err);
 	mfs_buf_release(&q);
+	return rc;
+}
+
+static void sweep_nonce(const struct e2b_conf *c, const char *nonce, const char *keep)
+{
+	struct nonce_sweep s = { .conf = c, .keep = keep, .delete = true };
+	struct mfs_err ignored;
+	visit_nonce(c, nonce, &s, &ignored);
 }
 
 static bool backoff(int attempt)
@@ -290,15 +335,22 @@ static bool backoff(int attempt)
 		struct timespec ts = { 0, 50 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	return true;
+	return !mfs_cancelled();
 }
 
-static enum mfs_code parse_created(const struct e2b_conf *c, const struct mfs_http_resp *resp,
-				   const struct mfs_sandbox_spec *spec, struct e2b_sandbox *sb,
-				   struct mfs_err *err)
+static long now_ms(void)
 {
-	json_error_t jerr;
-	json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, &jerr);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A Sandbox (201) or SandboxDetail (GET) answer: both carry the id, the
+ * envd version and token, and the domain. */
+static enum mfs_code parse_sandbox(const struct e2b_conf *c, const struct mfs_http_resp *resp,
+				   struct e2b_sandbox *sb, struct mfs_err *err)
+{
+	json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
 	const char *id = json_string_value(json_object_get(j, "sandboxID"));
 	const char *ver = json_string_value(json_object_get(j, "envdVersion"));
 	const char *tok = json_string_value(json_object_get(j, "envdAccessToken"));
@@ -306,17 +358,128 @@ static enum mfs_code parse_created(const struct e2b_conf *c, const struct mfs_ht
 	enum mfs_code rc = MFS_OK;
 
 	if (!id || !*id || !ver) {
-		rc = mfs_fail(err, MFS_ERR_PROTOCOL,
-			      "E2B create answered 201 without sandboxID/envdVersion");
+		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "E2B answered HTTP %ld without "
+			      "sandboxID/envdVersion", resp->status);
 		goto out;
 	}
 	sb->base.id = mfs_xstrdup(id);
 	parse_version(ver, sb->envd_ver);
 	sb->token = tok ? mfs_xstrdup(tok) : NULL;
 	sb->envd_url = envd_base(c, id, dom);
-	(void)spec;
 out:
 	json_decref(j);
+	return rc;
+}
+
+/* Takes over the sandbox a create whose answer was lost made. */
+static enum mfs_code adopt(const struct e2b_conf *c, const char *id, struct e2b_sandbox *sb,
+			   struct mfs_err *err)
+{
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT;
+	struct mfs_http_resp resp;
+	enum mfs_code rc;
+
+	mfs_http_resp_init(&resp);
+	api_headers(&hdrs, c, false);
+	mfs_buf_addf(&url, "%s/sandboxes/", c->api_url);
+	mfs_http_urlencode(&url, id, false);
+	struct mfs_http_req req = {
+		.method = "GET", .url = url.data, .headers = &hdrs,
+		.timeout_ms = API_TIMEOUT_MS, .retries = API_RETRIES,
+	};
+	rc = mfs_http_do(&req, &resp, err);
+	if (rc == MFS_OK && resp.status != 200)
+		rc = status_fail(err, &req, &resp);
+	if (rc == MFS_OK)
+		rc = parse_sandbox(c, &resp, sb, err);
+	if (rc != MFS_OK)
+		mfs_err_prefix(err, "taking over E2B sandbox %s after a lost create answer", id);
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
+	return rc;
+}
+
+/* POST /sandboxes without ever keeping two: see the file comment.  On
+ * failure the caller sweeps the nonce. */
+static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sandbox_spec *spec,
+				 const char *nonce, struct e2b_sandbox *sb, bool *ambiguous_seen,
+				 struct mfs_err *err)
+{
+	const char *template = spec->image && *spec->image ? spec->image : DEFAULT_TEMPLATE;
+	long deadline = spec->create_timeout_s > 0 ? now_ms() + spec->create_timeout_s * 1000 : 0;
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT;
+	struct mfs_http_resp resp;
+	char *body = create_body(spec, nonce);
+	enum mfs_code rc;
+
+	mfs_http_resp_init(&resp);
+	api_headers(&hdrs, c, true);
+	mfs_buf_addf(&url, "%s/sandboxes", c->api_url);
+	struct mfs_http_req req = {
+		.method = "POST", .url = url.data, .headers = &hdrs,
+		.body = body, .body_len = strlen(body), .cancellable = true,
+	};
+	for (int attempt = 0;; attempt++) {
+		req.timeout_ms = API_TIMEOUT_MS * 3;
+		if (deadline && deadline - now_ms() < req.timeout_ms)
+			req.timeout_ms = deadline - now_ms() > 1 ? deadline - now_ms() : 1;
+		rc = mfs_http_do(&req, &resp, err);
+		if (rc == MFS_ERR_CANCELLED)
+			break;
+		if (rc == MFS_ERR_HTTP && deadline && now_ms() >= deadline) {
+			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
+				      "created within --timeout %lds", template, spec->create_timeout_s);
+			break;
+		}
+		if (rc != MFS_OK && rc != MFS_ERR_HTTP)
+			break;
+		if (rc == MFS_OK && resp.status == 201) {
+			rc = parse_sandbox(c, &resp, sb, err);
+			break;
+		}
+		/* The request may have made a sandbox: find it before trying again. */
+		if (rc == MFS_ERR_HTTP || resp.status == 502 || resp.status == 504) {
+			struct nonce_sweep s = { .conf = c };
+			struct mfs_err lookup_err;
+			*ambiguous_seen = true;
+			if (visit_nonce(c, nonce, &s, &lookup_err) != MFS_OK) {
+				if (rc == MFS_OK)
+					rc = status_fail(err, &req, &resp);
+				break; /* unknown: creating again could make a second one */
+			}
+			if (s.first) {
+				rc = adopt(c, s.first, sb, err);
+				free(s.first);
+				break;
+			}
+		} else if (resp.status != 429 && resp.status != 503) {
+			rc = status_fail(err, &req, &resp); /* refused: nothing was made */
+			break;
+		}
+		if (attempt + 1 >= CREATE_ATTEMPTS) {
+			if (rc == MFS_OK)
+				rc = status_fail(err, &req, &resp);
+			break;
+		}
+		if (!backoff(attempt)) {
+			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating the E2B sandbox");
+			break;
+		}
+		if (deadline && now_ms() >= deadline) {
+			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
+				      "created within --timeout %lds", template, spec->create_timeout_s);
+			break;
+		}
+	}
+	if (rc != MFS_OK && rc != MFS_ERR_CANCELLED && rc != MFS_ERR_TIMEOUT)
+		mfs_err_prefix(err, "creating the E2B sandbox (template %s)", template);
+	free(body);
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
 	return rc;
 }
 
@@ -336,21 +499,44 @@ static void sandbox_free(struct e2b_sandbox *sb)
 	free(sb);
 }
 
+/* E2B has no GPUs and sizes a sandbox by its template: a GPU request
+ * cannot be met at all (a usage error), a size only approximately (one
+ * line saying so, once per sandbox). */
+static enum mfs_code check_size(const struct mfs_sandbox_spec *spec, struct mfs_err *err)
+{
+	if (spec->gpu && *spec->gpu)
+		return mfs_fail(err, MFS_ERR_USAGE, "E2B sandboxes have no GPUs: drop --gpu (or "
+				"the step's gpu=) or choose another --backend");
+	if (!spec->quiet && (spec->cpu > 0 || spec->memory_mb > 0 || spec->disk_gb > 0)) {
+		struct mfs_buf b = MFS_BUF_INIT;
+		if (spec->image && *spec->image)
+			mfs_buf_addf(&b, "mfsandbox: e2b: --cpu, --memory and --disk are not applied: "
+				     "template %s decides the sandbox size\n", spec->image);
+		else
+			mfs_buf_adds(&b, "mfsandbox: e2b: --cpu, --memory and --disk are not applied: "
+				     "the default template " DEFAULT_TEMPLATE " has " BASE_SIZE
+				     "; pass --image with a template built to the size you need\n");
+		if (write(STDERR_FILENO, b.data, b.len) < 0) {
+			/* nowhere left to report it */
+		}
+		mfs_buf_release(&b);
+	}
+	return MFS_OK;
+}
+
 static enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,
 				struct mfs_err *err)
 {
 	struct e2b_conf c;
 	struct e2b_sandbox *sb = NULL;
-	struct mfs_strv hdrs = MFS_STRV_INIT;
-	struct mfs_buf url = MFS_BUF_INIT;
-	struct mfs_http_resp resp;
 	char nonce[33];
-	char *body = NULL;
+	bool ambiguous = false;
 	enum mfs_code rc;
 
 	*out = NULL;
-	mfs_http_resp_init(&resp);
 	rc = conf_load(&c, err);
+	if (rc == MFS_OK)
+		rc = check_size(spec, err);
 	if (rc != MFS_OK)
 		goto out;
 
@@ -358,6 +544,7 @@ static enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_
 	sb->base.ops = &mfs_e2b_ops;
 	sb->base.workdir = mfs_xstrdup(WORKDIR);
 	sb->api_url = mfs_xstrdup(c.api_url);
+	sb->stream_idle_s = c.stream_idle_s;
 	mfs_kvlist_init(&sb->env);
 	if (spec->env)
 		for (size_t i = 0; i < spec->env->n; i++)
@@ -373,49 +560,21 @@ static enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_
 	}
 
 	random_hex(nonce, 16);
-	body = create_body(spec, nonce);
-	api_headers(&hdrs, &c, true);
-	mfs_buf_addf(&url, "%s/sandboxes", c.api_url);
-	struct mfs_http_req req = {
-		.method = "POST", .url = url.data, .headers = &hdrs,
-		.body = body, .body_len = strlen(body),
-		.timeout_ms = API_TIMEOUT_MS * 3, .cancellable = true,
-	};
-	for (int attempt = 0;; attempt++) {
-		rc = mfs_http_do(&req, &resp, err);
-		if (rc == MFS_ERR_HTTP || rc == MFS_ERR_CANCELLED) {
-			/* The request may have reached E2B: remove what it made. */
-			sweep_nonce(&c, nonce);
-			goto out;
-		}
-		if (rc != MFS_OK)
-			goto out;
-		if (resp.status == 201)
-			break;
-		/* 429 (rate limit) and 503 (no capacity) refuse before creating. */
-		if ((resp.status == 429 || resp.status == 503) && attempt + 1 < CREATE_ATTEMPTS &&
-		    backoff(attempt))
-			continue;
-		rc = status_fail(err, &req, &resp);
-		mfs_err_prefix(err, "creating the E2B sandbox (template %s)",
-			       spec->image && *spec->image ? spec->image : DEFAULT_TEMPLATE);
-		goto out;
-	}
-	rc = parse_created(&c, &resp, spec, sb, err);
+	rc = post_create(&c, spec, nonce, sb, &ambiguous, err);
 	if (rc != MFS_OK) {
-		sweep_nonce(&c, nonce);
+		/* A cut line, a signal or the deadline may have left one behind. */
+		sweep_nonce(&c, nonce, NULL);
 		goto out;
 	}
+	/* A create we retried may have landed twice after all: keep ours only. */
+	if (ambiguous)
+		sweep_nonce(&c, nonce, sb->base.id);
 done:
 	*out = &sb->base;
 	sb = NULL;
 	rc = MFS_OK;
 out:
 	sandbox_free(sb);
-	free(body);
-	mfs_http_resp_release(&resp);
-	mfs_buf_release(&url);
-	mfs_strv_release(&hdrs);
 	conf_release(&c);
 	return rc;
 }
@@ -601,10 +760,16 @@ static enum mfs_code envd_status_fail(struct mfs_err *err, const struct e2b_sand
 				      const struct mfs_http_req *req,
 				      const struct mfs_http_resp *resp)
 {
-	enum mfs_code rc = status_fail(err, req, resp);
+	enum mfs_code rc = body_fail(err, req, resp);
 	if (resp->status == 502)
 		mfs_err_prefix(err, "E2B sandbox %s is gone (killed or past its lifetime)",
 			       sb->base.id);
+	/* envd refusing the token the create call handed out is E2B's fault,
+	 * not a setting the user can fix: infrastructure, so @retry may help. */
+	if (resp->status == 401 || resp->status == 403) {
+		mfs_err_prefix(err, "envd of E2B sandbox %s refused its access token", sb->base.id);
+		rc = MFS_ERR_BACKEND;
+	}
 	return rc;
 }
 
@@ -713,6 +878,10 @@ struct stream {
 	char *error_code;          /* end-stream error */
 	char *error_msg;
 	char *protocol_error;
+	long began_ms;             /* when the request went out */
+	long last_frame_ms;        /* when the last whole frame arrived */
+	long idle_ms;              /* no start event by began_ms + this: stalled */
+	bool stalled;
 };
 
 static int b64_value(unsigned char c)
@@ -833,7 +1002,14 @@ static bool on_stream_data(void *ctx, const char *data, size_t len)
 			break;
 		}
 		handle_message(st, h[0], (const char *)h + 5, n);
+		st->last_frame_ms = now_ms();
 		off += 5 + n;
+	}
+	/* Keepalives but never a start event: envd took the request and is
+	 * not running it.  (A quiet command after its start is fine.) */
+	if (!st->started && !st->end_stream && now_ms() - st->began_ms >= st->idle_ms) {
+		st->stalled = true;
+		return false;
 	}
 	if (off) {
 		memmove(st->pending.data, st->pending.data + off, st->pending.len - off);
@@ -970,7 +1146,9 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
-	struct stream st = { .io = io };
+	struct stream st = { .io = io, .idle_ms = sb->stream_idle_s * 1000 };
+	/* Keepalives come well inside the idle bound, so silence means death. */
+	long keepalive_s = sb->stream_idle_s / 3 < KEEPALIVE_S ? sb->stream_idle_s / 3 : KEEPALIVE_S;
 	size_t body_len = 0;
 	char *body = NULL;
 	enum mfs_code rc;
@@ -983,7 +1161,7 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 	envd_headers(&hdrs, sb);
 	mfs_strv_push(&hdrs, "Content-Type: application/connect+json");
 	mfs_strv_push(&hdrs, "Connect-Protocol-Version: 1");
-	mfs_strv_push(&hdrs, "Keepalive-Ping-Interval: " KEEPALIVE_S);
+	mfs_strv_pushf(&hdrs, "Keepalive-Ping-Interval: %ld", keepalive_s > 0 ? keepalive_s : 1);
 	/* envd bounds the process by this deadline; "0" would mean "already
 	 * expired", so the header is left out when there is no limit. */
 	if (r->timeout_s > 0)
@@ -995,9 +1173,11 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 		.on_data = on_stream_data, .on_data_ctx = &st,
 		/* A backstop in case envd never ends the stream after its deadline. */
 		.timeout_ms = r->timeout_s > 0 ? (r->timeout_s + 60) * 1000L : 0,
+		.idle_timeout_ms = st.idle_ms,
 		.cancellable = true,
 	};
 	time_t began = time(NULL);
+	st.began_ms = st.last_frame_ms = now_ms();
 	rc = mfs_http_do(&req, &resp, err);
 
 	if (rc == MFS_ERR_CANCELLED || (rc == MFS_OK && mfs_cancelled())) {
@@ -1020,6 +1200,21 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 	    time(NULL) - began >= r->timeout_s + 60) {
 		rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the command outlived its %lds timeout "
 			      "and envd did not end the stream", r->timeout_s);
+		goto out;
+	}
+	if (st.stalled || (rc == MFS_ERR_HTTP && now_ms() - st.last_frame_ms >= st.idle_ms)) {
+		struct mfs_err ignored;
+		bool gone = sandbox_gone(sb);
+		if (st.pid > 0 && !gone)
+			send_signal(sb, st.pid, "SIGNAL_SIGKILL", &ignored);
+		if (gone)
+			rc = mfs_fail(err, MFS_ERR_BACKEND, "E2B sandbox %s disappeared while the "
+				      "command ran (killed, or past its lifetime)", sb->base.id);
+		else
+			rc = mfs_fail(err, MFS_ERR_BACKEND, "envd %s for %ld s; gave up on the "
+				      "stream (bound: " STREAM_IDLE_ENV ")", st.stalled
+				      ? "sent only keepalives and never started the command"
+				      : "sent nothing, not even a keepalive", sb->stream_idle_s);
 		goto out;
 	}
 	if (rc != MFS_OK || (resp.status == 200 && !st.end_stream)) {
@@ -1075,7 +1270,8 @@ static enum mfs_code e2b_probe(struct mfs_buf *notes, struct mfs_err *err)
 	enum mfs_code rc = conf_load(&c, err);
 	if (rc == MFS_OK && notes) {
 		mfs_buf_adds(notes, "sandbox size comes from the template (--image, default "
-			     DEFAULT_TEMPLATE "): --cpu, --memory, --disk and --gpu are not applied\n");
+			     DEFAULT_TEMPLATE ", " BASE_SIZE "): --cpu, --memory and --disk are "
+			     "not applied; --gpu is refused (E2B has no GPUs)\n");
 		if (c.debug)
 			mfs_buf_adds(notes, "E2B_DEBUG=true: envd on localhost:" ENVD_PORT
 				     ", no control plane\n");
@@ -1094,8 +1290,10 @@ static void e2b_describe(const struct mfs_sandbox *base, struct mfs_buf *out)
 const struct mfs_backend_ops mfs_e2b_ops = {
 	.name = "e2b",
 	.summary = "E2B cloud sandboxes (Firecracker microVMs; needs E2B_API_KEY)",
-	.caps = MFS_CAP_IMAGE | MFS_CAP_NETWORK | MFS_CAP_STREAM | MFS_CAP_DOWNLOAD |
-		MFS_CAP_LIST,
+	/* CPU/MEMORY: not enforced, but create says so itself in one line that
+	 * names the template, instead of the executor's line per flag. */
+	.caps = MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_IMAGE | MFS_CAP_NETWORK |
+		MFS_CAP_STREAM | MFS_CAP_DOWNLOAD | MFS_CAP_LIST,
 	.probe = e2b_probe,
 	.create = e2b_create,
 	.upload = e2b_upload,

@@ -154,6 +154,9 @@ struct xfer {
 	FILE *out;            /* out_file, opened on the first 2xx byte */
 	bool delivered;       /* on_data/out_file got bytes: not retryable */
 	bool receiver_abort;  /* on_data said stop */
+	curl_off_t seen_dl;   /* bytes received at the last progress call ... */
+	long seen_at_ms;      /* ... and when that count last grew */
+	bool idle_abort;      /* idle_timeout_ms passed without a byte */
 	bool out_failed;
 	int out_errno;
 	bool in_failed;
@@ -266,11 +269,32 @@ static int on_seek(void *ctx, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+static long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libcurl calls this about once a second even on a silent connection,
+ * which is what makes the idle bound work. */
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-	(void)dt, (void)dn, (void)ut, (void)un;
-	const struct xfer *x = ctx;
-	return x->req->cancellable && mfs_cancelled();
+	(void)dt, (void)ut, (void)un;
+	struct xfer *x = ctx;
+	if (x->req->cancellable && mfs_cancelled())
+		return 1;
+	if (x->req->idle_timeout_ms > 0) {
+		long now = monotonic_ms();
+		if (!x->seen_at_ms || dn != x->seen_dl) {
+			x->seen_dl = dn;
+			x->seen_at_ms = now;
+		} else if (now - x->seen_at_ms >= x->req->idle_timeout_ms) {
+			x->idle_abort = true;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static bool is_idempotent(const char *method)
@@ -513,6 +537,12 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 		if (x.in_failed || cc == CURLE_READ_ERROR) {
 			rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot read %s", req->method,
 				      where.data, req->body_file ? req->body_file : "request body");
+			goto out;
+		}
+		if (x.idle_abort) {
+			resp->status = 0;
+			rc = mfs_fail(err, MFS_ERR_HTTP, "%s %s: nothing received for %ld s",
+				      req->method, where.data, req->idle_timeout_ms / 1000);
 			goto out;
 		}
 		if (cc == CURLE_ABORTED_BY_CALLBACK || (req->cancellable && mfs_cancelled()))

@@ -36,6 +36,9 @@ struct mfs_http_req {
 	const char *userpwd;            /* "key:secret" with aws_sigv4; secret */
 
 	long timeout_ms;                /* whole transfer; 0: none */
+	/* Abort (MFS_ERR_HTTP, not retried) when no response byte arrives for
+	 * this long: a stream that should at least send keepalives; 0: never. */
+	long idle_timeout_ms;
 	long connect_timeout_ms;        /* 0: 10 s */
 	int retries;                    /* extra attempts after the first; 0: none */
 	bool retry_safe;                /* non-idempotent request that may be retried */

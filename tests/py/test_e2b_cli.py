@@ -2,8 +2,10 @@
 codes a user (and Metaflow's @retry) depends on, and no sandbox left behind
 whatever goes wrong."""
 import hashlib
+import os
 import re
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -46,10 +48,23 @@ def test_code_upload_env_and_exit_status(emu, env, tmp_path):
     assert emu.created_total == 1
 
 
-def test_cpu_and_memory_are_reported_not_ignored(emu, env):
-    r = run(env, "true", flags=["--cpu", "4", "--memory", "8192"])
+def test_sizes_are_reported_in_one_line_not_ignored(emu, env):
+    r = run(env, "true", flags=["--cpu", "4", "--memory", "8192", "--disk", "20"])
     assert r.returncode == 0, r.stderr
-    assert "--cpu" in r.stderr and "--memory" in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert all(f in lines[0] for f in ("--cpu", "--memory", "--disk", "template base"))
+    r = run(env, "true", flags=["--memory", "8192", "--image", "big-one"])
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("template big-one") == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert run(env, "true").stderr == ""  # no size asked: nothing to say
+
+
+def test_gpu_is_refused_before_any_request(emu, env):
+    r = run(env, "true", flags=["--gpu", "1"])
+    assert r.returncode == 202
+    assert "--gpu" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert emu.requests == []
 
 
 def test_bad_key_is_202_and_makes_nothing(emu, env):
@@ -65,37 +80,6 @@ def test_missing_key_is_202_before_any_request(emu, env):
     assert r.returncode == 202
     assert "E2B_API_KEY" in r.stderr
     assert emu.requests == []
-
-
-def test_sandbox_killed_mid_stream_is_203(emu, env):
-    emu.faults.kill_after_output = True
-    r = run(env, "sh", "-c", "echo first; sleep 30")
-    assert r.returncode == 203, r.stderr
-    assert r.stdout == "first\n"
-
-
-def test_envd_502_is_203_and_the_sandbox_is_deleted(emu, env):
-    emu.faults.envd_502 = 1
-    r = run(env, "true")
-    assert r.returncode == 203, r.stderr
-    assert "502" in r.stderr
-
-
-def test_keepalive_stall_then_success(emu, env):
-    emu.faults.stall_s = 1.0
-    emu.faults.keepalive_s = 0.1
-    r = run(env, "echo", "late")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "late\n"
-
-
-def test_ambiguous_create_is_203_without_leak(emu, env):
-    emu.faults.create_drop = 1
-    r = run(env, "true")
-    assert r.returncode == 203, r.stderr
-    assert emu.created_total == 1
-    assert len([q for q in emu.requests if q["path"] == "/sandboxes"]) == 1  # no double create
-    # the fixture then asserts the orphan was found by its nonce and deleted
 
 
 def test_timeout_is_204(emu, env):
@@ -138,3 +122,44 @@ def test_keep_ls_and_kill(emu, env, tmp_path):
     assert sid in k.stdout
     again = mfs("kill", "--backend", "e2b", sid, env=env)
     assert again.returncode == 202
+
+
+def ours(emu, **labels):
+    meta = {"mfsandbox": "1"}
+    meta.update({"mfsandbox." + k: v for k, v in labels.items()})
+    return emu.create("base", 600, meta, {}, True)
+
+
+def test_ls_pages_through_metadata_and_shows_only_ours(emu, env):
+    emu.faults.list_page = 2  # E2B pages by at most 100; three pages here
+    mine = {ours(emu, flow="F", run="1", step="s", task=str(i)).id for i in range(5)}
+    other = emu.create("base", 600, {"someone": "else"}, {}, True)
+    ls = mfs("ls", "--backend", "e2b", env=env)
+    assert ls.returncode == 0, ls.stderr
+    listed = {line.split()[0] for line in ls.stdout.splitlines()[1:] if line.strip()}
+    assert listed == mine, ls.stdout
+    assert all("mfsandbox.e2b.nonce=" not in q["query"].get("metadata", "")
+               for q in emu.requests)
+    assert [q["query"]["metadata"] for q in emu.requests if q["path"] == "/v2/sandboxes"] \
+        == ["mfsandbox=1"] * 3
+    for sb in list(emu.live()):
+        emu.remove(sb.id)
+    assert other.id not in listed
+
+
+def test_kill_stale_takes_orphans_and_expired_ones_only(emu, env):
+    host = socket.gethostname()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a launcher pid that no longer exists
+    orphan = ours(emu, host=host, pid=str(gone.pid), timeout="3600")
+    expired = ours(emu, host=host, pid=str(os.getpid()), timeout="10")
+    expired.started -= 60  # older than its own timeout label
+    live = ours(emu, host=host, pid=str(os.getpid()), timeout="3600")
+    foreign = emu.create("base", 600, {"mfsandbox.pid": str(gone.pid),
+                                       "mfsandbox.host": host}, {}, True)
+    k = mfs("kill", "--backend", "e2b", "--stale", env=env)
+    assert k.returncode == 0, k.stderr
+    assert {s.id for s in emu.live()} == {live.id, foreign.id}
+    assert orphan.id in k.stdout and expired.id in k.stdout
+    emu.remove(live.id)
+    emu.remove(foreign.id)

@@ -87,6 +87,10 @@ def test_e2b_flow_end_to_end(s3_server, metadata_service, emu, e2b_env, tmp_path
     assert sorted(m.get("mfsandbox.attempt") for m in meta
                   if m["mfsandbox.step"] == "start") == ["0", "1"]
 
+    # the size note only where a size was asked for (@resources on square)
+    notes = [l for l in fr.console.splitlines() if "are not applied" in l]
+    assert len(notes) == 3 and all("/square/" in l for l in notes), notes
+
     # no credential on a command line or in any log
     assert fr.argv_seen, "no mfsandbox process was seen running"
     logs = [fr.console, a0["stdout"], a0["stderr"], a1["stdout"], a1["stderr"],

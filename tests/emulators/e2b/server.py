@@ -23,6 +23,7 @@ import os
 import queue
 import re
 import secrets
+import select
 import signal
 import socket
 import threading
@@ -62,12 +63,19 @@ class Faults:
     """Knobs a test sets before (or while) driving the emulator."""
 
     def __init__(self):
-        self.create_delay = 0.0        # seconds before a create answers
+        # seconds a create takes before the sandbox exists; a client that
+        # hangs up meanwhile cancels it (the Go handler's request context)
+        self.create_delay = 0.0
+        self.create_answer_delay = 0.0  # seconds between making the sandbox and answering
+        self.create_made_statuses = []  # make the sandbox, then answer this (once each)
         self.create_statuses = []      # statuses answered (once each) instead of creating
         self.kill_after_output = False  # kill the sandbox once a Start stream sent data
         self.stall_s = 0.0             # Start streams only keepalives this long first
         self.keepalive_s = None        # overrides the client's keepalive interval
         self.envd_502 = 0              # next N envd requests get the proxy's 502
+        self.envd_401 = 0              # next N envd requests: the token is refused
+        self.silent_s = 0.0            # after a Start's first output: nothing, no keepalive
+        self.list_page = 0             # GET /v2/sandboxes pages this small (0: as asked)
         self.api_statuses = {}         # method -> [statuses] answered once each
         self.create_drop = 0           # next N creates make the sandbox, then cut the line
 
@@ -372,6 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._api_error(400, "templateID is required")
         if emu.faults.create_delay:
             time.sleep(emu.faults.create_delay)
+            if self._client_gone():
+                self.close_connection = True
+                return None
         status = _take(emu.faults.create_statuses)
         if status:
             return self._api_error(status, "injected %d" % status,
@@ -392,7 +403,21 @@ class _Handler(BaseHTTPRequestHandler):
             # The sandbox exists but the client never hears of it.
             emu.faults.create_drop -= 1
             return self._drop()
+        status = _take(emu.faults.create_made_statuses)
+        if status:
+            # made, but the edge answered for it (a gateway timeout, say)
+            return self._api_error(status, "injected %d after creating" % status)
+        if emu.faults.create_answer_delay:
+            time.sleep(emu.faults.create_answer_delay)
         return self._send(201, self._created_view(sb))
+
+    def _client_gone(self):
+        """Has the client closed its end (nothing more to read, EOF)?"""
+        try:
+            ready, _, _ = select.select([self.connection], [], [], 0)
+            return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _list(self):
         emu = self.emulator
@@ -401,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = int(self.query.get("limit", 100))
         if not 1 <= limit <= 100:
             return self._api_error(400, "limit must be between 1 and 100")
+        limit = min(limit, emu.faults.list_page or limit)
         rows = [sb.view() for sb in emu.live()
                 if all(sb.metadata.get(k) == v for k, v in want.items()) and "running" in states]
         rows.sort(key=lambda r: r["startedAt"])
@@ -425,6 +451,10 @@ class _Handler(BaseHTTPRequestHandler):
         if emu.faults.envd_502 > 0:
             emu.faults.envd_502 -= 1
             return self._sandbox_not_found(sid)
+        if emu.faults.envd_401 > 0:
+            emu.faults.envd_401 -= 1
+            return self._send(401, {"code": 401, "message": "unauthorized access, please "
+                                    "provide a valid access token or method signing"})
         with emu.lock:
             sb = emu.sandboxes.get(sid)
         if sb is None or not sb.alive:
@@ -634,6 +664,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._drop()
             if kind == "data":
                 self._frame({"event": {"data": {a: base64.b64encode(b).decode()}}})
+                if not sent_data and emu.faults.silent_s:
+                    time.sleep(emu.faults.silent_s)  # a wedged proxy: not even keepalives
                 if not sent_data and emu.faults.kill_after_output:
                     emu.faults.kill_after_output = False
                     emu.remove(sb.id)

@@ -2,13 +2,14 @@
 (attempt 0 fails on purpose; attempt 1 must find a fresh sandbox), a foreach
 fan-out and its join, artifacts crossing steps through S3, Unicode output on
 both streams, and a step that checks it cannot reach the launcher's metadata
-service (only the relay can) and was given no E2B credentials."""
+service (only the relay can) and was given no E2B credentials; one step asks
+for a size through @resources."""
 import os
 import socket
 import sys
 import urllib.parse
 
-from metaflow import FlowSpec, Parameter, current, e2b, environment, retry, step
+from metaflow import FlowSpec, Parameter, current, e2b, environment, resources, retry, step
 
 
 class MfsE2BFlow(FlowSpec):
@@ -46,6 +47,7 @@ class MfsE2BFlow(FlowSpec):
         self.next(self.square, foreach="items")
 
     @e2b
+    @resources(cpu=2)  # asks for a size: the only step that gets the size note
     @step
     def square(self):
         self.value = self.input * self.input

@@ -20,6 +20,9 @@ from .spec import write_spec
 WORKLOAD_ENV = "METAFLOW_SANDBOX_WORKLOAD"
 BACKEND_ENV = "METAFLOW_SANDBOX_BACKEND"
 DEFAULT_BACKEND = "local"
+# Backends that size a sandbox by its template (E2B): a size is passed on
+# only when the step asks for one, since each one earns a warning there.
+TEMPLATE_SIZED = {"e2b"}
 # Room for sandbox creation, package upload and environment bootstrap on
 # top of @timeout, so Metaflow's own SIGALRM fires first.
 TIMEOUT_SLACK_S = 120
@@ -75,6 +78,9 @@ class SandboxDecorator(StepDecorator):
         self.backend = self.attributes.get("backend") or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
         if not isinstance(self.attributes.get("env"), dict):
             raise SandboxException("@%s(env=...) must be a dict of strings" % self.name)
+        # Sizes the user wrote (on this decorator or through @resources), as
+        # opposed to this decorator's defaults.
+        self._asked = set(getattr(self, "_user_defined_attributes", ()) or ())
         self._merge_resources(decos)
         self.run_time_limit = self._time_limit(decos)
         if os.environ.get(WORKLOAD_ENV):
@@ -98,6 +104,7 @@ class SandboxDecorator(StepDecorator):
                 mine = self.attributes.get(key)
                 if theirs is None:
                     continue
+                self._asked.add(key)
                 try:
                     self.attributes[key] = max(float(mine or 0), float(theirs))
                 except (TypeError, ValueError):
@@ -105,6 +112,7 @@ class SandboxDecorator(StepDecorator):
             gpu = deco.attributes.get("gpu")
             if gpu and not self.attributes.get("gpu"):
                 self.attributes["gpu"] = str(gpu)
+                self._asked.add("gpu")
 
     def _time_limit(self, decos):
         limit = int(self.attributes.get("timeout") or 600)
@@ -162,6 +170,8 @@ class SandboxDecorator(StepDecorator):
         cmd = [binary, "run", "--backend", self.backend]
         for key, flag in (("cpu", "--cpu"), ("memory", "--memory"), ("disk", "--disk")):
             value = self.attributes.get(key)
+            if self.backend in TEMPLATE_SIZED and key not in self._asked:
+                continue
             if value:
                 value = float(value)
                 cmd += [flag, ("%g" % value) if key == "cpu" else str(int(-(-value // 1)))]
