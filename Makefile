@@ -33,7 +33,8 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 
-.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-scale
+.PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-scale \
+	bench-compare
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -130,6 +131,30 @@ build/bench/fanout: bench/fanout.c
 
 bench-scale: all build/bench/fanout venv
 	$(PY) bench/daytona_scale.py $(BENCH_N)
+
+# mfsandbox against the original metaflow-sandbox (PyPI) on the Daytona
+# emulator: figures only (docs/performance.md).  The original gets its own
+# venv; the plot comes from a third one with matplotlib.
+ORIG_VENV := build/bench/orig-venv
+ORIG_PKGS := metaflow-sandbox==0.1.1 daytona==0.226.1 metaflow==2.19.39 boto3==1.44.5 \
+	botocore==1.44.5
+PLOT_VENV := build/bench/plot-venv
+$(ORIG_VENV)/.stamp:
+	rm -rf $(ORIG_VENV)
+	/usr/bin/python3 -m venv $(ORIG_VENV)
+	$(ORIG_VENV)/bin/python -m pip install -q --disable-pip-version-check $(ORIG_PKGS)
+	touch $@
+
+$(PLOT_VENV)/.stamp:
+	rm -rf $(PLOT_VENV)
+	/usr/bin/python3 -m venv $(PLOT_VENV)
+	$(PLOT_VENV)/bin/python -m pip install -q --disable-pip-version-check matplotlib==3.11.2
+	touch $@
+
+bench-compare: all venv $(ORIG_VENV)/.stamp $(PLOT_VENV)/.stamp
+	bench/daytona_compare
+	$(PLOT_VENV)/bin/python bench/plot_compare.py build/bench/daytona_compare.json \
+		build/bench/daytona_compare.png
 
 clean:
 	rm -rf $(BUILD) build-asan $(BIN)

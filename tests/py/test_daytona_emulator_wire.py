@@ -228,3 +228,21 @@ def test_sandbox_cannot_reach_launcher_loopback(sandbox):
         assert st == 200 and r["exitCode"] != 0 and "ConnectionRefusedError" in r["result"]
     finally:
         host.close()
+
+
+def test_login_shell_keeps_the_image_interpreter(daytona_emulator, tmp_path):
+    # metaflow-sandbox runs every command as `bash -lc ...`; /etc/profile
+    # resets PATH there, and the image's python must still come first.
+    image = tmp_path / "image-bin"
+    image.mkdir()
+    (image / "python").symlink_to("/usr/bin/python3")
+    daytona_emulator.image_path = [str(image)]
+    st, _, body = call(daytona_emulator.url + "/sandbox", "POST", {})
+    sb = json.loads(body)
+    try:
+        st, _, body = call(tb(sb) + "/process/execute", "POST",
+                           {"command": "bash -lc 'command -v python'"})
+        r = json.loads(body)
+        assert (st, r["exitCode"], r["result"].strip()) == (200, 0, str(image / "python"))
+    finally:
+        call(daytona_emulator.url + "/sandbox/" + sb["id"], "DELETE")

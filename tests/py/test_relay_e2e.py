@@ -36,7 +36,7 @@ for s in run:
             ta = Task(t.pathspec, attempt=a)
             names = [x.id for x in ta]
             att[a] = {"unique": len(names) == len(set(names)),
-                      "data": {x.id: x.data for x in ta if x.id in ("x", "y")}}
+                      "data": {x.id: x.data for x in ta if x.id in ("x", "y", "provider_keys")}}
         out["tasks"][s.id] = {"id": t.id, "current_attempt": t.current_attempt, "attempts": att}
 print(json.dumps(out))
 """
@@ -52,7 +52,7 @@ def test_sandboxed_flow_with_s3_and_service_metadata(s3_server, metadata_service
         METAFLOW_DEFAULT_DATASTORE="s3", METAFLOW_DATASTORE_SYSROOT_S3=ds_root,
         METAFLOW_DEFAULT_METADATA="service", METAFLOW_SERVICE_URL=metadata_service.url,
         MFSANDBOX_BIN=str(ROOT / "mfsandbox"), MFSANDBOX_RELAY_SPOOL=str(tmp_path / "spool"),
-        MFSANDBOX_LOCAL_STATE_DIR=str(tmp_path / "state"))
+        MFSANDBOX_LOCAL_STATE_DIR=str(tmp_path / "state"), DAYTONA_API_KEY="dtn-secret")
     env = {k: v for k, v in env.items() if not k.startswith("MFSANDBOX_") or k in (
         "MFSANDBOX_BIN", "MFSANDBOX_RELAY_SPOOL", "MFSANDBOX_LOCAL_STATE_DIR")}
     r = subprocess.run([sys.executable, "flow.py", "--no-pylint", "--datastore=s3",
@@ -71,7 +71,8 @@ def test_sandboxed_flow_with_s3_and_service_metadata(s3_server, metadata_service
     assert start["current_attempt"] == 1
     assert start["attempts"]["0"]["data"] == {"x": 41} and start["attempts"]["0"]["unique"]
     assert start["attempts"]["1"]["data"] == {"x": 42} and start["attempts"]["1"]["unique"]
-    assert seen["tasks"]["end"]["attempts"]["0"]["data"] == {"x": 42, "y": 43}
+    assert seen["tasks"]["end"]["attempts"]["0"]["data"] == {"x": 42, "y": 43,
+                                                             "provider_keys": []}
 
     for step in ("start", "end"):
         task = seen["tasks"][step]["id"]
@@ -89,10 +90,7 @@ def test_sandboxed_flow_with_s3_and_service_metadata(s3_server, metadata_service
         assert max(collections.Counter((x["name"], x["attempt_id"]) for x in arts).values()) == 1
 
 
-def test_sandboxed_flow_with_s3_and_local_metadata(s3_server, tmp_path):
-    """Local metadata next to an S3 datastore: the sandbox writes it inside,
-    ships it through S3, and mfsandbox merges it into the launcher's
-    .metaflow, so the Client API with local metadata sees every attempt."""
+def run_local_metadata_flow(s3_server, tmp_path, **extra):
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(FLOWS / "relay_e2e_flow.py", work / "flow.py")
@@ -102,10 +100,15 @@ def test_sandboxed_flow_with_s3_and_local_metadata(s3_server, tmp_path):
         METAFLOW_DEFAULT_DATASTORE="s3", METAFLOW_DATASTORE_SYSROOT_S3=ds_root,
         METAFLOW_DEFAULT_METADATA="local",
         MFSANDBOX_BIN=str(ROOT / "mfsandbox"), MFSANDBOX_RELAY_SPOOL=str(tmp_path / "spool"),
-        MFSANDBOX_LOCAL_STATE_DIR=str(tmp_path / "state"))
+        MFSANDBOX_LOCAL_STATE_DIR=str(tmp_path / "state"),
+        DAYTONA_API_KEY="dtn-launcher-secret", E2B_API_KEY="e2b-launcher-secret", **extra)
     env = {k: v for k, v in env.items() if not k.startswith("MFSANDBOX_") or k in (
-        "MFSANDBOX_BIN", "MFSANDBOX_RELAY_SPOOL", "MFSANDBOX_LOCAL_STATE_DIR")}
+        "MFSANDBOX_BIN", "MFSANDBOX_RELAY_SPOOL", "MFSANDBOX_LOCAL_STATE_DIR",
+        "MFSANDBOX_FORWARD_ENV")}
     env.pop("METAFLOW_SERVICE_URL", None)
+    if "AWS_PROFILE" in extra:
+        env.pop("AWS_ACCESS_KEY_ID")
+        env.pop("AWS_SECRET_ACCESS_KEY")
     r = subprocess.run([sys.executable, "flow.py", "--no-pylint", "--datastore=s3",
                         "--metadata=local", "run", "--run-id-file", "run_id"],
                        cwd=work, env=env, capture_output=True, text=True, timeout=600)
@@ -119,8 +122,36 @@ def test_sandboxed_flow_with_s3_and_local_metadata(s3_server, tmp_path):
     start = seen["tasks"]["start"]
     assert start["current_attempt"] == 1
     assert start["attempts"]["1"]["data"] == {"x": 42}
-    assert seen["tasks"]["end"]["attempts"]["0"]["data"] == {"x": 42, "y": 43}
+    end = seen["tasks"]["end"]["attempts"]["0"]["data"]
+    assert (end["x"], end["y"]) == (42, 43)
     # The sandbox's own metadata (not only the launcher's) reached .metaflow.
     meta_dir = work / ".metaflow" / "RelayE2EFlow" / run / "start" / start["id"] / "_meta"
     assert list(meta_dir.glob("sysmeta_sandbox-backend_*.json")), sorted(
         p.name for p in meta_dir.iterdir())
+    return r, end["provider_keys"]
+
+
+def test_sandboxed_flow_with_s3_and_local_metadata(s3_server, tmp_path):
+    """Local metadata next to an S3 datastore: the sandbox writes it inside,
+    ships it through S3, and mfsandbox merges it into the launcher's
+    .metaflow, so the Client API with local metadata sees every attempt.
+    The launcher's provider keys stay out of the sandbox."""
+    _, provider_keys = run_local_metadata_flow(s3_server, tmp_path)
+    assert provider_keys == []
+
+
+def test_sandboxed_flow_with_only_an_aws_profile(s3_server, tmp_path):
+    """No AWS_* keys in the environment, only AWS_PROFILE (not the default
+    one, which holds wrong keys) and its credentials file: the launcher's
+    Metaflow and the relay read the profile, and the sandbox, which has no
+    such file, gets the resolved keys through its environment.  A provider
+    key reaches the sandbox only when named in MFSANDBOX_FORWARD_ENV."""
+    creds = tmp_path / "aws-credentials"
+    creds.write_text("[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n"
+                     "[ci]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                     % (s3_server.key_id, s3_server.secret))
+    r, provider_keys = run_local_metadata_flow(s3_server, tmp_path, AWS_PROFILE="ci",
+                                               AWS_SHARED_CREDENTIALS_FILE=str(creds),
+                                               MFSANDBOX_FORWARD_ENV="E2B_API_KEY")
+    assert provider_keys == ["E2B_API_KEY"]
+    assert s3_server.secret not in r.stdout + r.stderr

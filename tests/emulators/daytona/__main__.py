@@ -1,4 +1,6 @@
-"""Runs the emulator by hand: python -m emulators.daytona [--port N] (from tests/)."""
+"""Runs the emulator by hand or for a benchmark:
+python -m emulators.daytona [--port N] [--allow-port P] [--image-path DIR] [--workdir DIR]
+(from tests/).  Prints DAYTONA_API_URL=... once it listens; SIGTERM stops it."""
 import argparse
 import os
 import signal
@@ -12,9 +14,13 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--allow-port", type=int, action="append", default=[],
                     help="loopback port the sandboxes may reach (e.g. S3)")
+    ap.add_argument("--image-path", action="append", default=[],
+                    help="directory the snapshot has on PATH first (e.g. a venv's bin)")
+    ap.add_argument("--workdir", default=None, help="where the sandboxes' files live")
     a = ap.parse_args()
     emu = Emulator(api_key=os.environ.get("DAYTONA_API_KEY", "dtn_" + "0" * 40),
-                   allow_ports=a.allow_port).start(a.port)
+                   allow_ports=a.allow_port, image_path=a.image_path,
+                   workdir=a.workdir).start(a.port)
     print("DAYTONA_API_URL=%s" % emu.url, flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -250,6 +250,19 @@ class Sandbox:
                        private=(DAEMON_DIR,))
         self.sessions = {}
         self.updated = now
+        self._write_profile()
+
+    def _write_profile(self):
+        """The image's ~/.profile.  A login shell (`bash -lc`, as clients
+        such as metaflow-sandbox run their commands) reads /etc/profile,
+        which resets PATH to the system directories; a real image keeps its
+        interpreter in one of those, the emulated image keeps it in
+        `image_path`, so its profile puts those directories back in front."""
+        dirs = self.emu.image_path
+        if not dirs:
+            return
+        with open(self.box.host_path(HOME + "/.profile"), "w") as f:
+            f.write('PATH=%s:"$PATH"\nexport PATH\n' % shlex.quote(":".join(dirs)))
 
     def set_state(self, state, reason=None):
         self.state = state
