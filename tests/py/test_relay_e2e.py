@@ -18,8 +18,10 @@ from mf_e2e import rows_by_key
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FLOWS = pathlib.Path(__file__).resolve().parent / "mf_flows"
 
-LAUNCHER_SYSTEM_INFO = {"runtime", "python_version", "user", "metaflow_version", "script-name",
-                        "production", "metaflow_r_version", "r_version", "r_version_code"}
+# What Metaflow itself writes twice for every task (attempt 0), with or
+# without sandboxes: test_metaflow_alone_registers_its_system_info_twice.
+METAFLOW_OWN_DUPLICATES = {(f, 0) for f in ("user", "runtime", "python_version",
+                                             "metaflow_version", "script-name")}
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap missing")
 
@@ -42,10 +44,16 @@ print(json.dumps(out))
 """
 
 
-def test_sandboxed_flow_with_s3_and_service_metadata(s3_server, metadata_service, tmp_path):
+def run_service_flow(s3_server, metadata_service, tmp_path, sandboxed=True):
+    """Runs mf_flows/relay_e2e_flow.py with S3 and service metadata, as is or
+    (sandboxed=False) with its @sandbox lines taken out: Metaflow alone."""
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(FLOWS / "relay_e2e_flow.py", work / "flow.py")
+    text = (FLOWS / "relay_e2e_flow.py").read_text()
+    if not sandboxed:
+        text = "\n".join(l for l in text.splitlines()
+                         if not l.strip().startswith("@sandbox")) + "\n"
+    (work / "flow.py").write_text(text)
     ds_root = "s3://%s/e2e-%s" % (s3_server.bucket, tmp_path.name)
     env = s3_server.env(
         METAFLOW_USER="tester", METAFLOW_HOME=str(tmp_path), PYTHONUNBUFFERED="1",
@@ -71,22 +79,42 @@ def test_sandboxed_flow_with_s3_and_service_metadata(s3_server, metadata_service
     assert start["current_attempt"] == 1
     assert start["attempts"]["0"]["data"] == {"x": 41} and start["attempts"]["0"]["unique"]
     assert start["attempts"]["1"]["data"] == {"x": 42} and start["attempts"]["1"]["unique"]
-    assert seen["tasks"]["end"]["attempts"]["0"]["data"] == {"x": 42, "y": 43,
-                                                             "provider_keys": []}
+    # The launcher's DAYTONA_API_KEY: seen by a plain step, not in a sandbox.
+    assert seen["tasks"]["end"]["attempts"]["0"]["data"] == {
+        "x": 42, "y": 43, "provider_keys": [] if sandboxed else ["DAYTONA_API_KEY"]}
+    meta = {step: metadata_service.metadata("RelayE2EFlow", run, step,
+                                            seen["tasks"][step]["id"])
+            for step in ("start", "end")}
+    return run, seen, meta
 
+
+def rows_twice(meta):
+    """(field, attempt) of the metadata rows the service holds twice."""
+    counts = rows_by_key(meta)
+    assert max(counts.values()) <= 2
+    return {(f, a) for (f, a, _), n in counts.items() if n > 1}
+
+
+def test_metaflow_alone_registers_its_system_info_twice(s3_server, metadata_service, tmp_path):
+    """Not ours, shown so nobody hides it: with no sandbox at all, Metaflow's
+    runtime registers the system info when it creates a task and the task
+    registers the same rows again (attempt 0), so the service holds those
+    rows twice.  test_sandboxed_flow_with_s3_and_service_metadata allows
+    exactly these duplicates and no other."""
+    _, _, meta = run_service_flow(s3_server, metadata_service, tmp_path, sandboxed=False)
     for step in ("start", "end"):
-        task = seen["tasks"][step]["id"]
-        meta = metadata_service.metadata("RelayE2EFlow", run, step, task)
-        # Metaflow's runtime registers its own system info when it creates
-        # the task (attempt 0) and the task registers it again, exactly as
-        # without sandboxes; everything else must arrive exactly once.
-        twice = {k for k, n in rows_by_key(meta).items() if n > 1}
-        assert {(f, a) for f, a, _ in twice} <= {(f, 0) for f in LAUNCHER_SYSTEM_INFO}, twice
-        assert max(rows_by_key(meta).values()) <= 2
-        fields = {(m["field_name"], m.get("attempt_id")) for m in meta}
+        assert rows_twice(meta[step]) == METAFLOW_OWN_DUPLICATES, step
+
+
+def test_sandboxed_flow_with_s3_and_service_metadata(s3_server, metadata_service, tmp_path):
+    run, seen, meta = run_service_flow(s3_server, metadata_service, tmp_path)
+    for step in ("start", "end"):
+        # The relay adds no duplicate: only Metaflow's own (see above).
+        assert rows_twice(meta[step]) == METAFLOW_OWN_DUPLICATES, step
+        fields = {(m["field_name"], m.get("attempt_id")) for m in meta[step]}
         for a in range(seen["tasks"][step]["current_attempt"] + 1):
             assert {("attempt", a), ("attempt_ok", a), ("sandbox-backend", a)} <= fields
-        arts = metadata_service.artifacts("RelayE2EFlow", run, step, task)
+        arts = metadata_service.artifacts("RelayE2EFlow", run, step, seen["tasks"][step]["id"])
         assert max(collections.Counter((x["name"], x["attempt_id"]) for x in arts).values()) == 1
 
 
