@@ -19,6 +19,8 @@ Per flow run (all steps in sandboxes, N + 3 tasks):
   wall         the flow's wall time.
   emu cpu/task the emulator process's own CPU per task: what serving each
                implementation's requests costs the (Python) server.
+  sandbox cpu  the CPU of everything in the sandboxes per task (a cpuacct
+               cgroup around the emulator, where one is writable).
 Also, once: the emulator's floor (create + run `true` + delete over raw HTTP,
 no client work) and `mfsandbox run --backend daytona -- true` against it.
 
@@ -82,6 +84,7 @@ class EmulatorProc:
             raise RuntimeError("emulator did not start: %r" % line)
         self.url = line.split("=", 1)[1]
         self.cpu0 = _cpu(self.proc.pid)   # its start-up, left out
+        self.cg = CpuGroup(self.proc.pid)
 
     def live(self):
         u = self.url[:-len("/api")] + "/_emulator/live"
@@ -93,11 +96,48 @@ class EmulatorProc:
         the API, not the sandboxes' commands: session shells are killed,
         never waited for, so their CPU is not counted anywhere)."""
         cpu = _cpu(self.proc.pid) - self.cpu0
+        self.sandbox_cpu = self.cg.seconds() - cpu
         self.proc.send_signal(signal.SIGTERM)
         os.waitpid(self.proc.pid, 0)
         self.proc.returncode = 0
         self.proc.stdout.close()
+        self.cg.remove()
         return cpu
+
+
+class CpuGroup:
+    """A cgroup-v1 cpuacct group around the emulator, where the machine
+    has a writable one: it counts the CPU of every process in the
+    sandboxes, killed ones included (their parents never wait for them,
+    so rusage cannot).  Without one, seconds() is NaN."""
+    ROOT = "/sys/fs/cgroup/cpuacct"
+
+    def __init__(self, pid):
+        self.path = os.path.join(self.ROOT, "mfs-bench-%d" % pid)
+        try:
+            os.mkdir(self.path)
+            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        except OSError:
+            self.remove()
+            self.path = None
+
+    def seconds(self):
+        if not self.path:
+            return float("nan")
+        with open(os.path.join(self.path, "cpuacct.usage")) as f:
+            return int(f.read()) / 1e9
+
+    def remove(self):
+        for _ in range(50):
+            try:
+                if self.path:
+                    os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)  # killed sandbox processes still exiting
 
 
 # -- launcher-side sampling ------------------------------------------------
@@ -235,6 +275,7 @@ def run_flow(impl, n, s3_server, metadata_service, work):
         leaked = emu.live()
     finally:
         emu_cpu = emu.stop()
+    sandbox_cpu = emu.sandbox_cpu
     if p.returncode != 0:
         raise RuntimeError("%s flow failed (%d):\n%s" % (impl, p.returncode, "".join(tail[-60:])))
     split = {}
@@ -255,7 +296,8 @@ def run_flow(impl, n, s3_server, metadata_service, work):
         "rss_per_inflight": statistics.median(per_inflight) if per_inflight else 0.0,
         "anon_per_inflight": statistics.median(anon_per_inflight) if anon_per_inflight else 0.0,
         "max_inflight": max((k for k, _, _ in sampler.samples), default=0),
-        "latencies": latencies, "emu_cpu": emu_cpu, "leaked": leaked,
+        "latencies": latencies, "emu_cpu": emu_cpu, "sandbox_cpu": sandbox_cpu,
+        "leaked": leaked,
     }
 
 
@@ -334,6 +376,7 @@ def table(runs, fl):
             ("log latency s (median)", lambda i: _lat(runs, i, n), "ours <= 0.1 s"),
             ("wall s", lambda i: _med(runs, i, n, "wall"), "ratio <= 0.5 at N=100"),
             ("emulator process CPU s/task", lambda i: per_task(i, "emu_cpu"), ""),
+            ("sandboxes' CPU s/task", lambda i: per_task(i, "sandbox_cpu"), ""),
         ]
         pairs = len([r for r in runs if r["impl"] == "ours" and r["n"] == n])
         rows.append("N=%d (%d run(s) each, max-workers %d)" % (n, pairs, MAX_WORKERS))
