@@ -90,6 +90,7 @@ struct dt_sandbox {
 	 * no DELETE.  Deleted (and reopened later) only to kill a command. */
 	char sid[40];
 	bool session;
+	double deadline;       /* --timeout as a now_s() time (0: none), for uploads */
 };
 
 /* ---- small helpers ---- */
@@ -909,6 +910,7 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 		goto out;
 	}
 	sb->base.id = id;
+	sb->deadline = deadline;
 	id = NULL;
 	rc = wait_started(&sb->conf, sb->base.id, &s, image, deadline, &pg, err);
 	if (rc == MFS_OK)
@@ -1009,12 +1011,15 @@ static enum mfs_code upload_bytes(struct dt_sandbox *sb, const char *remote, con
 	/* Overwriting a file is idempotent, so the POST may be retried. */
 	struct mfs_http_req req = {
 		.body = body.data, .body_len = body.len, .retries = API_RETRIES,
-		.retry_safe = true, .cancellable = true,
+		.retry_safe = true, .cancellable = true, .deadline = sb->deadline,
 	};
 	rc = toolbox_call(sb, "POST", "/files/bulk-upload", &req, &resp, &url, &hdrs, err);
 	if (rc == MFS_OK && resp.status != 200)
 		rc = status_fail(err, &req, &resp);
-	if (rc != MFS_OK) {
+	if (rc != MFS_OK && rc != MFS_ERR_CANCELLED && passed(sb->deadline)) {
+		rc = mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout reached while uploading %s to %s",
+			      local_name, dest.data);
+	} else if (rc != MFS_OK) {
 		rc = explain_toolbox_failure(sb, rc, err);
 		mfs_err_prefix(err, "uploading %s to %s", local_name, dest.data);
 	}

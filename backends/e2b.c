@@ -283,6 +283,32 @@ static char *create_body(const struct mfs_sandbox_spec *spec, const char *nonce)
 	return s;
 }
 
+/* METHOD /sandboxes/{id} on the control plane (idempotent, so retried);
+ * a status not in the 0-terminated `ok` is an error. */
+static enum mfs_code sandbox_call(const struct e2b_conf *c, const char *method, const char *id,
+				  const long *ok, struct mfs_http_resp *resp, struct mfs_err *err)
+{
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT;
+	api_headers(&hdrs, c, false);
+	mfs_buf_addf(&url, "%s/sandboxes/", c->api_url);
+	mfs_http_urlencode(&url, id, false);
+	struct mfs_http_req req = {
+		.method = method, .url = url.data, .headers = &hdrs,
+		.timeout_ms = API_TIMEOUT_MS, .retries = API_RETRIES,
+	};
+	enum mfs_code rc = mfs_http_do(&req, resp, err);
+	if (rc == MFS_OK) {
+		while (*ok && *ok != resp->status)
+			ok++;
+		if (!*ok)
+			rc = status_fail(err, &req, resp);
+	}
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
+	return rc;
+}
+
 static enum mfs_code delete_sandbox(const struct e2b_conf *c, const char *id, bool *gone,
 				    struct mfs_err *err);
 static enum mfs_code list_by_metadata(const struct e2b_conf *c, const char *query,
@@ -375,29 +401,15 @@ out:
 static enum mfs_code adopt(const struct e2b_conf *c, const char *id, struct e2b_sandbox *sb,
 			   struct mfs_err *err)
 {
-	struct mfs_strv hdrs = MFS_STRV_INIT;
-	struct mfs_buf url = MFS_BUF_INIT;
+	static const long ok[] = { 200, 0 };
 	struct mfs_http_resp resp;
-	enum mfs_code rc;
-
 	mfs_http_resp_init(&resp);
-	api_headers(&hdrs, c, false);
-	mfs_buf_addf(&url, "%s/sandboxes/", c->api_url);
-	mfs_http_urlencode(&url, id, false);
-	struct mfs_http_req req = {
-		.method = "GET", .url = url.data, .headers = &hdrs,
-		.timeout_ms = API_TIMEOUT_MS, .retries = API_RETRIES,
-	};
-	rc = mfs_http_do(&req, &resp, err);
-	if (rc == MFS_OK && resp.status != 200)
-		rc = status_fail(err, &req, &resp);
+	enum mfs_code rc = sandbox_call(c, "GET", id, ok, &resp, err);
 	if (rc == MFS_OK)
 		rc = parse_sandbox(c, &resp, sb, err);
 	if (rc != MFS_OK)
 		mfs_err_prefix(err, "taking over E2B sandbox %s after a lost create answer", id);
 	mfs_http_resp_release(&resp);
-	mfs_buf_release(&url);
-	mfs_strv_release(&hdrs);
 	return rc;
 }
 
@@ -584,31 +596,15 @@ out:
 static enum mfs_code delete_sandbox(const struct e2b_conf *c, const char *id, bool *gone,
 				    struct mfs_err *err)
 {
-	struct mfs_strv hdrs = MFS_STRV_INIT;
-	struct mfs_buf url = MFS_BUF_INIT;
+	static const long ok[] = { 204, 200, 404, 0 };
 	struct mfs_http_resp resp;
-	enum mfs_code rc;
-
 	mfs_http_resp_init(&resp);
-	api_headers(&hdrs, c, false);
-	mfs_buf_addf(&url, "%s/sandboxes/", c->api_url);
-	mfs_http_urlencode(&url, id, false);
-	struct mfs_http_req req = {
-		.method = "DELETE", .url = url.data, .headers = &hdrs,
-		.timeout_ms = API_TIMEOUT_MS, .retries = API_RETRIES,
-	};
-	rc = mfs_http_do(&req, &resp, err);
-	if (rc == MFS_OK) {
-		if (gone)
-			*gone = resp.status == 404;
-		if (resp.status != 204 && resp.status != 200 && resp.status != 404)
-			rc = status_fail(err, &req, &resp);
-	}
+	enum mfs_code rc = sandbox_call(c, "DELETE", id, ok, &resp, err);
+	if (rc == MFS_OK && gone)
+		*gone = resp.status == 404;
 	if (rc != MFS_OK)
 		mfs_err_prefix(err, "deleting E2B sandbox %s", id);
 	mfs_http_resp_release(&resp);
-	mfs_buf_release(&url);
-	mfs_strv_release(&hdrs);
 	return rc;
 }
 

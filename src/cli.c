@@ -131,7 +131,8 @@ static const char run_help[] =
 	"  --relay               relay a step's metadata back from the datastore after\n"
 	"                        it ran (also MFSANDBOX_RELAY=1); see docs/architecture.md\n"
 	"  --forward-env NAME    also copy launcher variable NAME into a step's sandbox\n"
-	"                        (repeatable; provider keys are not forwarded otherwise)\n"
+	"                        (repeatable, or MFSANDBOX_FORWARD_ENV=NAME,NAME; provider\n"
+	"                        keys are not forwarded otherwise)\n"
 	"  -h, --help            this text\n";
 
 static const char backends_help[] =

@@ -35,7 +35,10 @@ struct mfs_job_relay;
 enum mfs_code mfs_cli_forward_env_name(const char *name, struct mfs_strv *names,
 				       struct mfs_err *err);
 /* For a step command: forwards the launcher's datastore credentials into the
- * sandbox env and arms the relay with --relay / MFSANDBOX_RELAY=1. */
-void mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay);
+ * sandbox env (an AWS profile's keys for a step on S3) and arms the relay
+ * (--relay, MFSANDBOX_RELAY=1, or a spec whose metadata must be relayed).
+ * MFS_ERR_CONFIG for an AWS_PROFILE that does not resolve. */
+enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay,
+				  struct mfs_err *err);
 
 #endif

@@ -46,11 +46,41 @@ static bool truthy(const char *v)
 	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
 }
 
-void mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay)
+/* MFSANDBOX_FORWARD_ENV: the --forward-env names for runs started by
+ * Metaflow, whose command line the user does not write. */
+static enum mfs_code forward_env_from_environment(struct mfs_strv *names, struct mfs_err *err)
+{
+	const char *v = getenv("MFSANDBOX_FORWARD_ENV");
+	enum mfs_code rc = MFS_OK;
+	if (!v || !*v)
+		return MFS_OK;
+	char *copy = mfs_xstrdup(v), *save = NULL;
+	for (char *n = strtok_r(copy, ", \t", &save); n && rc == MFS_OK;
+	     n = strtok_r(NULL, ", \t", &save))
+		rc = mfs_cli_forward_env_name(n, names, err);
+	if (rc != MFS_OK)
+		mfs_fail(err, rc, "MFSANDBOX_FORWARD_ENV takes variable names separated by commas "
+			 "(letters, digits, _), never values");
+	free(copy);
+	return rc;
+}
+
+enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay,
+				  struct mfs_err *err)
 {
 	if (!job->is_step)
-		return;
+		return MFS_OK;
+	enum mfs_code frc = forward_env_from_environment(&job->forward_env, err);
+	if (frc != MFS_OK)
+		return frc;
 	mfs_forward_credentials(&job->env, &job->forward_env);
+	/* Checked before any sandbox exists: a step on S3 with a wrong
+	 * AWS_PROFILE would only fail inside it. */
+	if (job->step.datastore && !strcmp(job->step.datastore, "s3")) {
+		enum mfs_code rc = mfs_forward_aws_profile(&job->env, err);
+		if (rc != MFS_OK)
+			return rc;
+	}
 	/* A @sandbox step writes its metadata inside the sandbox and ships it
 	 * through the datastore whenever the launcher cannot see it directly:
 	 * service metadata, or any datastore other than the local one (which
@@ -60,6 +90,7 @@ void mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay)
 	bool spec_relay = job->metaflow_spec && (service || remote_ds);
 	if (job->relay || truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
 		mfs_job_relay_arm(job, relay);
+	return MFS_OK;
 }
 
 int mfs_cmd_relay(int argc, char **argv)

@@ -343,7 +343,7 @@ int mfs_cmd_run(int argc, char **argv)
 			install_signal_handlers();
 	}
 	if (rc == MFS_OK && !help)
-		mfs_cli_relay_setup(&job, &relay);
+		rc = mfs_cli_relay_setup(&job, &relay, &err);
 	if (rc == MFS_OK)
 		rc = mfs_job_run(&job, &res, &err);
 	if (rc == MFS_OK && job.dry_run) {

@@ -383,6 +383,28 @@ static long backoff_ms(int attempt)
 	return ms / 2 + (long)(rand() % (ms / 2 + 1));
 }
 
+static double deadline_left_s(const struct mfs_http_req *req)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return req->deadline - ((double)ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+/* Milliseconds left before req->deadline, at least 1 (0 would mean no
+ * timeout to libcurl); -1 without a deadline. */
+static long deadline_left_ms(const struct mfs_http_req *req)
+{
+	if (req->deadline <= 0)
+		return -1;
+	double left = deadline_left_s(req) * 1000;
+	return left >= 1 ? (long)left : 1;
+}
+
+static bool deadline_passed(const struct mfs_http_req *req)
+{
+	return req->deadline > 0 && deadline_left_s(req) <= 0;
+}
+
 static enum mfs_code setup(CURL *h, const struct mfs_http_req *req, struct xfer *x,
 			   struct curl_slist **hdrs, char *errbuf, struct mfs_err *err)
 {
@@ -401,10 +423,13 @@ static enum mfs_code setup(CURL *h, const struct mfs_http_req *req, struct xfer 
 	 * fresh connection, which libcurl never re-sends on; callers decide. */
 	if (!is_idempotent(m) && !req->retry_safe)
 		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
-	if (req->timeout_ms > 0)
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+	long total = req->timeout_ms, left = deadline_left_ms(req);
+	if (left > 0 && (total <= 0 || left < total))
+		total = left;
+	long conn = req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L;
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, total > 0 && total < conn ? total : conn);
+	if (total > 0)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -518,6 +543,8 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 			long wait = retry_after_ms(resp);
 			if (wait < 0)
 				wait = backoff_ms(attempt);
+			if (deadline_left_ms(req) > 0 && wait >= deadline_left_ms(req))
+				goto out; /* no time for another try: this answer stands */
 			attempt++;
 			if (!backoff_sleep(wait, req->cancellable))
 				break;
@@ -549,13 +576,19 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 			break;
 		/* Bytes already handed to on_data cannot be taken back. */
 		if (may_retry && attempt < req->retries && transport_retryable(cc) &&
-		    !(x.delivered && req->on_data)) {
+		    !(x.delivered && req->on_data) && !deadline_passed(req)) {
 			attempt++;
-			if (!backoff_sleep(backoff_ms(attempt - 1), req->cancellable))
+			long wait = backoff_ms(attempt - 1), left = deadline_left_ms(req);
+			if (!backoff_sleep(left > 0 && left < wait ? left : wait, req->cancellable))
 				break;
 			continue;
 		}
 		resp->status = 0;
+		if (deadline_passed(req)) {
+			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "%s %s: cut at the deadline (%d attempt%s)",
+				      req->method, where.data, attempt + 1, attempt ? "s" : "");
+			goto out;
+		}
 		/* errbuf names the host or the OS error, never headers. */
 		rc = mfs_fail(err, MFS_ERR_HTTP, "%s %s: %s%s%s (%d attempt%s)", req->method,
 			      where.data, curl_easy_strerror(cc), errbuf[0] ? ": " : "", errbuf,

@@ -52,16 +52,17 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Reads the keys of one [section] of an AWS INI file into kv. */
-static void read_ini_section(const char *path, const char *section, const char *alt,
+/* Reads the keys of one [section] (or [alt]) of an AWS INI file into kv;
+ * true when the file has that section. */
+static bool read_ini_section(const char *path, const char *section, const char *alt,
 			     struct mfs_kvlist *kv)
 {
 	FILE *f = fopen(path, "r");
 	char line[4096];
-	bool in = false;
+	bool in = false, found = false;
 
 	if (!f)
-		return;
+		return false;
 	while (fgets(line, sizeof(line), f)) {
 		char *l = trim(line);
 		if (*l == '#' || *l == ';' || !*l)
@@ -72,6 +73,7 @@ static void read_ini_section(const char *path, const char *section, const char *
 				*end = '\0';
 			char *name = trim(l + 1);
 			in = !strcmp(name, section) || (alt && !strcmp(name, alt));
+			found |= in;
 			continue;
 		}
 		char *eq = strchr(l, '=');
@@ -81,6 +83,7 @@ static void read_ini_section(const char *path, const char *section, const char *
 		}
 	}
 	fclose(f);
+	return found;
 }
 
 static char *home_file(const char *env, const char *rel)
@@ -95,33 +98,56 @@ static char *home_file(const char *env, const char *rel)
 	return mfs_buf_detach(&b, NULL);
 }
 
-static enum mfs_code load_credentials(struct mfs_s3 *s3, char **profile_region,
-				      struct mfs_err *err)
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? mfs_xstrdup(s) : NULL;
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		memset(s, 0, strlen(s));
+		free(s);
+	}
+}
+
+void mfs_aws_creds_release(struct mfs_aws_creds *c)
+{
+	free(c->key_id);
+	wipe_free(c->secret);
+	wipe_free(c->token);
+	free(c->region);
+	free(c->profile);
+	memset(c, 0, sizeof(*c));
+}
+
+enum mfs_code mfs_aws_creds_load(struct mfs_aws_creds *c, struct mfs_err *err)
 {
 	const char *id = env_nonempty("AWS_ACCESS_KEY_ID");
 	const char *secret = env_nonempty("AWS_SECRET_ACCESS_KEY");
 	const char *token = env_nonempty("AWS_SESSION_TOKEN");
-	const char *profile = env_nonempty("AWS_PROFILE");
+	const char *named = env_nonempty("AWS_PROFILE");
+	const char *profile = named ? named : "default";
 	struct mfs_kvlist creds = MFS_KVLIST_INIT, conf = MFS_KVLIST_INIT;
-	struct mfs_buf b = MFS_BUF_INIT;
-	enum mfs_code rc = MFS_OK;
+	struct mfs_buf sect = MFS_BUF_INIT;
 	char *cred_path = home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
 	char *conf_path = home_file("AWS_CONFIG_FILE", ".aws/config");
+	bool in_conf = false, in_creds = false;
+	enum mfs_code rc = MFS_OK;
 
-	if (!profile)
-		profile = "default";
+	memset(c, 0, sizeof(*c));
+	c->profile = mfs_xstrdup(profile);
 	if (conf_path) {
-		struct mfs_buf sect = MFS_BUF_INIT;
+		/* The config file names profiles "[profile x]", except [default]. */
 		mfs_buf_addf(&sect, "profile %s", profile);
-		read_ini_section(conf_path, sect.data, !strcmp(profile, "default") ? "default" : NULL,
-				 &conf);
-		mfs_buf_release(&sect);
-		if (mfs_kvlist_get(&conf, "region"))
-			*profile_region = mfs_xstrdup(mfs_kvlist_get(&conf, "region"));
+		in_conf = read_ini_section(conf_path, sect.data,
+					   !strcmp(profile, "default") ? "default" : NULL, &conf);
+		c->region = dup_or_null(mfs_kvlist_get(&conf, "region"));
 	}
 	/* Explicit keys in the environment win over any profile, as in the SDKs. */
-	if (!(id && secret) && cred_path) {
-		read_ini_section(cred_path, profile, NULL, &creds);
+	if (!(id && secret)) {
+		if (cred_path)
+			in_creds = read_ini_section(cred_path, profile, NULL, &creds);
 		id = mfs_kvlist_get(&creds, "aws_access_key_id");
 		secret = mfs_kvlist_get(&creds, "aws_secret_access_key");
 		token = mfs_kvlist_get(&creds, "aws_session_token");
@@ -130,28 +156,67 @@ static enum mfs_code load_credentials(struct mfs_s3 *s3, char **profile_region,
 			secret = mfs_kvlist_get(&conf, "aws_secret_access_key");
 			token = mfs_kvlist_get(&conf, "aws_session_token");
 		}
+		c->from_profile = id && secret;
 	}
-	if (!id || !secret) {
-		rc = mfs_fail(err, MFS_ERR_CONFIG,
-			      "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-			      "or AWS_PROFILE with %s (see docs/configuration.md)",
-			      cred_path ? cred_path : "~/.aws/credentials");
+	if (!id || !secret || !*id || !*secret) {
+		if (named && !in_creds && !in_conf)
+			rc = mfs_fail(err, MFS_ERR_CONFIG,
+				      "AWS_PROFILE=%s: no such profile in %s or %s: fix AWS_PROFILE, "
+				      "AWS_SHARED_CREDENTIALS_FILE or AWS_CONFIG_FILE (see "
+				      "docs/configuration.md)", profile,
+				      cred_path ? cred_path : "~/.aws/credentials",
+				      conf_path ? conf_path : "~/.aws/config");
+		else if (named)
+			rc = mfs_fail(err, MFS_ERR_CONFIG,
+				      "AWS_PROFILE=%s has no aws_access_key_id and "
+				      "aws_secret_access_key (SSO and role profiles are not supported): "
+				      "export the keys as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (see "
+				      "docs/configuration.md)", profile);
+		else
+			rc = mfs_fail(err, MFS_ERR_NOTFOUND,
+				      "no S3 credentials: set AWS_ACCESS_KEY_ID and "
+				      "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with %s (see "
+				      "docs/configuration.md)",
+				      cred_path ? cred_path : "~/.aws/credentials");
 		goto out;
 	}
-	s3->key_id = mfs_xstrdup(id);
-	mfs_buf_addf(&b, "%s:%s", id, secret);
-	s3->userpwd = mfs_buf_detach(&b, NULL);
-	/* R2 rejects STS session tokens outright. */
-	if (token && *token && !s3->is_r2) {
-		mfs_buf_addf(&b, "x-amz-security-token: %s", token);
-		s3->token = mfs_buf_detach(&b, NULL);
-	}
+	c->key_id = mfs_xstrdup(id);
+	c->secret = mfs_xstrdup(secret);
+	c->token = dup_or_null(token);
 out:
+	if (rc != MFS_OK)
+		mfs_aws_creds_release(c);
 	mfs_kvlist_release(&creds);
 	mfs_kvlist_release(&conf);
+	mfs_buf_release(&sect);
 	free(cred_path);
 	free(conf_path);
 	return rc;
+}
+
+static enum mfs_code load_credentials(struct mfs_s3 *s3, char **profile_region,
+				      struct mfs_err *err)
+{
+	struct mfs_aws_creds c;
+	struct mfs_buf b = MFS_BUF_INIT;
+	enum mfs_code rc = mfs_aws_creds_load(&c, err);
+
+	if (rc == MFS_ERR_NOTFOUND)
+		err->code = rc = MFS_ERR_CONFIG;
+	if (rc != MFS_OK)
+		return rc;
+	*profile_region = c.region;
+	c.region = NULL;
+	s3->key_id = mfs_xstrdup(c.key_id);
+	mfs_buf_addf(&b, "%s:%s", c.key_id, c.secret);
+	s3->userpwd = mfs_buf_detach(&b, NULL);
+	/* R2 rejects STS session tokens outright. */
+	if (c.token && !s3->is_r2) {
+		mfs_buf_addf(&b, "x-amz-security-token: %s", c.token);
+		s3->token = mfs_buf_detach(&b, NULL);
+	}
+	mfs_aws_creds_release(&c);
+	return MFS_OK;
 }
 
 enum mfs_code mfs_s3_open(struct mfs_s3 **out, struct mfs_err *err)

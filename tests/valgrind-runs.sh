@@ -41,6 +41,16 @@ check 0 run --keep --quiet -- true
 check 0 ls
 check 0 kill --stale
 check 202 kill no-such-id
+# A step on S3 with keys only in an AWS profile (the key variables emptied,
+# which counts as unset): resolved into the sandbox env (dry run); a missing
+# profile and a bad MFSANDBOX_FORWARD_ENV refused before any sandbox.
+printf '[ci]\naws_access_key_id=ID\naws_secret_access_key=S\naws_session_token=T\n' >"$code/creds"
+step=(-- python3 flow.py --datastore s3 step a --run-id 1 --task-id 2)
+AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_SHARED_CREDENTIALS_FILE=$code/creds AWS_PROFILE=ci \
+	check 0 run --dry-run "${step[@]}"
+AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_SHARED_CREDENTIALS_FILE=$code/creds AWS_PROFILE=nope \
+	check 202 run "${step[@]}"
+MFSANDBOX_FORWARD_ENV='A=b' check 202 run "${step[@]}"
 
 # Daytona against its emulator (stdlib Python only).
 emu_out=$(mktemp)

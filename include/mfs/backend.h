@@ -57,9 +57,10 @@ struct mfs_sandbox_spec {
 	long disk_gb;                     /* 0: backend default */
 	const char *gpu;                  /* NULL: none */
 	long timeout_s;                   /* whole sandbox lifetime cap; 0: none */
-	/* What is left of --timeout for create() itself (0: no bound).  A create
-	 * still waiting for its sandbox then gives up with MFS_ERR_TIMEOUT,
-	 * leaving nothing behind. */
+	/* What is left of --timeout when create() starts (0: no bound).  A
+	 * create still waiting for its sandbox then gives up with
+	 * MFS_ERR_TIMEOUT, leaving nothing behind; a backend may hold the
+	 * sandbox's uploads to the same deadline. */
 	long create_timeout_s;
 	const struct mfs_kvlist *env;     /* environment for every command (may hold secrets) */
 	const char *network;              /* "host", "none" or NULL for the backend default */

@@ -36,6 +36,9 @@ struct mfs_http_req {
 	const char *userpwd;            /* "key:secret" with aws_sigv4; secret */
 
 	long timeout_ms;                /* whole transfer; 0: none */
+	/* CLOCK_MONOTONIC seconds (0: none): every attempt is cut to it and no
+	 * retry starts after it; past it the call fails with MFS_ERR_TIMEOUT. */
+	double deadline;
 	/* Abort (MFS_ERR_HTTP, not retried) when no response byte arrives for
 	 * this long: a stream that should at least send keepalives; 0: never. */
 	long idle_timeout_ms;

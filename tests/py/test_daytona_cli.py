@@ -342,6 +342,20 @@ def test_stuck_toolbox_call_cannot_outlast_the_timeout(emu, env):
     assert "timeout" in r.stderr
 
 
+@pytest.mark.parametrize("what", ["--upload", "the command's script"])
+def test_stuck_upload_cannot_outlast_the_timeout(emu, env, tmp_path, what):
+    """An upload that hangs (a stuck proxy) is cut at --timeout: 204, the
+    command never runs, the sandbox is deleted."""
+    emu.faults.stalls = {"POST /toolbox/files/bulk-upload": [300]}
+    data = tmp_path / "data.txt"
+    data.write_text("payload\n")
+    flags = ["--upload", f"{data}:data.txt"] if what == "--upload" else WITH_ENV
+    r = run(env, "echo", "never", flags=["--timeout", "2", *flags], timeout=60)
+    assert r.returncode == 204, r.stderr
+    assert r.stdout == "" and "timeout" in r.stderr
+    assert not any(q[1].endswith("/exec") for q in emu.requests)
+
+
 def wait_for(cond, what):
     for _ in range(1200):
         if cond():

@@ -10,6 +10,9 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping,
+                            RejectConnection, Request)
 
 from fixtures.daytona import API_KEY
 
@@ -69,6 +72,95 @@ def test_session_logs_follow_the_sdk_version_header(sandbox):
     _, h, body = call(logs, headers={"X-Daytona-SDK-Version": "0.200.0"})
     j = json.loads(body)
     assert (j["stdout"], j["stderr"]) == ("a\ntail\n", "b\n")
+
+
+def follow_logs(sb, cid, headers=(), subprotocols=(), follow=True, on_ping=None):
+    """A plain WebSocket client (wsproto, independent of the server's code)
+    on the log-follow endpoint: the handshake's answer, the log bytes, the
+    close code and how many pings came."""
+    u = urllib.parse.urlsplit(tb(sb))
+    target = "%s/process/session/s/command/%s/logs%s" % (u.path, cid,
+                                                        "?follow=true" if follow else "")
+    ws = WSConnection(ConnectionType.CLIENT)
+    sock = socket.create_connection((u.hostname, u.port), timeout=30)
+    sock.sendall(ws.send(Request(host=u.netloc, target=target, subprotocols=list(subprotocols),
+                                 extra_headers=[("Authorization", "Bearer " + API_KEY)]
+                                 + list(headers))))
+    accept, log, pings = None, b"", 0
+    with sock:
+        while True:
+            data = sock.recv(65536)
+            ws.receive_data(data or None)
+            for ev in ws.events():
+                if isinstance(ev, (AcceptConnection, RejectConnection)):
+                    accept = ev
+                elif isinstance(ev, BytesMessage):
+                    log += ev.data
+                elif isinstance(ev, Ping):
+                    sock.sendall(ws.send(ev.response()))
+                    pings += 1
+                    if on_ping:
+                        on_ping()
+                elif isinstance(ev, CloseConnection):
+                    sock.sendall(ws.send(ev.response()))
+                    return accept, log, ev.code, pings
+            if not data:
+                return accept, log, None, pings
+
+
+def test_log_follow_websocket_markers_by_version(sandbox):
+    """Frames carry the raw log (the client demuxes) or the markers are
+    stripped, by the same rules as /logs, with the version also taken from
+    the `X-Daytona-SDK-Version~<ver>` subprotocol, which the 101 echoes."""
+    cid, _ = run_async(sandbox, "echo a; echo b >&2; printf tail")
+    raw = call(tb(sandbox) + "/process/session/s/command/%s/logs" % cid,
+               headers={"X-Daytona-Split-Output": "true"})[2]
+    assert sorted(raw.splitlines()) == [b"\x01\x01\x01a", b"\x01\x01\x01tail", b"\x02\x02\x02b"]
+    stripped = raw.replace(b"\x01\x01\x01", b"").replace(b"\x02\x02\x02", b"")
+
+    accept, log, code, _ = follow_logs(sandbox, cid)
+    assert (accept.subprotocol, log, code) == (None, stripped, 1000)
+    accept, log, code, _ = follow_logs(sandbox, cid, subprotocols=["X-Daytona-SDK-Version~0.226.1"])
+    assert (accept.subprotocol, log, code) == ("X-Daytona-SDK-Version~0.226.1", raw, 1000)
+    accept, log, code, _ = follow_logs(sandbox, cid, subprotocols=["X-Daytona-SDK-Version~0.20.0"])
+    assert (log, code) == (stripped, 1000)
+    assert follow_logs(sandbox, cid, headers=[("X-Daytona-SDK-Version", "0.226.1")])[1] == raw
+    assert follow_logs(sandbox, cid, headers=[("X-Daytona-Split-Output", "true")])[1] == raw
+
+    # an Upgrade that is no valid handshake (urllib sends no key) is refused
+    st, _, body = call(tb(sandbox) + "/process/session/s/command/%s/logs?follow=true" % cid,
+                       headers={"Upgrade": "websocket"})
+    assert st == 400 and body.startswith(b"Bad Request: websocket:")
+
+
+def test_log_follow_websocket_streams_a_running_command(daytona_emulator, sandbox):
+    """While the command runs: without follow, what is there and close; with
+    follow, server pings (the command waits for the test to have seen one,
+    10 s at most) and the rest as it comes, then close 1000 at its exit."""
+    daytona_emulator.ws_ping_interval = 0.05
+    st, _, _ = call(tb(sandbox) + "/process/session", "POST", {"sessionId": "s"})
+    st, _, body = call(tb(sandbox) + "/process/session/s/exec", "POST", {
+        "command": "echo first; i=0; while [ ! -e /tmp/go ] && [ $i -lt 500 ]; "
+                   "do sleep 0.02; i=$((i+1)); done; echo second", "runAsync": True})
+    cid = json.loads(body)["cmdId"]
+    version = [("X-Daytona-SDK-Version", "0.226.1")]
+    for _ in range(400):
+        _, log, code, _ = follow_logs(sandbox, cid, version, follow=False)
+        if log:
+            break
+        time.sleep(0.025)
+    assert (log, code) == (b"\x01\x01\x01first\n", 1000)
+
+    before = []   # the command's status when the first ping came
+
+    def release():
+        if not before:
+            before.append(json.loads(call(tb(sandbox) + "/process/session/s/command/" + cid)[2]))
+            call(tb(sandbox) + "/process/execute", "POST", {"command": "touch /tmp/go"})
+    _, log, code, pings = follow_logs(sandbox, cid, version, on_ping=release)
+    assert "exitCode" not in before[0]
+    assert (log, code) == (b"\x01\x01\x01first\n\x01\x01\x01second\n", 1000)
+    assert json.loads(call(tb(sandbox) + "/process/session/s/command/" + cid)[2])["exitCode"] == 0
 
 
 def test_delete_conflicts_while_creating_then_404(daytona_emulator):

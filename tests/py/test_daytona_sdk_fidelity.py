@@ -150,3 +150,84 @@ def test_sdk_waits_through_creating(client, daytona_emulator):
     assert sb.state == daytona.SandboxState.STARTED
     assert ("GET", "/api/sandbox/" + sb.id) in daytona_emulator.requests
     sb.delete()
+
+
+# Prints on both streams with pauses, and waits (10 s at most) for a file
+# the stdout callback uploads when it sees the first line: live streaming
+# finds the command still running then; a log delivered only at the end
+# finds it finished.
+STREAMED = ("echo out1; echo err1 >&2; i=0; while [ ! -e /tmp/seen ] && [ $i -lt 500 ]; "
+            "do sleep 0.02; i=$((i+1)); done; "
+            "sleep 0.1; echo out2; sleep 0.1; echo err2 >&2; sleep 0.1; echo out3; (exit 4)")
+
+
+def lines(chunks):
+    return "".join(chunks).splitlines()
+
+
+def test_sdk_follows_session_logs_over_websocket(client, daytona_emulator):
+    """process.get_session_command_logs_async: the log-follow WebSocket
+    delivers stdout and stderr apart, live, through pings, and ends when
+    the command does."""
+    import asyncio
+    daytona_emulator.ws_ping_interval = 0.05   # pings between the frames
+    sb = client.create()
+    sb.process.create_session("live")
+    cmd = sb.process.execute_session_command("live", daytona.SessionExecuteRequest(
+        command=STREAMED, run_async=True))
+    out, err, exit_when_first = [], [], []
+
+    def on_stdout(chunk):
+        out.append(chunk)
+        if not exit_when_first:
+            exit_when_first.append(sb.process.get_session_command("live", cmd.cmd_id).exit_code)
+            sb.fs.upload_file(b"", "/tmp/seen")
+
+    asyncio.run(sb.process.get_session_command_logs_async("live", cmd.cmd_id, on_stdout,
+                                                          err.append))
+    assert exit_when_first == [None]
+    assert lines(out) == ["out1", "out2", "out3"]
+    assert lines(err) == ["err1", "err2"]
+    # it returned because the command ended, not before
+    assert sb.process.get_session_command("live", cmd.cmd_id).exit_code == 4
+    sb.delete()
+    assert daytona_emulator.live_count() == 0
+
+
+def test_async_sdk_follows_session_logs_over_websocket(daytona_env, daytona_emulator, monkeypatch):
+    """The same through AsyncDaytona (aiohttp, its own 20 s heartbeat), with
+    async callbacks."""
+    import asyncio
+    for k, v in daytona_env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("DAYTONA_TARGET", raising=False)
+    daytona_emulator.ws_ping_interval = 0.05
+
+    async def main():
+        async with daytona.AsyncDaytona() as client:
+            sb = await client.create()
+            await sb.process.create_session("live")
+            cmd = await sb.process.execute_session_command("live", daytona.SessionExecuteRequest(
+                command=STREAMED, run_async=True))
+            out, err, exit_when_first = [], [], []
+
+            async def on_stdout(chunk):
+                out.append(chunk)
+                if not exit_when_first:
+                    c = await sb.process.get_session_command("live", cmd.cmd_id)
+                    exit_when_first.append(c.exit_code)
+                    await sb.fs.upload_file(b"", "/tmp/seen")
+
+            async def on_stderr(chunk):
+                err.append(chunk)
+
+            await sb.process.get_session_command_logs_async("live", cmd.cmd_id, on_stdout,
+                                                            on_stderr)
+            done = await sb.process.get_session_command("live", cmd.cmd_id)
+            await sb.delete()
+            return out, err, exit_when_first, done.exit_code
+
+    out, err, exit_when_first, code = asyncio.run(main())
+    assert exit_when_first == [None]
+    assert (lines(out), lines(err), code) == (["out1", "out2", "out3"], ["err1", "err2"], 4)
+    assert daytona_emulator.live_count() == 0

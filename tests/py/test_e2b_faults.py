@@ -69,7 +69,8 @@ def test_only_keepalives_and_no_start_is_203_within_the_bound(emu, env):
 
 def test_a_silent_stream_is_203_within_the_bound(emu, env):
     emu.faults.silent_s = 300.0
-    r = run(dict(env, **{IDLE: "2"}), "sh", "-c", "echo first; sleep 300", timeout=60)
+    # 3 s: room for the emulator to start the command before its silence
+    r = run(dict(env, **{IDLE: "3"}), "sh", "-c", "echo first; sleep 300", timeout=60)
     assert r.returncode == 203, r.stderr
     assert r.stdout == "first\n"
     assert "not even a keepalive" in r.stderr and IDLE in r.stderr
@@ -78,7 +79,7 @@ def test_a_silent_stream_is_203_within_the_bound(emu, env):
 def test_a_quiet_command_outlives_the_idle_bound(emu, env):
     """envd's keepalives (asked for well inside the bound) keep a command
     that prints nothing for longer than the bound alive."""
-    r = run(dict(env, **{IDLE: "3"}), "sh", "-c", "sleep 6; echo done", timeout=60)
+    r = run(dict(env, **{IDLE: "4"}), "sh", "-c", "sleep 7; echo done", timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "done\n"
     start = emu.envd_requests("/process.Process/Start")[0]

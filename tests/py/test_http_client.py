@@ -57,6 +57,15 @@ def test_last_status_is_returned_when_retries_run_out(http_server):
     assert len([e for e in http_server.log if e["path"] == "/flaky/e"]) == 2
 
 
+def test_a_deadline_cuts_a_hung_request_and_stops_retries(http_server):
+    r = run("-r", "3", "--deadline-ms", "800", http_server.url + "/slow?secs=30", timeout=20)
+    assert r.returncode == 1 and b"timeout" in r.stderr, r.stderr
+    # Retry-After 2 s does not fit in what is left: the 503 stands, not retried.
+    r = run("-r", "3", "--deadline-ms", "1500", http_server.url + "/flaky/g?fail=5&retry_after=2")
+    assert status_of(r) == 503
+    assert len([e for e in http_server.log if e["path"] == "/flaky/g"]) == 1
+
+
 def test_streams_download_to_file_and_callback(http_server, tmp_path):
     n = 5 * 1024 * 1024 + 7
     out = tmp_path / "out.bin"

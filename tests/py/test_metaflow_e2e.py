@@ -191,3 +191,36 @@ def test_sandbox_deadline_kills_a_hanging_task_and_keeps_its_logs(tmp_path):
     # saved by the periodic log uploader before the sandbox was removed
     assert "before the hang" in out["stdout"]
     assert "--timeout 30s reached" in out["stderr"]
+
+
+def test_runtime_spawns_mfsandbox_with_merged_sizes(tmp_path):
+    """Metaflow's runtime itself starts mfsandbox (no Python process of ours
+    in between), with cpu 1 / memory 1024 / timeout 600 by default, the max
+    of @resources and the decorator per field, and @timeout + 120 s."""
+    fd = FlowDir(tmp_path, "sizes_flow.py")
+    log = tmp_path / "argv.log"
+    wrapper = tmp_path / "mfsandbox-wrapper"
+    wrapper.write_text("#!/bin/sh\n"
+                       "printf '%%s|%%s\\n' \"$(tr '\\0' ' ' < /proc/$PPID/cmdline)\" \"$*\" >> %s\n"
+                       "exec %s \"$@\"\n" % (log, BIN))
+    wrapper.chmod(0o755)
+    fd.env["MFSANDBOX_BIN"] = str(wrapper)
+    fd.run("run")
+    calls = {}
+    for line in log.read_text().splitlines():
+        parent, argv = line.split("|", 1)
+        words = argv.split()
+        calls[words[words.index("step") + 1]] = (parent.split(), words)
+    assert sorted(calls) == ["merged", "slow", "start"]  # `end` has no @sandbox
+
+    def flag(step, name):
+        words = calls[step][1]
+        return words[words.index(name) + 1] if name in words else None
+
+    assert [flag("start", f) for f in ("--cpu", "--memory", "--timeout")] == ["1", "1024", "600"]
+    assert [flag("merged", f) for f in ("--cpu", "--memory", "--timeout")] == ["2", "2048", "600"]
+    assert flag("slow", "--timeout") == "1020"
+    for parent, words in calls.values():
+        # The parent is the runtime (`flow.py ... run`), not a per-task trampoline.
+        assert "run" in parent and "step" not in parent, parent
+        assert words[:3] == ["run", "--backend", "local"] and "--metaflow-spec" in words

@@ -122,3 +122,63 @@ def test_service_down_spools_and_cli_replay_finishes(launcher, metadata_service,
     assert r.returncode == 0 and "1 relayed, 0 still spooled" in r.stderr, r.stderr
     meta = metadata_service.metadata(FLOW, run, "start", start)
     assert meta and max(rows_by_key(meta).values()) == 1
+
+
+def profile_only(env, tmp_path, profile):
+    """The launcher's keys only in an AWS profile (a non-default one; the
+    default profile holds wrong keys)."""
+    creds = tmp_path / "aws-credentials"
+    creds.write_text("[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n"
+                     "[ci]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                     % (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]))
+    env = {k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env.update(AWS_PROFILE=profile, AWS_SHARED_CREDENTIALS_FILE=str(creds))
+    return env
+
+
+def test_missing_aws_profile_is_one_line_before_any_sandbox(launcher, metadata_service, tmp_path):
+    env, code = launcher
+    env = profile_only(env, tmp_path, "nope")
+    r = sandboxed_step(env, code, "1", "start", "2", 0, "1/_parameters/1")
+    assert r.returncode == 202
+    assert r.stderr.splitlines() == [
+        "mfsandbox: AWS_PROFILE=nope: no such profile in %s or %s/.aws/config: fix AWS_PROFILE, "
+        "AWS_SHARED_CREDENTIALS_FILE or AWS_CONFIG_FILE (see docs/configuration.md)"
+        % (env["AWS_SHARED_CREDENTIALS_FILE"], env["HOME"])]
+    state = tmp_path / "state"
+    assert not state.exists() or not list(state.iterdir())
+
+
+def test_profile_keys_go_to_the_sandbox_env_redacted_in_dry_run(launcher, tmp_path):
+    env, code = launcher
+    secret = env["AWS_SECRET_ACCESS_KEY"]
+    r, _ = dry_run_env(profile_only(env, tmp_path, "ci"))
+    assert r.returncode == 0, r.stderr
+    assert "  AWS_ACCESS_KEY_ID=<redacted>" in r.stdout
+    assert "  AWS_SECRET_ACCESS_KEY=<redacted>" in r.stdout
+    assert secret not in r.stdout + r.stderr and "AWS_PROFILE" not in r.stdout
+
+
+def dry_run_env(env):
+    r = subprocess.run([MFS, "run", "--backend", "local", "--dry-run", "--",
+                        sys.executable, FILE, "--datastore", "s3", "--datastore-root",
+                        env["DS_ROOT"], "step", "start", "--run-id", "1", "--task-id", "2",
+                        "--input-paths", "1/_parameters/1"],
+                       env=env, capture_output=True, text=True)
+    return r, [l.strip().split("=")[0] for l in r.stdout.split("env:\n")[-1].split("uploads:")[0]
+               .splitlines()]
+
+
+def test_provider_keys_reach_a_step_only_when_named(launcher):
+    env, _ = launcher
+    env = dict(env, DAYTONA_API_KEY="dtn-secret", E2B_API_KEY="e2b-secret")
+    r, names = dry_run_env(env)
+    assert r.returncode == 0 and "AWS_SECRET_ACCESS_KEY" in names, r.stderr
+    assert "DAYTONA_API_KEY" not in names and "E2B_API_KEY" not in names
+    r, names = dry_run_env(dict(env, MFSANDBOX_FORWARD_ENV="E2B_API_KEY, DAYTONA_API_KEY"))
+    assert "DAYTONA_API_KEY" in names and "E2B_API_KEY" in names
+    assert "secret" not in r.stdout.replace("AWS_SECRET", "")
+    r, _ = dry_run_env(dict(env, MFSANDBOX_FORWARD_ENV="E2B_API_KEY=e2b-secret"))
+    assert r.returncode == 202
+    assert r.stderr.splitlines() == ["mfsandbox: MFSANDBOX_FORWARD_ENV takes variable names "
+                                     "separated by commas (letters, digits, _), never values"]

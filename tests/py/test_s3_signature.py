@@ -278,3 +278,25 @@ def test_virtual_hosted_requests_put_the_bucket_in_the_host(capture, tmp_path):
     r = subprocess.run([TOOL, "cat", "my.bucket", "k"], env=env, capture_output=True)
     assert r.returncode == 0, r.stderr
     assert capture.seen[0][2]["Host"] == "localhost:%d" % port and capture.seen[0][1] == "/my.bucket/k"
+
+
+def test_signing_region_precedence_and_profile_keys(capture, tmp_path):
+    """AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region in the
+    config file, else us-east-1; keys from the profile sign the request."""
+    (tmp_path / "creds").write_text("[ci]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                                    % (KEY_ID, SECRET))
+    (tmp_path / "config").write_text("[profile ci]\nregion = ap-south-1\n")
+    base = {"HOME": str(tmp_path), "METAFLOW_S3_ENDPOINT_URL": capture.url, "AWS_PROFILE": "ci",
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "creds"),
+            "AWS_CONFIG_FILE": str(tmp_path / "config")}
+    cases = [({}, "ap-south-1"), ({"AWS_DEFAULT_REGION": "eu-west-2"}, "eu-west-2"),
+             ({"AWS_DEFAULT_REGION": "eu-west-2", "AWS_REGION": "ca-central-1"}, "ca-central-1"),
+             ({"AWS_CONFIG_FILE": str(tmp_path / "none")}, "us-east-1")]
+    for extra, region in cases:
+        capture.seen.clear()
+        r = subprocess.run([TOOL, "cat", "b", "k"], env=dict(base, **extra), capture_output=True)
+        assert r.returncode == 0, (extra, r.stderr)
+        (method, raw_path, headers, body), = capture.seen
+        assert "Credential=%s/" % KEY_ID in headers["Authorization"]
+        assert "/%s/s3/aws4_request" % region in headers["Authorization"], extra
+        assert _signature_ok(method, raw_path, headers, body, region), extra

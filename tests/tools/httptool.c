@@ -5,10 +5,11 @@
  *   httptool [-X METHOD] [-H 'Name: v']... [-d BODY | -f BODYFILE]
  *            [-o OUTFILE] [--on-data] [--abort-after N] [-r RETRIES]
  *            [--retry-safe] [--cancel-on-sigterm] [-t TIMEOUT_MS]
- *            [--prime URL0] URL
+ *            [--deadline-ms MS] [--prime URL0] URL
  *
  * --prime first GETs URL0 on the same handle (its answer is not printed),
- * so the request to URL may go out on a reused connection.
+ * so the request to URL may go out on a reused connection.  --deadline-ms
+ * sets req.deadline that many milliseconds from now.
  * Prints "status <n>" then, for memory bodies, the body; --on-data prints the
  * byte count the callback saw.  Errors: "httptool: <code>: <message>", exit 1.
  */
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mfs/cancel.h"
 #include "mfs/http.h"
@@ -72,7 +74,11 @@ int main(int argc, char **argv)
 			req.retry_safe = true;
 		else if (!strcmp(a, "-t"))
 			req.timeout_ms = atol(argv[++i]);
-		else if (!strcmp(a, "--prime"))
+		else if (!strcmp(a, "--deadline-ms")) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			req.deadline = (double)ts.tv_sec + ts.tv_nsec / 1e9 + atol(argv[++i]) / 1000.0;
+		} else if (!strcmp(a, "--prime"))
 			prime = argv[++i];
 		else if (!strcmp(a, "--cancel-on-sigterm")) {
 			req.cancellable = true;

@@ -21,6 +21,11 @@ after another, and a command that runs `exit` ends the session's shell: it
 never gets an exit code, and later commands are refused (newer daemons say
 SESSION_ENDED).  The per-command files live in /run/daytona, which the
 sandbox's commands share but the file API cannot reach.
+
+A command's logs can also be followed over a WebSocket (`?follow=true` with
+an Upgrade), as the SDKs' `get_session_command_logs_async` does: the log's
+bytes leave as binary frames while the command writes them, pings keep the
+line alive, and close 1000 comes once the command has ended.
 """
 import datetime
 import email.parser
@@ -37,6 +42,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..common.nsbox import Box
+from ..common.websocket import WebSocket
 
 HOME = "/home/daytona"
 STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -44,6 +50,7 @@ OUT_MARK = b"\x01\x01\x01"
 ERR_MARK = b"\x02\x02\x02"
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
+VERSION_SUBPROTOCOL = "X-Daytona-SDK-Version~"
 TRANSITIONS = {"creating", "starting", "stopping", "destroying", "pulling_snapshot",
                "pending_build", "building_snapshot", "restoring", "archiving", "resizing"}
 BOUNDARY = "DAYTONA-FILE-BOUNDARY"
@@ -328,6 +335,7 @@ class Emulator:
         self.throttled_total = 0      # creates refused by create_rate
         self._window = (0, 0)         # (second, creates let through in it)
         self.create_bodies = []       # JSON bodies of the creates that made a sandbox
+        self.ws_ping_interval = 20.0  # seconds between pings on a log-follow WebSocket
         self.httpd = None
 
     # -- lifecycle -----------------------------------------------------
@@ -444,6 +452,23 @@ def _semver(v):
 
 def _strip(raw):
     return raw.replace(OUT_MARK, b"").replace(ERR_MARK, b"")
+
+
+def _strip_held(raw):
+    """(markers removed, trailing bytes that may begin a marker)."""
+    out = _strip(raw)
+    for k in (2, 1):
+        if out[-k:] in (OUT_MARK[:k], ERR_MARK[:k]):
+            return out[:-k], out[-k:]
+    return out, b""
+
+
+def _version_subprotocol(headers):
+    """The `X-Daytona-SDK-Version~<ver>` entry of Sec-WebSocket-Protocol."""
+    for p in (headers.get("Sec-WebSocket-Protocol") or "").split(","):
+        if p.strip().startswith(VERSION_SUBPROTOCOL):
+            return p.strip()
+    return None
 
 
 def _demux(raw):
@@ -773,7 +798,7 @@ class _Handler(BaseHTTPRequestHandler):
         if sub == "/version":
             return self._json(200, {"version": "0.190.0"})
         if sub.startswith("/process/session"):
-            return self._session(sb, sub[len("/process/session"):], body)
+            return self._session(sb, sub[len("/process/session"):], q, body)
         raise ApiError(404, "route not found")
 
     def _env(self, sb, extra):
@@ -889,9 +914,18 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send_raw(200, bytes(out), "multipart/form-data; boundary=" + BOUNDARY)
 
     # -- sessions ------------------------------------------------------
+    def _sdk_version(self):
+        """The header, else the version a WebSocket client offers as the
+        subprotocol `X-Daytona-SDK-Version~<ver>`; None without either."""
+        v = self.headers.get("X-Daytona-SDK-Version")
+        if v:
+            return v
+        p = _version_subprotocol(self.headers)
+        return p[len(VERSION_SUBPROTOCOL):] if p else None
+
     def _output_mode(self):
         """How session output is shaped for this client (reference §3.4)."""
-        v = self.headers.get("X-Daytona-SDK-Version")
+        v = self._sdk_version()
         if v is not None:
             sv = _semver(v)
             if sv is None:
@@ -905,7 +939,7 @@ class _Handler(BaseHTTPRequestHandler):
             return "raw"
         return "stripped"
 
-    def _session(self, sb, rest, raw):
+    def _session(self, sb, rest, q, raw):
         parts = [p for p in rest.split("/") if p]
         if not parts:
             if self.command == "POST":
@@ -943,6 +977,8 @@ class _Handler(BaseHTTPRequestHandler):
             if len(parts) == 3 and self.command == "GET":
                 return self._json(200, c.view())
             if len(parts) == 4 and parts[3] == "logs" and self.command == "GET":
+                if (self.headers.get("Upgrade") or "").strip().lower() == "websocket":
+                    return self._follow_logs(sb, s, c, (q.get("follow") or [""])[0] == "true")
                 log = c.log()
                 mode = self._output_mode()
                 if mode == "json":
@@ -963,6 +999,48 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, "command is not running or takes no input")
                 return self._send_raw(204)
         raise ApiError(404, "route not found")
+
+    def _follow_logs(self, sb, s, c, follow):
+        """The log as binary frames while it grows, as the daemon streams it:
+        raw with markers unless this client gets combined output (§3.4);
+        without `follow` what is there so far, then close.  Close 1000 once
+        the command has an exit code (its log is whole then) or its session
+        ended; a sandbox that dies takes the connection with it."""
+        emu = self.emulator
+        try:
+            f = open(os.path.join(c.host_dir, "output.log"), "rb")
+        except FileNotFoundError:
+            raise ApiError(404, "command log not found", "NOT_FOUND")
+        with f:
+            if self.lose:
+                return self._cut()
+            ws = WebSocket.accept(self, _version_subprotocol(self.headers))
+            if ws is None:
+                return
+            strip = self._output_mode() == "stripped"
+            held = b""   # a marker may be split across two reads
+            next_ping = time.monotonic() + emu.ws_ping_interval
+            while not ws.closed:
+                if sb.deleted or sb.state != "started":
+                    return ws.cut()
+                ended = (c.exit() is not None or not s.alive()
+                         or sb.sessions.get(s.id) is not s)
+                if time.monotonic() >= next_ping:
+                    ws.ping()
+                    next_ping = time.monotonic() + emu.ws_ping_interval
+                data = f.read()
+                if data:
+                    if strip:
+                        data, held = _strip_held(held + data)
+                    if data and not ws.send(data):
+                        return ws.cut()
+                    continue
+                if ended or not follow:
+                    break
+                time.sleep(0.02)
+            if held:
+                ws.send(held)
+            ws.close(1000)
 
     def _session_exec(self, sb, s, raw):
         emu = self.emulator

@@ -1,5 +1,7 @@
 """@sandbox(backend="local") steps with the S3 datastore and service metadata:
 the relay carries every attempt's metadata to the service."""
+import os
+
 from metaflow import FlowSpec, current, retry, sandbox, step
 
 
@@ -17,6 +19,9 @@ class RelayE2EFlow(FlowSpec):
     @step
     def end(self):
         self.y = self.x + 1
+        # Which sandbox providers' keys the step can see (none unless asked).
+        self.provider_keys = sorted(k for k in ("DAYTONA_API_KEY", "E2B_API_KEY")
+                                    if k in os.environ)
 
 
 if __name__ == "__main__":
