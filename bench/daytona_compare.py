@@ -9,13 +9,18 @@ Per flow run (all steps in sandboxes, N + 3 tasks):
                (wait4), divided by the tasks; the emulator and the servers
                run outside that tree.  Split into the Metaflow runtime's own
                share and the per-task processes' share (bench/instrument).
+               Metaflow's heartbeat sidecar is told to exit, never waited
+               for, so its CPU is sampled and shown apart.
   rss/inflight sum of RSS of the per-task process trees (the runtime's
                children and their descendants), sampled every 0.2 s, divided
                by how many were in flight; median over samples.
   latency      arrival of each `BENCHLAT` line on the launcher's console
                minus the time the sandbox printed it.
   wall         the flow's wall time.
-  emu cpu/task the emulator's CPU (with the sandboxes' commands) per task.
+  emu cpu/task the emulator process's own CPU per task: what serving each
+               implementation's requests costs the (Python) server.
+  sandbox cpu  the CPU of everything in the sandboxes per task (a cpuacct
+               cgroup around the emulator, where one is writable).
 Also, once: the emulator's floor (create + run `true` + delete over raw HTTP,
 no client work) and `mfsandbox run --backend daytona -- true` against it.
 
@@ -78,6 +83,8 @@ class EmulatorProc:
             self.proc.kill()
             raise RuntimeError("emulator did not start: %r" % line)
         self.url = line.split("=", 1)[1]
+        self.cpu0 = _cpu(self.proc.pid)   # its start-up, left out
+        self.cg = CpuGroup(self.proc.pid)
 
     def live(self):
         u = self.url[:-len("/api")] + "/_emulator/live"
@@ -85,16 +92,65 @@ class EmulatorProc:
             return json.loads(r.read())["live"]
 
     def stop(self):
-        """SIGTERM, then the emulator's CPU seconds (its sandboxes' commands
-        included: it waits for each of them)."""
+        """SIGTERM; returns the emulator process's own CPU seconds (serving
+        the API, not the sandboxes' commands: session shells are killed,
+        never waited for, so their CPU is not counted anywhere)."""
+        cpu = _cpu(self.proc.pid) - self.cpu0
+        self.sandbox_cpu = self.cg.seconds() - cpu
         self.proc.send_signal(signal.SIGTERM)
-        _, _, ru = os.wait4(self.proc.pid, 0)
+        os.waitpid(self.proc.pid, 0)
         self.proc.returncode = 0
         self.proc.stdout.close()
-        return ru.ru_utime + ru.ru_stime
+        self.cg.remove()
+        return cpu
+
+
+class CpuGroup:
+    """A cgroup-v1 cpuacct group around the emulator, where the machine
+    has a writable one: it counts the CPU of every process in the
+    sandboxes, killed ones included (their parents never wait for them,
+    so rusage cannot).  Without one, seconds() is NaN."""
+    ROOT = "/sys/fs/cgroup/cpuacct"
+
+    def __init__(self, pid):
+        self.path = os.path.join(self.ROOT, "mfs-bench-%d" % pid)
+        try:
+            os.mkdir(self.path)
+            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        except OSError:
+            self.remove()
+            self.path = None
+
+    def seconds(self):
+        if not self.path:
+            return float("nan")
+        with open(os.path.join(self.path, "cpuacct.usage")) as f:
+            return int(f.read()) / 1e9
+
+    def remove(self):
+        for _ in range(50):
+            try:
+                if self.path:
+                    os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)  # killed sandbox processes still exiting
 
 
 # -- launcher-side sampling ------------------------------------------------
+def _cpu(pid):
+    """A live process's own user+sys CPU seconds (0 once it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _children(pid):
     out = []
     for f in glob.glob("/proc/%d/task/*/children" % pid):
@@ -144,11 +200,16 @@ class Sampler(threading.Thread):
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid, self.samples, self.done = pid, [], threading.Event()
+        self.sidecar_cpu = {}   # pid -> last CPU seconds seen
 
     def run(self):
         seen = {}
         while not self.done.wait(0.2):
-            kids = [k for k in _children(self.pid) if not _is_sidecar(k, seen)]
+            kids = _children(self.pid)
+            for k in kids:
+                if _is_sidecar(k, seen):
+                    self.sidecar_cpu[k] = max(self.sidecar_cpu.get(k, 0.0), _cpu(k))
+            kids = [k for k in kids if not _is_sidecar(k, seen)]
             if kids:
                 rss = [_tree_rss(k) for k in kids]
                 self.samples.append((len(kids), sum(r for r, _ in rss), sum(a for _, a in rss)))
@@ -214,6 +275,7 @@ def run_flow(impl, n, s3_server, metadata_service, work):
         leaked = emu.live()
     finally:
         emu_cpu = emu.stop()
+    sandbox_cpu = emu.sandbox_cpu
     if p.returncode != 0:
         raise RuntimeError("%s flow failed (%d):\n%s" % (impl, p.returncode, "".join(tail[-60:])))
     split = {}
@@ -228,11 +290,14 @@ def run_flow(impl, n, s3_server, metadata_service, work):
     return {
         "impl": impl, "n": n, "tasks": tasks, "wall": wall,
         "cpu": cpu,
-        "cpu_runtime": cpu - split["children"], "cpu_task_procs": split["children"],
+        "cpu_runtime": cpu - split["children"],
+        "cpu_task_procs": split["children"],
+        "cpu_sidecar": sum(sampler.sidecar_cpu.values()),
         "rss_per_inflight": statistics.median(per_inflight) if per_inflight else 0.0,
         "anon_per_inflight": statistics.median(anon_per_inflight) if anon_per_inflight else 0.0,
         "max_inflight": max((k for k, _, _ in sampler.samples), default=0),
-        "latencies": latencies, "emu_cpu": emu_cpu, "leaked": leaked,
+        "latencies": latencies, "emu_cpu": emu_cpu, "sandbox_cpu": sandbox_cpu,
+        "leaked": leaked,
     }
 
 
@@ -303,13 +368,15 @@ def table(runs, fl):
             ("launcher CPU s/task", lambda i: per_task(i, "cpu"), "ratio <= 0.05"),
             ("  runtime's share", lambda i: per_task(i, "cpu_runtime"), ""),
             ("  per-task processes", lambda i: per_task(i, "cpu_task_procs"), ""),
+            ("heartbeat sidecar, sampled", lambda i: per_task(i, "cpu_sidecar"), ""),
             ("RSS MiB/in-flight task", lambda i: _med(runs, i, n, "rss_per_inflight") / 2**20,
              "ratio <= 0.10"),
             ("  of it not file-backed", lambda i: _med(runs, i, n, "anon_per_inflight") / 2**20,
              ""),
             ("log latency s (median)", lambda i: _lat(runs, i, n), "ours <= 0.1 s"),
             ("wall s", lambda i: _med(runs, i, n, "wall"), "ratio <= 0.5 at N=100"),
-            ("emulator CPU s/task", lambda i: per_task(i, "emu_cpu"), ""),
+            ("emulator process CPU s/task", lambda i: per_task(i, "emu_cpu"), ""),
+            ("sandboxes' CPU s/task", lambda i: per_task(i, "sandbox_cpu"), ""),
         ]
         pairs = len([r for r in runs if r["impl"] == "ours" and r["n"] == n])
         rows.append("N=%d (%d run(s) each, max-workers %d)" % (n, pairs, MAX_WORKERS))

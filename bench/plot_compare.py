@@ -43,9 +43,11 @@ def main(src, dst):
     ax.minorticks_off()
     ax.set_xlabel("foreach width N (flow has N + 3 tasks)")
     ax.set_ylabel("launcher CPU seconds per task")
-    m = res["machine"]
-    ax.set_title("Launcher CPU per task, Daytona emulator (%d CPUs, load %.1f, %s)"
-                 % (m["nproc"], m["loadavg"][0], res["when"]), fontsize=9)
+    m, m1 = res["machine"], res.get("machine_after", res["machine"])
+    ax.set_title("Launcher CPU per task on the Daytona emulator\n%d CPUs, load %.1f at start, "
+                 "%.1f at end, %s" % (m["nproc"], m["loadavg"][0], m1["loadavg"][0],
+                                      res["when"]), fontsize=9)
+    ax.margins(x=0.12, y=0.15)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

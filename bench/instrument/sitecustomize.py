@@ -2,7 +2,7 @@
 bench/daytona_compare.py runs.  When MFS_BENCH_RUSAGE names a file, the
 Metaflow runtime process (`flow.py ... run`) writes, at exit, the CPU
 seconds of its reaped children: the per-task processes and everything they
-started (the heartbeat sidecar too, a fraction of a second).  The bench
+started (not the heartbeat sidecar: Metaflow never waits for it).  The bench
 subtracts that from the whole tree's CPU (wait4) to get the runtime's own
 share, interpreter finalisation included."""
 import os
