@@ -42,7 +42,6 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..common.nsbox import Box
-from ..common.websocket import WebSocket
 
 HOME = "/home/daytona"
 STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -1014,6 +1013,10 @@ class _Handler(BaseHTTPRequestHandler):
         with f:
             if self.lose:
                 return self._cut()
+            # Imported here: only the log-follow WebSocket needs wsproto (from
+            # the venv); the rest of the emulator runs on a bare python3, as
+            # tests/valgrind-runs.sh starts it.
+            from ..common.websocket import WebSocket
             ws = WebSocket.accept(self, _version_subprotocol(self.headers))
             if ws is None:
                 return
