@@ -34,6 +34,7 @@
 #include "mfs/backend.h"
 #include "mfs/buf.h"
 #include "mfs/cancel.h"
+#include "mfs/clock.h"
 #include "mfs/err.h"
 #include "mfs/http.h"
 
@@ -90,53 +91,33 @@ struct dt_sandbox {
 	 * no DELETE.  Deleted (and reopened later) only to kill a command. */
 	char sid[40];
 	bool session;
-	double deadline;       /* --timeout as a now_s() time (0: none), for uploads */
+	double deadline;       /* --timeout as a mfs_now_s() time (0: none), for uploads */
 };
 
 /* ---- small helpers ---- */
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Milliseconds until deadline (an absolute now_s() time; 0: none), at most
+/* Milliseconds until deadline (an absolute mfs_now_s() time; 0: none), at most
  * cap and at least 1 (0 would mean "no timeout" to the HTTP layer). */
 static long ms_until(double deadline, long cap)
 {
 	if (deadline <= 0)
 		return cap;
-	double left = (deadline - now_s()) * 1000;
+	double left = (deadline - mfs_now_s()) * 1000;
 	return left >= cap ? cap : left >= 1 ? (long)left : 1;
 }
 
 static bool passed(double deadline)
 {
-	return deadline > 0 && now_s() >= deadline;
+	return deadline > 0 && mfs_now_s() >= deadline;
 }
 
 /* Sleeps ms; false once cancellation arrived (when honour_cancel). */
 static bool nap(long ms, bool honour_cancel)
 {
-	if (honour_cancel && mfs_cancel_fd() >= 0) {
-		struct pollfd p = { .fd = mfs_cancel_fd(), .events = POLLIN };
-		double end = now_s() + ms / 1000.0;
-		for (;;) {
-			long left = (long)((end - now_s()) * 1000);
-			if (mfs_cancelled())
-				return false;
-			if (left <= 0)
-				return true;
-			if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
-				return !mfs_cancelled();
-		}
-	}
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-	return !(honour_cancel && mfs_cancelled());
+	if (honour_cancel)
+		return mfs_cancel_sleep_ms(ms);
+	mfs_sleep_ms(ms);
+	return true;
 }
 
 static void random_hex(char *out, size_t nbytes)
@@ -287,7 +268,7 @@ static enum mfs_code delete_sandbox(const struct dt_conf *c, const char *id, boo
 	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
 	struct mfs_http_req req;
-	double until = now_s() + DELETE_WAIT_S;
+	double until = mfs_now_s() + DELETE_WAIT_S;
 	enum mfs_code rc;
 	long wait = 200;
 
@@ -308,7 +289,7 @@ static enum mfs_code delete_sandbox(const struct dt_conf *c, const char *id, boo
 				*gone = true;
 			break;
 		}
-		if (resp.status == 409 && now_s() < until) {
+		if (resp.status == 409 && mfs_now_s() < until) {
 			nap(wait, false);
 			wait = wait * 2 > 2000 ? 2000 : wait * 2;
 			continue;
@@ -626,7 +607,7 @@ static void progress_update(struct progress *p, const char *id, const char *stat
 	if (p->tty) {
 		struct mfs_buf b = MFS_BUF_INIT;
 		mfs_buf_addf(&b, "\rmfsandbox: daytona sandbox %.12s: %s (%.1f s)\033[K", id, state,
-			     now_s() - p->t0);
+			     mfs_now_s() - p->t0);
 		if (write(STDERR_FILENO, b.data, b.len) < 0) {
 			/* nowhere to report it */
 		}
@@ -645,8 +626,8 @@ static void progress_end(struct progress *p, const char *id, const char *state)
 		if (write(STDERR_FILENO, "\n", 1) < 0) {
 			/* nowhere to report it */
 		}
-	} else if (!p->tty && now_s() - p->t0 >= 1.0) {
-		say("daytona sandbox %.12s %s after %.1f s\n", id, state, now_s() - p->t0);
+	} else if (!p->tty && mfs_now_s() - p->t0 >= 1.0) {
+		say("daytona sandbox %.12s %s after %.1f s\n", id, state, mfs_now_s() - p->t0);
 	}
 }
 
@@ -656,7 +637,7 @@ static enum mfs_code wait_started(const struct dt_conf *c, const char *id, struc
 				  bool build, double deadline, struct progress *pg,
 				  struct mfs_err *err)
 {
-	double interval = 0.1, t0 = now_s(), limit = build ? BUILD_WAIT_S : START_WAIT_S;
+	double interval = 0.1, t0 = mfs_now_s(), limit = build ? BUILD_WAIT_S : START_WAIT_S;
 	enum mfs_code rc = MFS_OK;
 	bool gone = false;
 
@@ -674,7 +655,7 @@ static enum mfs_code wait_started(const struct dt_conf *c, const char *id, struc
 				      "starting", id);
 			break;
 		}
-		if (now_s() - t0 > limit) {
+		if (mfs_now_s() - t0 > limit) {
 			rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s still %s after %.0f s",
 				      id, s->state, limit);
 			break;
@@ -688,7 +669,7 @@ static enum mfs_code wait_started(const struct dt_conf *c, const char *id, struc
 				      "was starting");
 			break;
 		}
-		if (now_s() - t0 > 5.0)
+		if (mfs_now_s() - t0 > 5.0)
 			interval = interval * 1.1 > 1.0 ? 1.0 : interval * 1.1;
 		rc = get_state(c, id, s, &gone, true, ms_until(deadline, API_TIMEOUT_MS), err);
 		if (rc != MFS_OK) {
@@ -781,7 +762,7 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 	struct mfs_http_req req;
 	enum mfs_code rc;
 
-	double throttle_end = now_s() + THROTTLE_WAIT_S;
+	double throttle_end = mfs_now_s() + THROTTLE_WAIT_S;
 	int attempt = 0, throttled = 0;
 
 	mfs_http_resp_init(&resp);
@@ -828,7 +809,7 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 		}
 		if (rc != MFS_OK)
 			break;
-		if (resp.status == 429 && now_s() < throttle_end) {
+		if (resp.status == 429 && mfs_now_s() < throttle_end) {
 			/* The throttler refuses before anything is made, so asking
 			 * again is safe; a fan-out may be told so for minutes. */
 			if (!nap(ms_until(deadline, throttle_wait_ms(&resp, throttled++)), true)) {
@@ -869,10 +850,10 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 	struct dt_sandbox *sb = NULL;
 	struct sb_state s = { 0 };
 	struct progress pg = { .quiet = spec->quiet, .tty = isatty(STDERR_FILENO) == 1,
-			       .t0 = now_s() };
+			       .t0 = mfs_now_s() };
 	char nonce[33], *body = NULL, *id = NULL;
 	bool image = spec->image && *spec->image;
-	double deadline = spec->create_timeout_s > 0 ? now_s() + spec->create_timeout_s : 0;
+	double deadline = spec->create_timeout_s > 0 ? mfs_now_s() + spec->create_timeout_s : 0;
 	enum mfs_code rc;
 
 	*out = NULL;
@@ -1231,7 +1212,7 @@ struct exec_clock {
 
 static bool past_deadline(const struct exec_clock *ck)
 {
-	return ck->timeout_s > 0 && now_s() - ck->t0 >= (double)ck->timeout_s;
+	return ck->timeout_s > 0 && mfs_now_s() - ck->t0 >= (double)ck->timeout_s;
 }
 
 /* Milliseconds left before the deadline (LONG_MAX without one). */
@@ -1239,7 +1220,7 @@ static long ms_left(const struct exec_clock *ck)
 {
 	if (ck->timeout_s <= 0)
 		return 0x7fffffffL;
-	double left = (ck->t0 + (double)ck->timeout_s - now_s()) * 1000;
+	double left = (ck->t0 + (double)ck->timeout_s - mfs_now_s()) * 1000;
 	return left > 0 ? (long)left : 0;
 }
 
@@ -1425,10 +1406,10 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 	struct mfs_http_resp resp;
 	struct mfs_buf script_path = MFS_BUF_INIT, cmd = MFS_BUF_INIT;
 	struct logpoll lp = { .io = io };
-	struct exec_clock ck = { .t0 = now_s(), .timeout_s = r->timeout_s };
+	struct exec_clock ck = { .t0 = mfs_now_s(), .timeout_s = r->timeout_s };
 	char *script = NULL, *cmd_id = NULL;
 	long interval = POLL_MIN_MS;
-	double last_line = now_s();
+	double last_line = mfs_now_s();
 	int failures = 0;
 	enum mfs_code rc;
 
@@ -1499,8 +1480,8 @@ static enum mfs_code daytona_exec(struct mfs_sandbox *base, const struct mfs_exe
 		 * command silent for 10 s (a long computation) is read every
 		 * 500 ms, which costs a third of the CPU per second. */
 		if (fresh)
-			last_line = now_s();
-		long cap = now_s() - last_line > POLL_IDLE_S ? POLL_IDLE_MAX_MS : POLL_MAX_MS;
+			last_line = mfs_now_s();
+		long cap = mfs_now_s() - last_line > POLL_IDLE_S ? POLL_IDLE_MAX_MS : POLL_MAX_MS;
 		interval = fresh ? POLL_MIN_MS : (interval * 3 / 2 > cap ? cap : interval * 3 / 2);
 		if (!nap(interval < ms_left(&ck) ? interval : ms_left(&ck), true)) {
 			rc = MFS_ERR_CANCELLED;

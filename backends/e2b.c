@@ -34,6 +34,7 @@
 #include "mfs/backend.h"
 #include "mfs/buf.h"
 #include "mfs/cancel.h"
+#include "mfs/clock.h"
 #include "mfs/err.h"
 #include "mfs/http.h"
 
@@ -354,21 +355,7 @@ static void sweep_nonce(const struct e2b_conf *c, const char *nonce, const char 
 
 static bool backoff(int attempt)
 {
-	long ms = 500L << attempt;
-	for (long waited = 0; waited < ms; waited += 50) {
-		if (mfs_cancelled())
-			return false;
-		struct timespec ts = { 0, 50 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-	return !mfs_cancelled();
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mfs_cancel_sleep_ms(500L << attempt);
 }
 
 /* A Sandbox (201) or SandboxDetail (GET) answer: both carry the id, the
@@ -420,7 +407,7 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 				 struct mfs_err *err)
 {
 	const char *template = spec->image && *spec->image ? spec->image : DEFAULT_TEMPLATE;
-	long deadline = spec->create_timeout_s > 0 ? now_ms() + spec->create_timeout_s * 1000 : 0;
+	long deadline = spec->create_timeout_s > 0 ? mfs_now_ms() + spec->create_timeout_s * 1000 : 0;
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
@@ -436,12 +423,12 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 	};
 	for (int attempt = 0;; attempt++) {
 		req.timeout_ms = API_TIMEOUT_MS * 3;
-		if (deadline && deadline - now_ms() < req.timeout_ms)
-			req.timeout_ms = deadline - now_ms() > 1 ? deadline - now_ms() : 1;
+		if (deadline && deadline - mfs_now_ms() < req.timeout_ms)
+			req.timeout_ms = deadline - mfs_now_ms() > 1 ? deadline - mfs_now_ms() : 1;
 		rc = mfs_http_do(&req, &resp, err);
 		if (rc == MFS_ERR_CANCELLED)
 			break;
-		if (rc == MFS_ERR_HTTP && deadline && now_ms() >= deadline) {
+		if (rc == MFS_ERR_HTTP && deadline && mfs_now_ms() >= deadline) {
 			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
 				      "created within --timeout %lds", template, spec->create_timeout_s);
 			break;
@@ -480,7 +467,7 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating the E2B sandbox");
 			break;
 		}
-		if (deadline && now_ms() >= deadline) {
+		if (deadline && mfs_now_ms() >= deadline) {
 			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
 				      "created within --timeout %lds", template, spec->create_timeout_s);
 			break;
@@ -998,12 +985,12 @@ static bool on_stream_data(void *ctx, const char *data, size_t len)
 			break;
 		}
 		handle_message(st, h[0], (const char *)h + 5, n);
-		st->last_frame_ms = now_ms();
+		st->last_frame_ms = mfs_now_ms();
 		off += 5 + n;
 	}
 	/* Keepalives but never a start event: envd took the request and is
 	 * not running it.  (A quiet command after its start is fine.) */
-	if (!st->started && !st->end_stream && now_ms() - st->began_ms >= st->idle_ms) {
+	if (!st->started && !st->end_stream && mfs_now_ms() - st->began_ms >= st->idle_ms) {
 		st->stalled = true;
 		return false;
 	}
@@ -1083,13 +1070,6 @@ static enum mfs_code send_signal(struct e2b_sandbox *sb, long pid, const char *s
 	mfs_buf_release(&url);
 	mfs_strv_release(&hdrs);
 	return rc;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 /* Is envd still there?  502 from /health means the sandbox is gone. */
@@ -1173,7 +1153,7 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 		.cancellable = true,
 	};
 	time_t began = time(NULL);
-	st.began_ms = st.last_frame_ms = now_ms();
+	st.began_ms = st.last_frame_ms = mfs_now_ms();
 	rc = mfs_http_do(&req, &resp, err);
 
 	if (rc == MFS_ERR_CANCELLED || (rc == MFS_OK && mfs_cancelled())) {
@@ -1182,7 +1162,7 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 			int signo = mfs_cancel_signal();
 			send_signal(sb, st.pid, signo == SIGINT || signo == SIGTERM || signo == 0
 				    ? "SIGNAL_SIGTERM" : "SIGNAL_SIGKILL", &ignored);
-			sleep_ms(GRACE_MS);
+			mfs_sleep_ms(GRACE_MS);
 			send_signal(sb, st.pid, "SIGNAL_SIGKILL", &ignored);
 		}
 		rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled; the E2B process was signalled");
@@ -1198,7 +1178,7 @@ static enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_re
 			      "and envd did not end the stream", r->timeout_s);
 		goto out;
 	}
-	if (st.stalled || (rc == MFS_ERR_HTTP && now_ms() - st.last_frame_ms >= st.idle_ms)) {
+	if (st.stalled || (rc == MFS_ERR_HTTP && mfs_now_ms() - st.last_frame_ms >= st.idle_ms)) {
 		struct mfs_err ignored;
 		bool gone = sandbox_gone(sb);
 		if (st.pid > 0 && !gone)

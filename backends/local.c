@@ -26,6 +26,7 @@
 #include "mfs/backend.h"
 #include "mfs/buf.h"
 #include "mfs/cancel.h"
+#include "mfs/clock.h"
 #include "mfs/err.h"
 
 #include <dirent.h>
@@ -85,20 +86,6 @@ static const char *env_nonempty(const char *name)
 {
 	const char *v = getenv(name);
 	return v && *v ? v : NULL;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -529,7 +516,7 @@ static void cg_kill_all(const char *dir)
 		free(text);
 		if (!any)
 			break;
-		sleep_ms(10);
+		mfs_sleep_ms(10);
 	}
 	mfs_buf_release(&p);
 }
@@ -545,7 +532,7 @@ static int cg_remove(const char *dir)
 			return 0;
 		if (errno != EBUSY)
 			return -1;
-		sleep_ms(10);
+		mfs_sleep_ms(10);
 	}
 	return -1;
 }
@@ -1000,7 +987,7 @@ static void make_id(const char *name, struct mfs_buf *id)
 		id->data[0] = '-';
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		r = (uint32_t)getpid() ^ (uint32_t)now_ms();
+		r = (uint32_t)getpid() ^ (uint32_t)mfs_now_ms();
 	mfs_buf_addf(id, "-%08x", (unsigned)r);
 }
 
@@ -1553,7 +1540,7 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 	ls->pid_start = proc_start_time(pid);
 	pid_publish(ls);
 
-	long long start = now_ms(), deadline = -1, grace_end = -1, drain_end = -1;
+	long long start = mfs_now_ms(), deadline = -1, grace_end = -1, drain_end = -1;
 	if (req->timeout_s > 0)
 		deadline = start + req->timeout_s * 1000LL;
 	if (ls->timeout_s > 0) {
@@ -1586,7 +1573,7 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 			pfd[np] = (struct pollfd){ mfs_cancel_fd(), POLLIN, 0 };
 			map[np++] = -1;
 		}
-		long long now = now_ms(), wake = -1;
+		long long now = mfs_now_ms(), wake = -1;
 		long long marks[3] = { stop == RUNNING ? deadline : -1,
 				       stop == RUNNING && cancelled ? grace_end : -1, drain_end };
 		for (int i = 0; i < 3; i++)
@@ -1599,7 +1586,7 @@ static enum mfs_code local_exec(struct mfs_sandbox *sb, const struct mfs_exec_re
 			rc = mfs_fail(err, MFS_ERR_IO, "poll: %s", strerror(errno));
 			break;
 		}
-		now = now_ms();
+		now = mfs_now_ms();
 
 		if (!cancelled && mfs_cancelled()) {
 			(void)drain_status(p_js[0], &js);

@@ -1,9 +1,12 @@
 /* cancel.c - signal-driven cancellation shared by all layers (include/mfs/cancel.h). */
 #include "mfs/cancel.h"
+#include "mfs/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t cancel_signo;
@@ -43,6 +46,29 @@ int mfs_cancel_signal(void)
 int mfs_cancel_fd(void)
 {
 	return pipe_fds[0];
+}
+
+bool mfs_cancel_sleep_ms(long ms)
+{
+	if (pipe_fds[0] >= 0) {
+		struct pollfd p = { .fd = pipe_fds[0], .events = POLLIN };
+		long long end = mfs_now_ms() + ms;
+		for (;;) {
+			long long left = end - mfs_now_ms();
+			if (mfs_cancelled())
+				return false;
+			if (left <= 0)
+				return true;
+			if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+				return !mfs_cancelled();
+		}
+	}
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+		if (mfs_cancelled())
+			return false;
+	}
+	return !mfs_cancelled();
 }
 
 void mfs_cancel_reset(void)

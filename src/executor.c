@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mfs/cancel.h"
+#include "mfs/clock.h"
 #include "mfs/pack.h"
 #include "mfs/redact.h"
 
@@ -284,19 +285,12 @@ void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
 
 /* ---- the run ----------------------------------------------------------- */
 
-static long long now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* Seconds left before --timeout (>= 1), 0 without a timeout, -1 when past. */
 static long time_left(const struct mfs_job *job, long long deadline)
 {
 	if (job->timeout_s <= 0)
 		return 0;
-	long long left = deadline - now_s();
+	long long left = deadline - (long long)mfs_now_s();
 	return left > 0 ? (long)left : -1;
 }
 
@@ -470,7 +464,7 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 	struct mfs_kvlist labels = MFS_KVLIST_INIT;
 	struct mfs_buf name = MFS_BUF_INIT;
 	char *tarball = NULL, *temp = NULL;
-	long long deadline = now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
+	long long deadline = (long long)mfs_now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
 	struct mfs_job_outcome outcome = { false, 0, MFS_ERR_BACKEND };
 
 	res->ran = false;

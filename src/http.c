@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 
 #include "mfs/cancel.h"
+#include "mfs/clock.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
 #define BACKOFF_BASE_MS 200L
@@ -269,13 +270,6 @@ static int on_seek(void *ctx, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
-static long monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* libcurl calls this about once a second even on a silent connection,
  * which is what makes the idle bound work. */
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
@@ -285,7 +279,7 @@ static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	if (x->req->cancellable && mfs_cancelled())
 		return 1;
 	if (x->req->idle_timeout_ms > 0) {
-		long now = monotonic_ms();
+		long now = (long)mfs_now_ms();
 		if (!x->seen_at_ms || dn != x->seen_dl) {
 			x->seen_dl = dn;
 			x->seen_at_ms = now;
@@ -350,28 +344,10 @@ static long retry_after_ms(const struct mfs_http_resp *resp)
 /* Sleeps ms; false if cancellation arrived first (for cancellable requests). */
 static bool backoff_sleep(long ms, bool cancellable)
 {
-	if (cancellable && mfs_cancel_fd() >= 0) {
-		struct pollfd p = { .fd = mfs_cancel_fd(), .events = POLLIN };
-		struct timespec start, now;
-		clock_gettime(CLOCK_MONOTONIC, &start);
-		for (;;) {
-			if (mfs_cancelled())
-				return false;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			long spent = (now.tv_sec - start.tv_sec) * 1000 +
-				     (now.tv_nsec - start.tv_nsec) / 1000000;
-			if (spent >= ms)
-				return true;
-			if (poll(&p, 1, (int)(ms - spent)) < 0 && errno != EINTR)
-				return true;
-		}
-	}
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-		if (cancellable && mfs_cancelled())
-			return false;
-	}
-	return !(cancellable && mfs_cancelled());
+	if (cancellable)
+		return mfs_cancel_sleep_ms(ms);
+	mfs_sleep_ms(ms);
+	return true;
 }
 
 static long backoff_ms(int attempt)
@@ -385,9 +361,7 @@ static long backoff_ms(int attempt)
 
 static double deadline_left_s(const struct mfs_http_req *req)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return req->deadline - ((double)ts.tv_sec + ts.tv_nsec / 1e9);
+	return req->deadline - mfs_now_s();
 }
 
 /* Milliseconds left before req->deadline, at least 1 (0 would mean no

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mfs/clock.h"
 #include "mfs/http.h"
 #include "mfs/sha256.h"
 
@@ -292,15 +293,9 @@ void mfs_s3_close(struct mfs_s3 *s3)
 	free(s3->host);
 	free(s3->region);
 	free(s3->key_id);
-	if (s3->userpwd) {
-		/* The secret should not outlive the client in freed heap. */
-		memset(s3->userpwd, 0, strlen(s3->userpwd));
-		free(s3->userpwd);
-	}
-	if (s3->token) {
-		memset(s3->token, 0, strlen(s3->token));
-		free(s3->token);
-	}
+	/* The secret should not outlive the client in freed heap. */
+	wipe_free(s3->userpwd);
+	wipe_free(s3->token);
 	free(s3->sigv4);
 	free(s3);
 }
@@ -491,13 +486,6 @@ static void build_url(const struct mfs_s3 *s3, const struct s3_call *c, struct m
 	}
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static enum mfs_code s3_send(struct mfs_s3 *s3, const struct s3_call *c, struct mfs_http_resp *resp,
 			     struct mfs_err *err)
 {
@@ -541,7 +529,7 @@ static enum mfs_code s3_send(struct mfs_s3 *s3, const struct s3_call *c, struct 
 		s3->requests += (unsigned long)resp->attempts;
 		if (rc != MFS_OK || resp->status != 500 || attempt >= SERVER_ERROR_RETRIES)
 			break;
-		sleep_ms(200L << attempt);
+		mfs_sleep_ms(200L << attempt);
 	}
 	if (rc != MFS_OK)
 		mfs_err_prefix(err, "S3");

@@ -21,6 +21,8 @@ bool mfs_cancelled(void);
 int mfs_cancel_signal(void);
 /* Read end of the self-pipe, or -1 before mfs_cancel_init(). Never read it. */
 int mfs_cancel_fd(void);
+/* Sleeps ms, returning early once cancellation is requested; false then. */
+bool mfs_cancel_sleep_ms(long ms);
 /* Test-only: forget a previous request. */
 void mfs_cancel_reset(void);
 
