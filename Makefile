@@ -10,8 +10,8 @@ BIN     ?= mfsandbox
 PKGS    := libcurl jansson libarchive
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libarchive are not linked: src/lazy_curl.c and
-# src/lazy_archive.c dlopen() them on first use, so a local run does not pay
+# libcurl and libarchive are not linked: src/net/lazy_curl.c and
+# src/util/lazy_archive.c dlopen() them on first use, so a local run does not pay
 # for loading them (see docs/architecture.md).  jansson is small: linked.
 PKG_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null) -ldl -lpthread
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -22,7 +22,7 @@ ALL_CFLAGS := $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CF
 LDFLAGS ?=
 ALL_LDFLAGS := $(LDFLAGS) $(EXTRA_LDFLAGS)
 
-LIB_SRC  := $(sort $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard backends/*.c))
+LIB_SRC  := $(sort $(filter-out src/cli/main.c,$(wildcard src/*/*.c)) $(wildcard backends/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -45,7 +45,7 @@ $(BUILD)/libmfs.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(BUILD)/src/main.o $(BUILD)/libmfs.a
+$(BIN): $(BUILD)/src/cli/main.o $(BUILD)/libmfs.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS) $(ALL_LDFLAGS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmfs.a

@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "mfs/buf.h"
-#include "mfs/err.h"
+#include "mfs/util/buf.h"
+#include "mfs/util/err.h"
 
 /* Label keys set on every sandbox mfsandbox creates. */
 #define MFS_LABEL_OWNER    "mfsandbox"          /* value: "1"; marks the sandbox as ours */

@@ -1,4 +1,4 @@
-"""backends/e2b.c against the E2B emulator: the real C code (through
+"""backends/e2b/e2b.c against the E2B emulator: the real C code (through
 build/tests/e2btool, which calls only the backend's ops table) over loopback
 HTTP.  Every test ends by checking that no sandbox leaked and that the
 emulator saw nothing a real envd would crash on or reject."""

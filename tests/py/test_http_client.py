@@ -1,4 +1,4 @@
-"""The C HTTP client (src/http.c) against a real loopback server, through the
+"""The C HTTP client (src/net/http.c) against a real loopback server, through the
 test-only driver build/tests/httptool."""
 import hashlib
 import json

@@ -1,4 +1,4 @@
-"""The metadata relay (src/relay.c) end to end with real servers: Metaflow
+"""The metadata relay (src/relay/relay.c) end to end with real servers: Metaflow
 tasks run as in a sandbox (tests/py/sandbox_emulation.py) against moto, then
 build/tests/relaytool relays them to the real metaflow-local-service or into a
 launcher's .metaflow, and Metaflow's client reads the result."""

@@ -1,4 +1,4 @@
-"""The C S3 client (src/s3.c) against moto's server with signature checking
+"""The C S3 client (src/net/s3.c) against moto's server with signature checking
 on, through the test-only driver build/tests/s3tool."""
 import hashlib
 import os

@@ -1,5 +1,5 @@
 /*
- * e2btool - drives backends/e2b.c through its ops table alone, so the
+ * e2btool - drives backends/e2b/e2b.c through its ops table alone, so the
  * backend's contract (create/upload/exec/download/destroy, list, kill) is
  * tested without the executor in between.  Used by tests/py/test_e2b_*.py.
  *
@@ -12,8 +12,8 @@
  * stderr as "e2btool: <code>: <message>").
  */
 #include "mfs/backend.h"
-#include "mfs/cancel.h"
-#include "mfs/http.h"
+#include "mfs/util/cancel.h"
+#include "mfs/net/http.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * httptool - test-only driver for src/http.c, so pytest can exercise the
+ * httptool - test-only driver for src/net/http.c, so pytest can exercise the
  * client against a real loopback server.  Not installed, not in the CLI.
  *
  *   httptool [-X METHOD] [-H 'Name: v']... [-d BODY | -f BODYFILE]
@@ -19,8 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "mfs/cancel.h"
-#include "mfs/http.h"
+#include "mfs/util/cancel.h"
+#include "mfs/net/http.h"
 
 struct counter {
 	size_t bytes;

@@ -1,5 +1,5 @@
 /*
- * relaytool - test-only driver for src/relay.c (the real entry points are
+ * relaytool - test-only driver for src/relay/relay.c (the real entry points are
  * the executor's finish hook and `mfsandbox relay replay`).
  *
  *   relaytool run --flow F --run R --step S --task T [--attempt N]
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mfs/http.h"
-#include "mfs/relay.h"
+#include "mfs/net/http.h"
+#include "mfs/relay/relay.h"
 
 int main(int argc, char **argv)
 {

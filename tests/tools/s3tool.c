@@ -1,5 +1,5 @@
 /*
- * s3tool - test-only driver for src/s3.c, so pytest can exercise the client
+ * s3tool - test-only driver for src/net/s3.c, so pytest can exercise the client
  * against moto and a capturing listener.  Not installed, not in the CLI.
  * Configuration comes from the environment exactly as in mfsandbox.
  *
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mfs/http.h"
-#include "mfs/s3.h"
+#include "mfs/net/http.h"
+#include "mfs/net/s3.h"
 
 static bool print_key(void *ctx, const char *key, uint64_t size)
 {

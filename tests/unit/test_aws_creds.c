@@ -1,4 +1,4 @@
-/* AWS credentials as the SDKs find them (mfs_aws_creds_load in src/s3.c) and
+/* AWS credentials as the SDKs find them (mfs_aws_creds_load in src/net/s3.c) and
  * what a step's sandbox gets from a profile (mfs_forward_aws_profile): the
  * launcher may have keys only in ~/.aws, the sandbox never has that file. */
 #include <setjmp.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mfs/forward_env.h"
-#include "mfs/s3.h"
+#include "mfs/core/forward_env.h"
+#include "mfs/net/s3.h"
 
 static char home[64];
 

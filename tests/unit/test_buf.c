@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "mfs/buf.h"
+#include "mfs/util/buf.h"
 
 static void quoting_keeps_words_intact(void **state)
 {

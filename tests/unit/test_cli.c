@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mfs/cli.h"
-#include "mfs/redact.h"
-#include "mfs/registry.h"
+#include "mfs/cli/cli.h"
+#include "mfs/util/redact.h"
+#include "mfs/core/registry.h"
 
 static enum mfs_code parse(struct mfs_job *job, struct mfs_err *err, const char *const *args)
 {

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mfs/cancel.h"
-#include "mfs/executor.h"
+#include "mfs/util/cancel.h"
+#include "mfs/core/executor.h"
 
 /* ---- fake backend ---- */
 static struct {

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 
-#include "mfs/forward_env.h"
+#include "mfs/core/forward_env.h"
 
 static int clean(void **state)
 {

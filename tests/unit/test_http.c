@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "mfs/http.h"
+#include "mfs/net/http.h"
 
 static void check_enc(const char *in, bool keep_slash, const char *want)
 {

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "mfs/backend.h"
-#include "mfs/buf.h"
-#include "mfs/cancel.h"
-#include "mfs/err.h"
+#include "mfs/util/buf.h"
+#include "mfs/util/cancel.h"
+#include "mfs/util/err.h"
 
 extern const struct mfs_backend_ops mfs_local_ops;
 #define OPS mfs_local_ops

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mfs/executor.h"
-#include "mfs/metaflow_task.h"
+#include "mfs/core/executor.h"
+#include "mfs/core/metaflow_task.h"
 
 #define GOOD_SPEC                                                                  \
 	"{\"version\":1,\"flow_name\":\"HelloFlow\","                                      \

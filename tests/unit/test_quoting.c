@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "mfs/buf.h"
+#include "mfs/util/buf.h"
 
 static void shell_reads_back_every_word(void **state)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mfs/s3.h"
+#include "mfs/net/s3.h"
 
 static void query_is_sorted_encoded_and_valueless_has_equals(void **state)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mfs/sha256.h"
+#include "mfs/util/sha256.h"
 
 static void known_vectors(void **state)
 {

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "mfs/step.h"
+#include "mfs/core/step.h"
 
 static void parses_runtime_shape(void **state)
 {

@@ -1,0 +1,586 @@
+/*
+ * executor.c - drive one command through a backend (include/mfs/core/executor.h).
+ *
+ * The invariant that matters most: once create() handed us a sandbox,
+ * destroy() runs on every path (error, timeout, signal) unless --keep.
+ * Everything after create therefore records its error and falls through to
+ * the single teardown at the end instead of returning early.
+ */
+#include "mfs/core/executor.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mfs/util/cancel.h"
+#include "mfs/util/clock.h"
+#include "mfs/util/pack.h"
+#include "mfs/util/redact.h"
+
+/* Where --code lands in the work dir before it is unpacked and removed. */
+#define CODE_REMOTE ".mfs-code.tar"
+/* Extra lifetime the sandbox gets beyond --timeout so that our own exec
+ * timeout fires first and we destroy it cleanly. */
+#define SANDBOX_TIMEOUT_SLACK_S 60
+
+void mfs_job_init(struct mfs_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	mfs_strv_init(&job->argv);
+	mfs_kvlist_init(&job->env);
+	mfs_kvlist_init(&job->uploads);
+	mfs_strv_init(&job->forward_env);
+	mfs_strv_init(&job->rw_paths);
+}
+
+void mfs_job_release(struct mfs_job *job)
+{
+	free(job->image);
+	free(job->gpu);
+	free(job->network);
+	free(job->code_path);
+	free(job->metaflow_spec);
+	mfs_strv_release(&job->rw_paths);
+	mfs_strv_release(&job->argv);
+	mfs_kvlist_release(&job->env);
+	mfs_kvlist_release(&job->uploads);
+	mfs_strv_release(&job->forward_env);
+	mfs_step_release(&job->step);
+	mfs_job_init(job);
+}
+
+void mfs_job_set_argv(struct mfs_job *job, const char *const *argv)
+{
+	mfs_strv_release(&job->argv);
+	mfs_strv_pushv(&job->argv, argv);
+	mfs_step_release(&job->step);
+	job->is_step = mfs_step_parse((const char *const *)job->argv.v, &job->step);
+}
+
+void mfs_job_result_init(struct mfs_job_result *res)
+{
+	res->ran = false;
+	res->status = 0;
+	res->kept = NULL;
+	mfs_buf_init(&res->plan);
+}
+
+void mfs_job_result_release(struct mfs_job_result *res)
+{
+	mfs_buf_release(&res->plan);
+	mfs_job_result_init(res);
+}
+
+enum mfs_code mfs_job_prepare(struct mfs_job *job, struct mfs_err *err)
+{
+	return job->prepare ? job->prepare(job, err) : MFS_OK;
+}
+
+enum mfs_code mfs_job_finish(struct mfs_job *job, struct mfs_sandbox *sb,
+			     const struct mfs_job_outcome *outcome, struct mfs_err *err)
+{
+	return job->finish ? job->finish(job, sb, outcome, err) : MFS_OK;
+}
+
+static void say(const struct mfs_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const struct mfs_job *job, const char *fmt, ...)
+{
+	if (!job->say)
+		return;
+	struct mfs_buf b = MFS_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	mfs_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	job->say(job->say_ctx, b.data);
+	mfs_buf_release(&b);
+}
+
+/* ---- output passthrough ------------------------------------------------ */
+
+/* Writes everything, riding out EINTR and a non-blocking fd inherited from
+ * the parent.  Output to a closed pipe is dropped: the command keeps running
+ * and its status still matters. */
+static void write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+				(void)poll(&pfd, 1, -1);
+				continue;
+			}
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void passthrough(void *ctx, enum mfs_stream stream, const char *data, size_t len)
+{
+	(void)ctx;
+	write_all(stream == MFS_STDERR ? 2 : 1, data, len);
+}
+
+static const struct mfs_io passthrough_io = { passthrough, NULL };
+
+/* Collects a helper command's output (unpacking --code) for error messages. */
+static void collect(void *ctx, enum mfs_stream stream, const char *data, size_t len)
+{
+	struct mfs_buf *b = ctx;
+	(void)stream;
+	if (b->len < 4096)
+		mfs_buf_add(b, data, len);
+}
+
+/* ---- naming and labels ------------------------------------------------- */
+
+static void add_name_part(struct mfs_buf *out, const char *s)
+{
+	mfs_buf_addch(out, '-');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		mfs_buf_addch(out, ok ? (char)c : '-');
+	}
+}
+
+void mfs_job_sandbox_name(const struct mfs_job *job, struct mfs_buf *out)
+{
+	mfs_buf_adds(out, "mfs");
+	if (job->is_step) {
+		char attempt[16];
+		snprintf(attempt, sizeof(attempt), "%d", job->step.attempt);
+		add_name_part(out, job->step.flow_name);
+		add_name_part(out, job->step.run_id);
+		add_name_part(out, job->step.step);
+		add_name_part(out, job->step.task_id);
+		add_name_part(out, attempt);
+	} else {
+		mfs_buf_addf(out, "-%ld-%lld", (long)getpid(), (long long)time(NULL));
+	}
+}
+
+static long sandbox_timeout(const struct mfs_job *job)
+{
+	return job->timeout_s > 0 ? job->timeout_s + SANDBOX_TIMEOUT_SLACK_S : 0;
+}
+
+static void make_labels(const struct mfs_job *job, struct mfs_kvlist *labels)
+{
+	char num[32], host[256];
+
+	mfs_kvlist_set(labels, MFS_LABEL_OWNER, "1");
+	if (job->is_step) {
+		mfs_kvlist_set(labels, MFS_LABEL_FLOW, job->step.flow_name);
+		mfs_kvlist_set(labels, MFS_LABEL_RUN, job->step.run_id);
+		mfs_kvlist_set(labels, MFS_LABEL_STEP, job->step.step);
+		mfs_kvlist_set(labels, MFS_LABEL_TASK, job->step.task_id);
+		snprintf(num, sizeof(num), "%d", job->step.attempt);
+		mfs_kvlist_set(labels, MFS_LABEL_ATTEMPT, num);
+	}
+	snprintf(num, sizeof(num), "%lld", (long long)time(NULL));
+	mfs_kvlist_set(labels, MFS_LABEL_CREATED, num);
+	if (sandbox_timeout(job)) {
+		snprintf(num, sizeof(num), "%ld", sandbox_timeout(job));
+		mfs_kvlist_set(labels, MFS_LABEL_TIMEOUT, num);
+	}
+	snprintf(num, sizeof(num), "%ld", (long)getpid());
+	mfs_kvlist_set(labels, MFS_LABEL_PID, num);
+	if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		mfs_kvlist_set(labels, MFS_LABEL_HOST, host);
+	}
+}
+
+/* ---- dry run ----------------------------------------------------------- */
+
+static void add_redacted_word(struct mfs_buf *out, const char *word)
+{
+	struct mfs_buf clean = MFS_BUF_INIT;
+	mfs_redact_text(&clean, word);
+	mfs_buf_add_shell_quoted(out, clean.data ? clean.data : "");
+	mfs_buf_release(&clean);
+}
+
+static void plan_field(struct mfs_buf *out, const char *name, const char *value)
+{
+	mfs_buf_addf(out, "  %-8s %s\n", name, value && *value ? value : "(backend default)");
+}
+
+void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
+{
+	struct mfs_buf name = MFS_BUF_INIT, tmp = MFS_BUF_INIT;
+
+	mfs_job_sandbox_name(job, &name);
+	mfs_buf_addf(out, "dry run: nothing is created\nbackend: %s\nsandbox: %s\n",
+		     job->ops ? job->ops->name : "(none)", name.data);
+	plan_field(out, "image:", job->image);
+	if (job->cpu > 0)
+		mfs_buf_addf(&tmp, "%g", job->cpu);
+	plan_field(out, "cpu:", tmp.data);
+	mfs_buf_reset(&tmp);
+	if (job->memory_mb > 0)
+		mfs_buf_addf(&tmp, "%ld MB", job->memory_mb);
+	plan_field(out, "memory:", tmp.data);
+	mfs_buf_reset(&tmp);
+	if (job->disk_gb > 0)
+		mfs_buf_addf(&tmp, "%ld GB", job->disk_gb);
+	plan_field(out, "disk:", tmp.data);
+	mfs_buf_reset(&tmp);
+	mfs_buf_addf(out, "  %-8s %s\n", "gpu:", job->gpu ? job->gpu : "(none)");
+	plan_field(out, "network:", job->network);
+	if (job->timeout_s > 0)
+		mfs_buf_addf(out, "  %-8s %ld s\n", "timeout:", job->timeout_s);
+	else
+		mfs_buf_addf(out, "  %-8s (none)\n", "timeout:");
+	mfs_buf_addf(out, "  %-8s %s\n", "keep:", job->keep ? "yes" : "no");
+	if (job->is_step) {
+		mfs_buf_reset(&tmp);
+		mfs_step_pathspec(&job->step, &tmp);
+		mfs_buf_addf(out, "step: %s (attempt %d)\n", tmp.data, job->step.attempt);
+	}
+	mfs_buf_adds(out, "env:\n");
+	if (!job->env.n)
+		mfs_buf_adds(out, "  (none)\n");
+	for (size_t i = 0; i < job->env.n; i++) {
+		const struct mfs_kv *kv = &job->env.items[i];
+		mfs_buf_addf(out, "  %s=", kv->key);
+		if (mfs_secret_name(kv->key)) {
+			mfs_buf_adds(out, MFS_REDACTED);
+		} else {
+			mfs_buf_reset(&tmp);
+			mfs_redact_text(&tmp, kv->value);
+			mfs_buf_add_shell_quoted(out, tmp.data ? tmp.data : "");
+		}
+		mfs_buf_addch(out, '\n');
+	}
+	mfs_buf_adds(out, "uploads:\n");
+	if (!job->uploads.n && !job->code_path)
+		mfs_buf_adds(out, "  (none)\n");
+	for (size_t i = 0; i < job->uploads.n; i++)
+		mfs_buf_addf(out, "  %s -> %s\n", job->uploads.items[i].value, job->uploads.items[i].key);
+	if (job->code_path)
+		mfs_buf_addf(out, "  %s -> %s (unpacked into the work dir, then removed)\n",
+			     job->code_path, CODE_REMOTE);
+	mfs_buf_adds(out, "command:\n  ");
+	for (size_t i = 0; i < job->argv.n; i++) {
+		if (i)
+			mfs_buf_addch(out, ' ');
+		add_redacted_word(out, job->argv.v[i]);
+	}
+	mfs_buf_addch(out, '\n');
+	mfs_buf_release(&name);
+	mfs_buf_release(&tmp);
+}
+
+/* ---- the run ----------------------------------------------------------- */
+
+/* Seconds left before --timeout (>= 1), 0 without a timeout, -1 when past. */
+static long time_left(const struct mfs_job *job, long long deadline)
+{
+	if (job->timeout_s <= 0)
+		return 0;
+	long long left = deadline - (long long)mfs_now_s();
+	return left > 0 ? (long)left : -1;
+}
+
+static enum mfs_code check_between_steps(const struct mfs_job *job, long long deadline,
+					 struct mfs_err *err)
+{
+	if (mfs_cancelled())
+		return mfs_fail(err, MFS_ERR_CANCELLED, "cancelled by signal %d", mfs_cancel_signal());
+	if (time_left(job, deadline) < 0)
+		return mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout %lds reached before the command started",
+				job->timeout_s);
+	return MFS_OK;
+}
+
+static enum mfs_code check_local_files(const struct mfs_job *job, struct mfs_err *err)
+{
+	struct stat st;
+	for (size_t i = 0; i < job->uploads.n; i++) {
+		const char *local = job->uploads.items[i].value;
+		if (stat(local, &st) != 0)
+			return mfs_fail(err, MFS_ERR_USAGE, "--upload %s: %s", local, strerror(errno));
+		if (!S_ISREG(st.st_mode))
+			return mfs_fail(err, MFS_ERR_USAGE,
+					"--upload %s: not a regular file (ship directories with --code)", local);
+	}
+	if (job->code_path) {
+		if (stat(job->code_path, &st) != 0)
+			return mfs_fail(err, MFS_ERR_USAGE, "--code %s: %s", job->code_path, strerror(errno));
+		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			return mfs_fail(err, MFS_ERR_USAGE,
+					"--code %s: must be a directory or a tarball", job->code_path);
+	}
+	return MFS_OK;
+}
+
+/* Limits a backend cannot enforce are warned about, not refused: the
+ * command still runs correctly, only less confined.  What would change the
+ * command's world (--image, --gpu, --disk) is for the backend to refuse. */
+static void warn_unenforced(const struct mfs_job *job)
+{
+	unsigned caps = job->ops->caps;
+	const char *name = job->ops->name;
+	if (job->quiet)
+		return;
+	if (job->cpu > 0 && !(caps & MFS_CAP_CPU))
+		say(job, "warning: the %s backend cannot enforce --cpu; running without that limit", name);
+	if (job->memory_mb > 0 && !(caps & MFS_CAP_MEMORY))
+		say(job, "warning: the %s backend cannot enforce --memory; running without that limit", name);
+	if (job->network && strcmp(job->network, "none") == 0 && !(caps & MFS_CAP_NETWORK))
+		say(job, "warning: the %s backend cannot enforce --network none", name);
+}
+
+/* Packs a --code directory into a temp file; *tarball is what to upload
+ * and *temp is set when we must unlink it afterwards. */
+static enum mfs_code stage_code(const struct mfs_job *job, char **tarball, char **temp,
+				struct mfs_err *err)
+{
+	struct stat st;
+	*tarball = *temp = NULL;
+	if (!job->code_path)
+		return MFS_OK;
+	if (stat(job->code_path, &st) == 0 && S_ISREG(st.st_mode)) {
+		*tarball = mfs_xstrdup(job->code_path);
+		return MFS_OK;
+	}
+	const char *dir = getenv("TMPDIR");
+	struct mfs_buf path = MFS_BUF_INIT;
+	mfs_buf_addf(&path, "%s/mfs-code-XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(path.data);
+	if (fd < 0) {
+		enum mfs_code rc = mfs_fail(err, MFS_ERR_IO, "--code: cannot create a temp file in %s: %s",
+					    dir && *dir ? dir : "/tmp", strerror(errno));
+		mfs_buf_release(&path);
+		return rc;
+	}
+	close(fd);
+	*temp = mfs_buf_detach(&path, NULL);
+	*tarball = mfs_xstrdup(*temp);
+	return mfs_pack_dir(job->code_path, *temp, err);
+}
+
+static enum mfs_code ship_code(const struct mfs_job *job, struct mfs_sandbox *sb,
+			       const char *tarball, long long deadline, struct mfs_err *err)
+{
+	static const char *const unpack[] = {
+		"sh", "-c", "tar -xf \"$1\" && rm -f \"$1\"", "sh", CODE_REMOTE, NULL,
+	};
+	struct mfs_buf out = MFS_BUF_INIT;
+	struct mfs_io io = { collect, &out };
+	struct mfs_exec_req req = { .argv = unpack, .timeout_s = time_left(job, deadline) };
+	int status = 0;
+	enum mfs_code rc = job->ops->upload(sb, tarball, CODE_REMOTE, err);
+	if (rc != MFS_OK) {
+		mfs_err_prefix(err, "uploading --code");
+		goto out;
+	}
+	rc = job->ops->exec(sb, &req, &io, &status, err);
+	if (rc != MFS_OK) {
+		mfs_err_prefix(err, "unpacking --code");
+		goto out;
+	}
+	if (status != 0) {
+		char *nl = out.data ? strchr(out.data, '\n') : NULL;
+		if (nl)
+			*nl = '\0';
+		rc = mfs_fail(err, MFS_ERR_BACKEND, "unpacking --code in the sandbox failed (status %d): %s",
+			      status, out.data && *out.data ? out.data : "no output");
+	}
+out:
+	mfs_buf_release(&out);
+	return rc;
+}
+
+/* probe() is diagnosis, and can be costly (the local one starts a throw-away
+ * bubblewrap), so a run does not pay for it up front: only when create()
+ * fails do we ask probe() what is missing, whose answer ("set
+ * E2B_API_KEY", "install bubblewrap") is what the person needs. */
+static enum mfs_code explain_create_failure(const struct mfs_job *job, enum mfs_code rc,
+					    struct mfs_err *err)
+{
+	struct mfs_buf notes = MFS_BUF_INIT;
+	struct mfs_err perr = { MFS_OK, "" };
+	if (rc != MFS_ERR_CANCELLED && rc != MFS_ERR_USAGE &&
+	    job->ops->probe(&notes, &perr) != MFS_OK) {
+		*err = perr;
+		rc = perr.code;
+		mfs_err_prefix(err, "backend %s is not usable here", job->ops->name);
+	} else {
+		mfs_err_prefix(err, "creating the %s sandbox", job->ops->name);
+	}
+	mfs_buf_release(&notes);
+	return rc;
+}
+
+static void header(const struct mfs_job *job, const struct mfs_sandbox *sb)
+{
+	if (job->quiet || !job->is_step)
+		return;
+	struct mfs_buf ps = MFS_BUF_INIT;
+	mfs_step_pathspec(&job->step, &ps);
+	say(job, "%s (attempt %d) in %s sandbox %s", ps.data, job->step.attempt, job->ops->name,
+	    sb->id ? sb->id : "?");
+	mfs_buf_release(&ps);
+}
+
+static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
+{
+	struct mfs_buf how = MFS_BUF_INIT;
+	if (job->ops->describe)
+		job->ops->describe(sb, &how);
+	bool has_kill = how.data && strstr(how.data, "mfsandbox kill");
+	say(job, "kept %s sandbox %s (--keep)", job->ops->name, sb->id ? sb->id : "?");
+	/* describe() may return several lines: pass each on. */
+	for (char *line = how.data, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (*line)
+			say(job, "  %s", line);
+	}
+	if (!has_kill)
+		say(job, "remove it with: mfsandbox kill --backend %s %s", job->ops->name,
+		    sb->id ? sb->id : "?");
+	mfs_buf_release(&how);
+}
+
+enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struct mfs_err *err)
+{
+	enum mfs_code rc;
+	struct mfs_sandbox *sb = NULL;
+	struct mfs_kvlist labels = MFS_KVLIST_INIT;
+	struct mfs_buf name = MFS_BUF_INIT;
+	char *tarball = NULL, *temp = NULL;
+	long long deadline = (long long)mfs_now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
+	struct mfs_job_outcome outcome = { false, 0, MFS_ERR_BACKEND };
+
+	res->ran = false;
+	res->status = 0;
+	if (!job->ops)
+		return mfs_fail(err, MFS_ERR_USAGE, "no backend chosen");
+	rc = mfs_job_prepare(job, err);
+	if (rc != MFS_OK)
+		return rc;
+	if (!job->argv.n)
+		return mfs_fail(err, MFS_ERR_USAGE, "no command to run");
+	if (job->dry_run) {
+		mfs_job_describe(job, &res->plan);
+		return MFS_OK;
+	}
+
+	if ((rc = check_local_files(job, err)) != MFS_OK)
+		goto out;
+	warn_unenforced(job);
+	if ((rc = stage_code(job, &tarball, &temp, err)) != MFS_OK)
+		goto out;
+	if ((rc = check_between_steps(job, deadline, err)) != MFS_OK)
+		goto out;
+
+	mfs_job_sandbox_name(job, &name);
+	make_labels(job, &labels);
+	struct mfs_sandbox_spec spec = {
+		.name = name.data,
+		.labels = &labels,
+		.image = job->image,
+		.cpu = job->cpu,
+		.memory_mb = job->memory_mb,
+		.disk_gb = job->disk_gb,
+		.gpu = job->gpu,
+		.timeout_s = sandbox_timeout(job),
+		.create_timeout_s = time_left(job, deadline),
+		.env = &job->env,
+		.network = job->network,
+		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,
+		.quiet = job->quiet,
+	};
+	rc = job->ops->create(&spec, &sb, err);
+	if (rc != MFS_OK) {
+		sb = NULL; /* a failed create owns nothing we must destroy */
+		rc = explain_create_failure(job, rc, err);
+		goto out;
+	}
+	header(job, sb);
+
+	/* From here on every failure falls through to finish + destroy. */
+	for (size_t i = 0; i < job->uploads.n && rc == MFS_OK; i++) {
+		if ((rc = check_between_steps(job, deadline, err)) != MFS_OK)
+			break;
+		rc = job->ops->upload(sb, job->uploads.items[i].value, job->uploads.items[i].key, err);
+		if (rc != MFS_OK)
+			mfs_err_prefix(err, "--upload %s", job->uploads.items[i].value);
+	}
+	if (rc == MFS_OK && tarball && (rc = check_between_steps(job, deadline, err)) == MFS_OK)
+		rc = ship_code(job, sb, tarball, deadline, err);
+	if (rc == MFS_OK)
+		rc = check_between_steps(job, deadline, err);
+
+	if (rc == MFS_OK) {
+		struct mfs_exec_req req = {
+			.argv = (const char *const *)job->argv.v,
+			.timeout_s = time_left(job, deadline),
+		};
+		int status = 0;
+		outcome.ran = true;
+		res->ran = true;
+		rc = job->ops->exec(sb, &req, job->io ? job->io : &passthrough_io, &status, err);
+		if (rc == MFS_OK)
+			res->status = status;
+		else if (rc == MFS_ERR_TIMEOUT)
+			mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout %lds reached; the command was killed",
+				 job->timeout_s);
+		/* A signal that arrived while the command ran wins over its
+		 * status: the caller asked us to stop. */
+		if (rc == MFS_OK && mfs_cancelled())
+			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled by signal %d", mfs_cancel_signal());
+		outcome.status = res->status;
+	}
+	outcome.code = rc;
+
+	{
+		struct mfs_err ferr = { MFS_OK, "" };
+		enum mfs_code frc = mfs_job_finish(job, sb, &outcome, &ferr);
+		if (frc != MFS_OK) {
+			if (rc == MFS_OK) {
+				*err = ferr;
+				rc = frc;
+			} else {
+				say(job, "warning: %s", ferr.msg);
+			}
+		}
+	}
+
+out:
+	if (sb) {
+		if (job->keep) {
+			keep_notice(job, sb);
+			res->kept = sb;
+		} else {
+			struct mfs_err derr = { MFS_OK, "" };
+			char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;
+			if (job->ops->destroy(sb, &derr) != MFS_OK)
+				say(job, "warning: could not remove %s sandbox %s: %s (retry with: mfsandbox kill --backend %s %s)",
+				    job->ops->name, id ? id : "?", derr.msg, job->ops->name, id ? id : "ID");
+			free(id);
+		}
+	}
+	if (temp)
+		unlink(temp);
+	free(temp);
+	free(tarball);
+	mfs_kvlist_release(&labels);
+	mfs_buf_release(&name);
+	return rc;
+}

@@ -1,7 +1,0 @@
-/* main.c - the mfsandbox binary: everything happens in src/cli.c. */
-#include "mfs/cli.h"
-
-int main(int argc, char **argv)
-{
-	return mfs_cli_main(argc, argv);
-}

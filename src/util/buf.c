@@ -1,0 +1,281 @@
+/* buf.c - growable strings, argv vectors and key/value lists (include/mfs/util/buf.h). */
+#include "mfs/util/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void oom(void)
+{
+	static const char msg[] = "mfsandbox: out of memory\n";
+	ssize_t r = write(2, msg, sizeof(msg) - 1);
+	(void)r;
+	abort();
+}
+
+void *mfs_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *mfs_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *mfs_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom();
+	return q;
+}
+
+char *mfs_xstrdup(const char *s)
+{
+	return mfs_xstrndup(s, strlen(s));
+}
+
+char *mfs_xstrndup(const char *s, size_t n)
+{
+	char *p = mfs_xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+void mfs_buf_init(struct mfs_buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void mfs_buf_release(struct mfs_buf *b)
+{
+	free(b->data);
+	mfs_buf_init(b);
+}
+
+void mfs_buf_reset(struct mfs_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void mfs_buf_grow(struct mfs_buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+	if (need < b->len)
+		oom();
+	if (need <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap = cap * 2 > cap ? cap * 2 : need;
+	b->data = mfs_xrealloc(b->data, cap);
+	b->cap = cap;
+}
+
+void mfs_buf_add(struct mfs_buf *b, const void *data, size_t len)
+{
+	mfs_buf_grow(b, len);
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+}
+
+void mfs_buf_adds(struct mfs_buf *b, const char *s)
+{
+	mfs_buf_add(b, s, strlen(s));
+}
+
+void mfs_buf_addch(struct mfs_buf *b, char c)
+{
+	mfs_buf_add(b, &c, 1);
+}
+
+void mfs_buf_vaddf(struct mfs_buf *b, const char *fmt, va_list ap)
+{
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		return;
+	mfs_buf_grow(b, (size_t)n);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void mfs_buf_addf(struct mfs_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	mfs_buf_vaddf(b, fmt, ap);
+	va_end(ap);
+}
+
+/* Words made only of these need no quotes; anything else is single-quoted. */
+static int shell_safe(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || strchr("_-+./:=@%,", c)))
+			return 0;
+	}
+	return 1;
+}
+
+void mfs_buf_add_shell_quoted(struct mfs_buf *b, const char *s)
+{
+	if (shell_safe(s)) {
+		mfs_buf_adds(b, s);
+		return;
+	}
+	mfs_buf_addch(b, '\'');
+	for (; *s; s++) {
+		if (*s == '\'')
+			mfs_buf_adds(b, "'\\''");
+		else
+			mfs_buf_addch(b, *s);
+	}
+	mfs_buf_addch(b, '\'');
+}
+
+void mfs_buf_add_argv_quoted(struct mfs_buf *b, const char *const *argv)
+{
+	for (size_t i = 0; argv[i]; i++) {
+		if (i)
+			mfs_buf_addch(b, ' ');
+		mfs_buf_add_shell_quoted(b, argv[i]);
+	}
+}
+
+char *mfs_buf_detach(struct mfs_buf *b, size_t *len)
+{
+	char *p;
+	if (!b->data)
+		mfs_buf_grow(b, 0), b->data[0] = '\0';
+	p = b->data;
+	if (len)
+		*len = b->len;
+	mfs_buf_init(b);
+	return p;
+}
+
+void mfs_strv_init(struct mfs_strv *sv)
+{
+	sv->v = NULL;
+	sv->n = 0;
+	sv->cap = 0;
+}
+
+void mfs_strv_release(struct mfs_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	mfs_strv_init(sv);
+}
+
+static void strv_push_owned(struct mfs_strv *sv, char *s)
+{
+	if (sv->n + 2 > sv->cap) {
+		sv->cap = sv->cap ? sv->cap * 2 : 8;
+		sv->v = mfs_xrealloc(sv->v, sv->cap * sizeof(*sv->v));
+	}
+	sv->v[sv->n++] = s;
+	sv->v[sv->n] = NULL;
+}
+
+void mfs_strv_push(struct mfs_strv *sv, const char *s)
+{
+	strv_push_owned(sv, mfs_xstrdup(s));
+}
+
+void mfs_strv_pushf(struct mfs_strv *sv, const char *fmt, ...)
+{
+	struct mfs_buf b = MFS_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	mfs_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	strv_push_owned(sv, mfs_buf_detach(&b, NULL));
+}
+
+void mfs_strv_pushv(struct mfs_strv *sv, const char *const *argv)
+{
+	for (; *argv; argv++)
+		mfs_strv_push(sv, *argv);
+}
+
+void mfs_kvlist_init(struct mfs_kvlist *kv)
+{
+	kv->items = NULL;
+	kv->n = 0;
+	kv->cap = 0;
+}
+
+void mfs_kvlist_release(struct mfs_kvlist *kv)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		free(kv->items[i].key);
+		free(kv->items[i].value);
+	}
+	free(kv->items);
+	mfs_kvlist_init(kv);
+}
+
+void mfs_kvlist_set(struct mfs_kvlist *kv, const char *key, const char *value)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		if (strcmp(kv->items[i].key, key) == 0) {
+			char *v = mfs_xstrdup(value);
+			free(kv->items[i].value);
+			kv->items[i].value = v;
+			return;
+		}
+	}
+	if (kv->n == kv->cap) {
+		kv->cap = kv->cap ? kv->cap * 2 : 8;
+		kv->items = mfs_xrealloc(kv->items, kv->cap * sizeof(*kv->items));
+	}
+	kv->items[kv->n].key = mfs_xstrdup(key);
+	kv->items[kv->n].value = mfs_xstrdup(value);
+	kv->n++;
+}
+
+const char *mfs_kvlist_get(const struct mfs_kvlist *kv, const char *key)
+{
+	for (size_t i = 0; i < kv->n; i++)
+		if (strcmp(kv->items[i].key, key) == 0)
+			return kv->items[i].value;
+	return NULL;
+}
+
+bool mfs_kvlist_remove(struct mfs_kvlist *kv, const char *key)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		if (strcmp(kv->items[i].key, key) == 0) {
+			free(kv->items[i].key);
+			free(kv->items[i].value);
+			memmove(&kv->items[i], &kv->items[i + 1], (kv->n - i - 1) * sizeof(*kv->items));
+			kv->n--;
+			return true;
+		}
+	}
+	return false;
+}

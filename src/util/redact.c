@@ -1,0 +1,83 @@
+/* redact.c - hide values of secret-looking names (include/mfs/util/redact.h). */
+#include "mfs/util/redact.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const secret_words[] = {
+	"KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", NULL,
+};
+
+static bool contains_ci(const char *s, size_t n, const char *word)
+{
+	size_t m = strlen(word);
+	for (size_t i = 0; i + m <= n; i++)
+		if (strncasecmp(s + i, word, m) == 0)
+			return true;
+	return false;
+}
+
+static bool secret_span(const char *name, size_t n)
+{
+	for (const char *const *w = secret_words; *w; w++)
+		if (contains_ci(name, n, *w))
+			return true;
+	return false;
+}
+
+bool mfs_secret_name(const char *name)
+{
+	return secret_span(name, strlen(name));
+}
+
+static bool ident_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Length of the value starting at p, honouring shell quotes. */
+static size_t value_len(const char *p)
+{
+	const char *q = p;
+	while (*q && !strchr(" \t\n;&|", *q)) {
+		if (*q == '\'' || *q == '"') {
+			char quote = *q++;
+			while (*q && *q != quote) {
+				if (quote == '"' && *q == '\\' && q[1])
+					q++;
+				q++;
+			}
+			if (*q)
+				q++;
+		} else if (*q == '\\' && q[1]) {
+			q += 2;
+		} else {
+			q++;
+		}
+	}
+	return (size_t)(q - p);
+}
+
+void mfs_redact_text(struct mfs_buf *out, const char *text)
+{
+	const char *p = text;
+	while (*p) {
+		if (ident_char(*p) && (p == text || !ident_char(p[-1]))) {
+			const char *start = p;
+			while (ident_char(*p))
+				p++;
+			size_t n = (size_t)(p - start);
+			mfs_buf_add(out, start, n);
+			if (*p == '=' && secret_span(start, n)) {
+				size_t v = value_len(p + 1);
+				mfs_buf_addch(out, '=');
+				if (v)
+					mfs_buf_adds(out, MFS_REDACTED);
+				p += 1 + v;
+			}
+			continue;
+		}
+		mfs_buf_addch(out, *p++);
+	}
+}
