@@ -91,7 +91,7 @@ def test_sdk_session_is_one_long_lived_shell(client, daytona_emulator):
                 "while [ ! -e go ]; do sleep 0.02; done; echo second", run_async=True))
     for _ in range(400):
         logs = sb.process.get_session_command_logs("sh", first.cmd_id)
-        if logs.stdout:
+        if logs.stdout and logs.stderr:
             break
         time.sleep(0.05)
     assert (logs.stdout, logs.stderr) == ("first\n", "warn\n")
