@@ -1,5 +1,5 @@
 /*
- * e2btool - drives backends/e2b/e2b.c through its ops table alone, so the
+ * e2btool - drives backends/e2b/ through its ops table alone, so the
  * backend's contract (create/upload/exec/download/destroy, list, kill) is
  * tested without the executor in between.  Used by tests/py/test_e2b_*.py.
  *

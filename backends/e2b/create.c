@@ -1,0 +1,331 @@
+/*
+ * create.c - POST /sandboxes, and the sandbox struct's one free path.
+ *
+ * Why the pieces look the way they do:
+ * - The environment (which may hold secrets) goes with each Start request,
+ *   not into the create call's envVars: the control plane then never stores
+ *   it, and `mfsandbox ls` output or E2B's dashboard cannot show it.
+ * - The sandbox lifetime is set to the step timeout plus slack: omitting it
+ *   gives E2B's 15 s default, and a sandbox that expires mid-step surfaces as
+ *   a 502 "sandbox not found" that looks like a network fault.
+ * - Create is a POST, so it is never sent twice blindly.  429/503 mean
+ *   "nothing was made" and are retried.  After an ambiguous failure (a cut
+ *   connection, a 502/504 from the edge) the sandbox is looked up by the
+ *   launch's one-off metadata nonce: found, it is adopted (its envd token
+ *   comes back from GET /sandboxes/{id}); not found, the create is tried
+ *   again.  On the way out (signal, deadline, error) whatever carries the
+ *   nonce is deleted, so a half-finished create never leaks a billed sandbox.
+ */
+#include "internal.h"
+#include "mfs/util/buf.h"
+#include "mfs/util/cancel.h"
+#include "mfs/util/clock.h"
+#include "mfs/util/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LIFETIME_SLACK_S   300L   /* create, upload and teardown on top of the step */
+#define LIFETIME_PLAN_CAP  3600L  /* E2B's smallest plan caps a lifetime at 1 h */
+#define CREATE_ATTEMPTS    4
+
+/* Step timeout plus slack, but a step that fits in the smallest plan's 1 h
+ * cap keeps fitting (the slack shrinks instead): the API rejects a longer
+ * lifetime outright on that plan. */
+static long lifetime_s(const struct mfs_sandbox_spec *spec)
+{
+	long t = spec->timeout_s;
+	if (t <= 0)
+		return LIFETIME_PLAN_CAP;
+	if (t <= LIFETIME_PLAN_CAP && t + LIFETIME_SLACK_S > LIFETIME_PLAN_CAP)
+		return LIFETIME_PLAN_CAP;
+	return t + LIFETIME_SLACK_S;
+}
+
+static char *create_body(const struct mfs_sandbox_spec *spec, const char *nonce)
+{
+	json_t *meta = json_object();
+	if (spec->labels)
+		for (size_t i = 0; i < spec->labels->n; i++)
+			json_object_set_new(meta, spec->labels->items[i].key,
+					    json_string(spec->labels->items[i].value));
+	json_object_set_new(meta, NONCE_KEY, json_string(nonce));
+	bool offline = spec->network && !strcmp(spec->network, "none");
+	json_t *body = json_pack("{s:s, s:I, s:b, s:b, s:o, s:{}}",
+				 "templateID", spec->image && *spec->image ? spec->image : DEFAULT_TEMPLATE,
+				 "timeout", (json_int_t)lifetime_s(spec),
+				 "secure", 1,
+				 "allow_internet_access", !offline,
+				 "metadata", meta,
+				 "envVars");
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!s)
+		abort(); /* jansson only fails here on allocation */
+	return s;
+}
+
+/* Sandboxes carrying this launch's nonce, except `keep`: deleted. */
+struct nonce_sweep {
+	const struct e2b_conf *conf;
+	const char *keep;
+	char *first;           /* the first one found, for adoption */
+	bool delete;
+};
+
+static void nonce_seen(void *ctx, const struct mfs_sandbox_info *info)
+{
+	struct nonce_sweep *s = ctx;
+	struct mfs_err ignored;
+	if (!s->delete) {
+		if (!s->first)
+			s->first = mfs_xstrdup(info->id);
+	} else if (!s->keep || strcmp(info->id, s->keep)) {
+		e2b_delete_sandbox(s->conf, info->id, NULL, &ignored);
+	}
+}
+
+/* Runs after a signal or a passed deadline too: never cancellable. */
+static enum mfs_code visit_nonce(const struct e2b_conf *c, const char *nonce,
+				 struct nonce_sweep *s, struct mfs_err *err)
+{
+	struct mfs_buf q = MFS_BUF_INIT;
+	mfs_buf_addf(&q, NONCE_KEY "=%s", nonce);
+	enum mfs_code rc = e2b_list_by_metadata(c, q.data, nonce_seen, s, err);
+	mfs_buf_release(&q);
+	return rc;
+}
+
+static void sweep_nonce(const struct e2b_conf *c, const char *nonce, const char *keep)
+{
+	struct nonce_sweep s = { .conf = c, .keep = keep, .delete = true };
+	struct mfs_err ignored;
+	visit_nonce(c, nonce, &s, &ignored);
+}
+
+static bool backoff(int attempt)
+{
+	return mfs_cancel_sleep_ms(500L << attempt);
+}
+
+
+/* A Sandbox (201) or SandboxDetail (GET) answer: both carry the id, the
+ * envd version and token, and the domain. */
+static enum mfs_code parse_sandbox(const struct e2b_conf *c, const struct mfs_http_resp *resp,
+				   struct e2b_sandbox *sb, struct mfs_err *err)
+{
+	json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
+	const char *id = json_string_value(json_object_get(j, "sandboxID"));
+	const char *ver = json_string_value(json_object_get(j, "envdVersion"));
+	const char *tok = json_string_value(json_object_get(j, "envdAccessToken"));
+	const char *dom = json_string_value(json_object_get(j, "domain"));
+	enum mfs_code rc = MFS_OK;
+
+	if (!id || !*id || !ver) {
+		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "E2B answered HTTP %ld without "
+			      "sandboxID/envdVersion", resp->status);
+		goto out;
+	}
+	sb->base.id = mfs_xstrdup(id);
+	e2b_parse_version(ver, sb->envd_ver);
+	sb->token = tok ? mfs_xstrdup(tok) : NULL;
+	sb->envd_url = e2b_envd_base(c, id, dom);
+out:
+	json_decref(j);
+	return rc;
+}
+
+/* Takes over the sandbox a create whose answer was lost made. */
+static enum mfs_code adopt(const struct e2b_conf *c, const char *id, struct e2b_sandbox *sb,
+			   struct mfs_err *err)
+{
+	static const long ok[] = { 200, 0 };
+	struct mfs_http_resp resp;
+	mfs_http_resp_init(&resp);
+	enum mfs_code rc = e2b_sandbox_call(c, "GET", id, ok, &resp, err);
+	if (rc == MFS_OK)
+		rc = parse_sandbox(c, &resp, sb, err);
+	if (rc != MFS_OK)
+		mfs_err_prefix(err, "taking over E2B sandbox %s after a lost create answer", id);
+	mfs_http_resp_release(&resp);
+	return rc;
+}
+
+/* POST /sandboxes without ever keeping two: see the file comment.  On
+ * failure the caller sweeps the nonce. */
+static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sandbox_spec *spec,
+				 const char *nonce, struct e2b_sandbox *sb, bool *ambiguous_seen,
+				 struct mfs_err *err)
+{
+	const char *template = spec->image && *spec->image ? spec->image : DEFAULT_TEMPLATE;
+	long deadline = spec->create_timeout_s > 0 ? mfs_now_ms() + spec->create_timeout_s * 1000 : 0;
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT;
+	struct mfs_http_resp resp;
+	char *body = create_body(spec, nonce);
+	enum mfs_code rc;
+
+	mfs_http_resp_init(&resp);
+	e2b_api_headers(&hdrs, c, true);
+	mfs_buf_addf(&url, "%s/sandboxes", c->api_url);
+	struct mfs_http_req req = {
+		.method = "POST", .url = url.data, .headers = &hdrs,
+		.body = body, .body_len = strlen(body), .cancellable = true,
+	};
+	for (int attempt = 0;; attempt++) {
+		req.timeout_ms = API_TIMEOUT_MS * 3;
+		if (deadline && deadline - mfs_now_ms() < req.timeout_ms)
+			req.timeout_ms = deadline - mfs_now_ms() > 1 ? deadline - mfs_now_ms() : 1;
+		rc = mfs_http_do(&req, &resp, err);
+		if (rc == MFS_ERR_CANCELLED)
+			break;
+		if (rc == MFS_ERR_HTTP && deadline && mfs_now_ms() >= deadline) {
+			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
+				      "created within --timeout %lds", template, spec->create_timeout_s);
+			break;
+		}
+		if (rc != MFS_OK && rc != MFS_ERR_HTTP)
+			break;
+		if (rc == MFS_OK && resp.status == 201) {
+			rc = parse_sandbox(c, &resp, sb, err);
+			break;
+		}
+		/* The request may have made a sandbox: find it before trying again. */
+		if (rc == MFS_ERR_HTTP || resp.status == 502 || resp.status == 504) {
+			struct nonce_sweep s = { .conf = c };
+			struct mfs_err lookup_err;
+			*ambiguous_seen = true;
+			if (visit_nonce(c, nonce, &s, &lookup_err) != MFS_OK) {
+				if (rc == MFS_OK)
+					rc = e2b_status_fail(err, &req, &resp);
+				break; /* unknown: creating again could make a second one */
+			}
+			if (s.first) {
+				rc = adopt(c, s.first, sb, err);
+				free(s.first);
+				break;
+			}
+		} else if (resp.status != 429 && resp.status != 503) {
+			rc = e2b_status_fail(err, &req, &resp); /* refused: nothing was made */
+			break;
+		}
+		if (attempt + 1 >= CREATE_ATTEMPTS) {
+			if (rc == MFS_OK)
+				rc = e2b_status_fail(err, &req, &resp);
+			break;
+		}
+		if (!backoff(attempt)) {
+			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating the E2B sandbox");
+			break;
+		}
+		if (deadline && mfs_now_ms() >= deadline) {
+			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
+				      "created within --timeout %lds", template, spec->create_timeout_s);
+			break;
+		}
+	}
+	if (rc != MFS_OK && rc != MFS_ERR_CANCELLED && rc != MFS_ERR_TIMEOUT)
+		mfs_err_prefix(err, "creating the E2B sandbox (template %s)", template);
+	free(body);
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
+	return rc;
+}
+
+void e2b_sandbox_free(struct e2b_sandbox *sb)
+{
+	if (!sb)
+		return;
+	free(sb->base.id);
+	free(sb->base.workdir);
+	free(sb->envd_url);
+	if (sb->token) {
+		memset(sb->token, 0, strlen(sb->token));
+		free(sb->token);
+	}
+	mfs_kvlist_release(&sb->env);
+	free(sb->api_url);
+	free(sb);
+}
+
+/* E2B has no GPUs and sizes a sandbox by its template: a GPU request
+ * cannot be met at all (a usage error), a size only approximately (one
+ * line saying so, once per sandbox). */
+static enum mfs_code check_size(const struct mfs_sandbox_spec *spec, struct mfs_err *err)
+{
+	if (spec->gpu && *spec->gpu)
+		return mfs_fail(err, MFS_ERR_USAGE, "E2B sandboxes have no GPUs: drop --gpu (or "
+				"the step's gpu=) or choose another --backend");
+	if (!spec->quiet && (spec->cpu > 0 || spec->memory_mb > 0 || spec->disk_gb > 0)) {
+		struct mfs_buf b = MFS_BUF_INIT;
+		if (spec->image && *spec->image)
+			mfs_buf_addf(&b, "mfsandbox: e2b: --cpu, --memory and --disk are not applied: "
+				     "template %s decides the sandbox size\n", spec->image);
+		else
+			mfs_buf_adds(&b, "mfsandbox: e2b: --cpu, --memory and --disk are not applied: "
+				     "the default template " DEFAULT_TEMPLATE " has " BASE_SIZE
+				     "; pass --image with a template built to the size you need\n");
+		if (write(STDERR_FILENO, b.data, b.len) < 0) {
+			/* nowhere left to report it */
+		}
+		mfs_buf_release(&b);
+	}
+	return MFS_OK;
+}
+
+enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,
+				struct mfs_err *err)
+{
+	struct e2b_conf c;
+	struct e2b_sandbox *sb = NULL;
+	char nonce[33];
+	bool ambiguous = false;
+	enum mfs_code rc;
+
+	*out = NULL;
+	rc = e2b_conf_load(&c, err);
+	if (rc == MFS_OK)
+		rc = check_size(spec, err);
+	if (rc != MFS_OK)
+		goto out;
+
+	sb = mfs_xcalloc(1, sizeof(*sb));
+	sb->base.ops = &mfs_e2b_ops;
+	sb->base.workdir = mfs_xstrdup(WORKDIR);
+	sb->api_url = mfs_xstrdup(c.api_url);
+	sb->stream_idle_s = c.stream_idle_s;
+	mfs_kvlist_init(&sb->env);
+	if (spec->env)
+		for (size_t i = 0; i < spec->env->n; i++)
+			mfs_kvlist_set(&sb->env, spec->env->items[i].key, spec->env->items[i].value);
+
+	if (c.debug) {
+		/* What the SDK does in debug mode: a local envd, no control plane. */
+		sb->debug = true;
+		sb->base.id = mfs_xstrdup("debug_sandbox_id");
+		e2b_parse_version("99.99.99", sb->envd_ver);
+		sb->envd_url = e2b_envd_base(&c, sb->base.id, NULL);
+		goto done;
+	}
+
+	e2b_random_hex(nonce, 16);
+	rc = post_create(&c, spec, nonce, sb, &ambiguous, err);
+	if (rc != MFS_OK) {
+		/* A cut line, a signal or the deadline may have left one behind. */
+		sweep_nonce(&c, nonce, NULL);
+		goto out;
+	}
+	/* A create we retried may have landed twice after all: keep ours only. */
+	if (ambiguous)
+		sweep_nonce(&c, nonce, sb->base.id);
+done:
+	*out = &sb->base;
+	sb = NULL;
+	rc = MFS_OK;
+out:
+	e2b_sandbox_free(sb);
+	e2b_conf_release(&c);
+	return rc;
+}
