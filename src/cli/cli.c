@@ -45,7 +45,12 @@ void mfs_cli_say(void *ctx, const char *msg)
 {
 	struct mfs_buf line = MFS_BUF_INIT;
 	(void)ctx;
-	mfs_buf_addf(&line, "mfsandbox: %s\n", msg);
+	mfs_buf_adds(&line, "mfsandbox: ");
+	/* One line whatever the message quotes: a control byte from the user's
+	 * input (a newline in an --env name) would split it. */
+	for (const char *p = msg; *p; p++)
+		mfs_buf_addch(&line, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	mfs_buf_addch(&line, '\n');
 	/* One write so the line is not interleaved with the command's stderr. */
 	const char *p = line.data;
 	size_t n = line.len;

@@ -19,8 +19,12 @@
 #include "mfs/core/job_relay.h"
 #include "mfs/core/metaflow_task.h"
 #include "mfs/core/registry.h"
+#include "mfs/util/file.h"
 
 #define BACKEND_ENV "METAFLOW_SANDBOX_BACKEND"
+/* Linux's PATH_MAX - 1 and NAME_MAX: no sandbox can hold more. */
+#define MFS_REMOTE_PATH_MAX 4095
+#define MFS_REMOTE_NAME_MAX 255
 
 enum {
 	OPT_BACKEND = 256, OPT_CPU, OPT_MEMORY, OPT_DISK, OPT_GPU, OPT_IMAGE, OPT_NETWORK,
@@ -112,9 +116,9 @@ static enum mfs_code add_env(struct mfs_kvlist *env, const char *spec, const cha
 enum mfs_code mfs_cli_read_env_file(const char *path, struct mfs_kvlist *env, struct mfs_err *err)
 {
 	enum mfs_code rc = MFS_OK;
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return mfs_fail(err, MFS_ERR_USAGE, "--env-file %s: %s", path, strerror(errno));
+	FILE *f;
+	if ((rc = mfs_fopen_regular(path, "--env-file", MFS_ERR_USAGE, &f, err)) != MFS_OK)
+		return rc;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
@@ -153,12 +157,43 @@ enum mfs_code mfs_cli_read_env_file(const char *path, struct mfs_kvlist *env, st
 	return rc;
 }
 
+/* Why REMOTE cannot name a file in any sandbox, or NULL: caught here, the
+ * mistake costs no sandbox (a backend would find it only after create). */
+static const char *bad_remote(const char *remote)
+{
+	if (strlen(remote) > MFS_REMOTE_PATH_MAX)
+		return "is longer than 4095 bytes";
+	for (const char *s = remote; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return "holds a control character";
+	const char *last = remote;
+	for (const char *s = remote;;) {
+		size_t n = strcspn(s, "/");
+		if (n > MFS_REMOTE_NAME_MAX)
+			return "has a name longer than 255 bytes";
+		if (n == 2 && !strncmp(s, "..", 2))
+			return "must not contain '..'";
+		if (n)
+			last = s;
+		if (!s[n])
+			break;
+		s += n + 1;
+	}
+	size_t len = strlen(remote);
+	if (remote[len - 1] == '/' || !strcmp(last, "."))
+		return "must name a file, not a directory (e.g. data.csv:input/data.csv)";
+	return NULL;
+}
+
 static enum mfs_code add_upload(struct mfs_kvlist *uploads, const char *spec, struct mfs_err *err)
 {
 	const char *colon = strchr(spec, ':');
 	if (!colon || colon == spec || !colon[1])
 		return mfs_fail(err, MFS_ERR_USAGE, "--upload '%.80s': expected LOCAL:REMOTE, e.g. data.csv:input/data.csv",
 				spec);
+	const char *why = bad_remote(colon + 1);
+	if (why)
+		return mfs_fail(err, MFS_ERR_USAGE, "--upload '%.80s': REMOTE %s", spec, why);
 	char *local = mfs_xstrndup(spec, (size_t)(colon - spec));
 	mfs_kvlist_set(uploads, colon + 1, local);
 	free(local);

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mfs/util/file.h"
+
 void mfs_mf_spec_init(struct mfs_mf_spec *spec)
 {
 	memset(spec, 0, sizeof(*spec));
@@ -229,9 +231,9 @@ enum mfs_code mfs_mf_spec_load(const char *path, struct mfs_mf_spec *spec, struc
 	char chunk[8192];
 	size_t n;
 	enum mfs_code rc = MFS_OK;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return mfs_fail(err, MFS_ERR_CONFIG, "--metaflow-spec %s: %s", path, strerror(errno));
+	FILE *f;
+	if ((rc = mfs_fopen_regular(path, "--metaflow-spec", MFS_ERR_CONFIG, &f, err)) != MFS_OK)
+		return rc;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		mfs_buf_add(&text, chunk, n);
 	if (ferror(f))
@@ -419,11 +421,24 @@ void mfs_mf_io_write(void *ctx, enum mfs_stream stream, const char *data, size_t
 	struct mfs_buf *part = &t->partial[stream == MFS_STDERR ? 1 : 0];
 	while (len) {
 		const char *nl = memchr(data, '\n', len);
+		size_t n = nl ? (size_t)(nl - data) + 1 : len;
+		size_t room = MFS_MF_LINE_MAX - part->len;
+		if (n > room) {
+			/* A line longer than the bound (or output that never ends
+			 * one) is passed on in bounded pieces, each its own line,
+			 * instead of being held in memory without limit. */
+			mfs_buf_add(part, data, room);
+			mfs_buf_addch(part, '\n');
+			emit(t, stream, part->data, part->len);
+			mfs_buf_reset(part);
+			data += room;
+			len -= room;
+			continue;
+		}
 		if (!nl) {
 			mfs_buf_add(part, data, len);
 			return;
 		}
-		size_t n = (size_t)(nl - data) + 1;
 		if (part->len) {
 			mfs_buf_add(part, data, n);
 			emit(t, stream, part->data, part->len);

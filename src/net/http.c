@@ -168,21 +168,27 @@ static bool is_2xx(long s)
 	return s >= 200 && s < 300;
 }
 
-static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
+void mfs_http_take_header(struct mfs_http_resp *resp, long *status, const char *data, size_t len)
 {
-	struct xfer *x = ctx;
-	size_t len = size * nitems;
-
 	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		/* A new response (after 100 Continue): drop what came before. */
-		mfs_kvlist_release(&x->resp->headers);
+		mfs_kvlist_release(&resp->headers);
 		const char *sp = memchr(data, ' ', len);
-		x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		return len;
+		char code[4] = "";
+		/* The status is three digits; strtol on the raw line could read
+		 * past it (the line is not NUL-terminated). */
+		if (sp && (size_t)(data + len - sp) > 3) {
+			memcpy(code, sp + 1, 3);
+			if (!isdigit((unsigned char)code[0]) || !isdigit((unsigned char)code[1]) ||
+			    !isdigit((unsigned char)code[2]))
+				code[0] = '\0';
+		}
+		*status = code[0] ? strtol(code, NULL, 10) : 0;
+		return;
 	}
 	const char *colon = memchr(data, ':', len);
 	if (!colon)
-		return len;
+		return;
 	char *name = mfs_xstrndup(data, (size_t)(colon - data));
 	for (char *p = name; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
@@ -192,9 +198,16 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
 	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
 		end--;
 	char *value = mfs_xstrndup(v, (size_t)(end - v));
-	mfs_kvlist_set(&x->resp->headers, name, value);
+	mfs_kvlist_set(&resp->headers, name, value);
 	free(name);
 	free(value);
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
+{
+	struct xfer *x = ctx;
+	size_t len = size * nitems;
+	mfs_http_take_header(x->resp, &x->status, data, len);
 	return len;
 }
 
@@ -321,24 +334,23 @@ static bool status_retryable(long s)
 	return s == 429 || s == 502 || s == 503 || s == 504;
 }
 
-/* Retry-After: delta-seconds or an HTTP-date; -1 when absent or unusable. */
-static long retry_after_ms(const struct mfs_http_resp *resp)
+long mfs_http_retry_after_ms(const char *v, long long now)
 {
-	const char *v = mfs_http_header(resp, "retry-after");
 	if (!v || !*v)
 		return -1;
 	char *end;
-	long secs = strtol(v, &end, 10);
+	errno = 0;
+	long long secs = strtoll(v, &end, 10);
+	/* A peer's number: compare before multiplying, so no huge value wraps. */
 	if (end != v && *end == '\0' && secs >= 0)
-		return secs * 1000 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : secs * 1000;
+		return errno || secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (long)secs * 1000;
 	time_t when = curl_getdate(v, NULL);
 	if (when < 0)
 		return -1;
-	time_t now = time(NULL);
-	if (when <= now)
+	if ((long long)when <= now)
 		return 0;
-	long ms = (long)(when - now) * 1000;
-	return ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
+	long long delta = (long long)when - now;
+	return delta > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (long)delta * 1000;
 }
 
 /* Sleeps ms; false if cancellation arrived first (for cancellable requests). */
@@ -514,7 +526,8 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 			}
 			if (!may_retry || attempt >= req->retries || !status_retryable(resp->status))
 				goto out;
-			long wait = retry_after_ms(resp);
+			long wait = mfs_http_retry_after_ms(mfs_http_header(resp, "retry-after"),
+							    (long long)time(NULL));
 			if (wait < 0)
 				wait = backoff_ms(attempt);
 			if (deadline_left_ms(req) > 0 && wait >= deadline_left_ms(req))

@@ -227,6 +227,8 @@ void mfs_kvlist_init(struct mfs_kvlist *kv)
 	kv->items = NULL;
 	kv->n = 0;
 	kv->cap = 0;
+	kv->index = NULL;
+	kv->index_cap = 0;
 }
 
 void mfs_kvlist_release(struct mfs_kvlist *kv)
@@ -236,18 +238,65 @@ void mfs_kvlist_release(struct mfs_kvlist *kv)
 		free(kv->items[i].value);
 	}
 	free(kv->items);
+	free(kv->index);
 	mfs_kvlist_init(kv);
+}
+
+#define KV_INDEX_FROM 32 /* below this a scan is as fast as hashing */
+
+static size_t kv_hash(const char *s)
+{
+	size_t h = 14695981039346656037ULL; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static void kv_index_put(struct mfs_kvlist *kv, size_t pos)
+{
+	size_t mask = kv->index_cap - 1;
+	size_t slot = kv_hash(kv->items[pos].key) & mask;
+	while (kv->index[slot])
+		slot = (slot + 1) & mask;
+	kv->index[slot] = pos + 1;
+}
+
+static void kv_index_rebuild(struct mfs_kvlist *kv)
+{
+	size_t want = 64;
+	while (want < 4 * kv->n)
+		want *= 2;
+	free(kv->index);
+	kv->index = mfs_xcalloc(want, sizeof(*kv->index));
+	kv->index_cap = want;
+	for (size_t i = 0; i < kv->n; i++)
+		kv_index_put(kv, i);
+}
+
+/* Position of key in items, or kv->n when absent. */
+static size_t kv_find(const struct mfs_kvlist *kv, const char *key)
+{
+	if (!kv->index) {
+		size_t i = 0;
+		while (i < kv->n && strcmp(kv->items[i].key, key) != 0)
+			i++;
+		return i;
+	}
+	size_t mask = kv->index_cap - 1;
+	for (size_t slot = kv_hash(key) & mask; kv->index[slot]; slot = (slot + 1) & mask)
+		if (strcmp(kv->items[kv->index[slot] - 1].key, key) == 0)
+			return kv->index[slot] - 1;
+	return kv->n;
 }
 
 void mfs_kvlist_set(struct mfs_kvlist *kv, const char *key, const char *value)
 {
-	for (size_t i = 0; i < kv->n; i++) {
-		if (strcmp(kv->items[i].key, key) == 0) {
-			char *v = mfs_xstrdup(value);
-			free(kv->items[i].value);
-			kv->items[i].value = v;
-			return;
-		}
+	size_t i = kv_find(kv, key);
+	if (i < kv->n) {
+		char *v = mfs_xstrdup(value);
+		free(kv->items[i].value);
+		kv->items[i].value = v;
+		return;
 	}
 	if (kv->n == kv->cap) {
 		kv->cap = kv->cap ? kv->cap * 2 : 8;
@@ -256,26 +305,29 @@ void mfs_kvlist_set(struct mfs_kvlist *kv, const char *key, const char *value)
 	kv->items[kv->n].key = mfs_xstrdup(key);
 	kv->items[kv->n].value = mfs_xstrdup(value);
 	kv->n++;
+	if (kv->index && 2 * kv->n <= kv->index_cap)
+		kv_index_put(kv, kv->n - 1);
+	else if (kv->n >= KV_INDEX_FROM)
+		kv_index_rebuild(kv);
 }
 
 const char *mfs_kvlist_get(const struct mfs_kvlist *kv, const char *key)
 {
-	for (size_t i = 0; i < kv->n; i++)
-		if (strcmp(kv->items[i].key, key) == 0)
-			return kv->items[i].value;
-	return NULL;
+	size_t i = kv_find(kv, key);
+	return i < kv->n ? kv->items[i].value : NULL;
 }
 
 bool mfs_kvlist_remove(struct mfs_kvlist *kv, const char *key)
 {
-	for (size_t i = 0; i < kv->n; i++) {
-		if (strcmp(kv->items[i].key, key) == 0) {
-			free(kv->items[i].key);
-			free(kv->items[i].value);
-			memmove(&kv->items[i], &kv->items[i + 1], (kv->n - i - 1) * sizeof(*kv->items));
-			kv->n--;
-			return true;
-		}
-	}
-	return false;
+	size_t i = kv_find(kv, key);
+	if (i == kv->n)
+		return false;
+	free(kv->items[i].key);
+	free(kv->items[i].value);
+	memmove(&kv->items[i], &kv->items[i + 1], (kv->n - i - 1) * sizeof(*kv->items));
+	kv->n--;
+	/* Positions after i moved: rare enough to rebuild. */
+	if (kv->index)
+		kv_index_rebuild(kv);
+	return true;
 }

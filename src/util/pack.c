@@ -4,6 +4,11 @@
  * A hand-rolled walk (openat/fdopendir) instead of archive_read_disk keeps
  * the stored paths relative without chdir and lets us skip sockets/fifos,
  * which cannot be shipped anyway.
+ *
+ * The walk is a loop over an explicit stack of open directories, not a
+ * recursion: a tree thousands of levels deep must end in a clear error, not
+ * in a stack overflow.  Each level holds one directory fd, so the depth is
+ * bounded (MFS_PACK_MAX_DEPTH) well below the usual 1024-fd limit.
  */
 #include "mfs/util/pack.h"
 
@@ -18,6 +23,21 @@
 #include <unistd.h>
 
 #include "mfs/util/buf.h"
+
+/* One directory being listed: its sorted entry names and the next one. */
+struct level {
+	int fd;
+	char *rel;            /* "" for the top, else "a/b" */
+	struct mfs_strv names;
+	size_t next;
+};
+
+struct walk {
+	struct archive *a;
+	const char *top;      /* the --code DIR, for messages */
+	struct level *lv;
+	size_t depth;         /* levels in use */
+};
 
 static enum mfs_code add_file_data(struct archive *a, int fd, const char *rel, struct mfs_err *err)
 {
@@ -36,49 +56,87 @@ static enum mfs_code add_file_data(struct archive *a, int fd, const char *rel, s
 	}
 }
 
-static enum mfs_code add_entry(struct archive *a, int dirfd, const char *name,
-			       const char *rel, struct mfs_err *err);
-
-static enum mfs_code add_dir(struct archive *a, int fd, const char *rel, struct mfs_err *err)
+static int name_cmp(const void *x, const void *y)
 {
-	enum mfs_code rc = MFS_OK;
-	DIR *d = fdopendir(fd);
-	if (!d) {
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Takes fd (closed on every path); on success the level is on top. */
+static enum mfs_code push_dir(struct walk *w, int fd, const char *rel, struct mfs_err *err)
+{
+	if (w->depth == MFS_PACK_MAX_DEPTH) {
 		close(fd);
-		return mfs_fail(err, MFS_ERR_IO, "--code: cannot list %s: %s", rel, strerror(errno));
+		return mfs_fail(err, MFS_ERR_USAGE,
+				"--code %s: directories nested more than %d deep; pack the tree "
+				"yourself and pass the tarball to --code", w->top, MFS_PACK_MAX_DEPTH);
 	}
-	struct mfs_strv names = MFS_STRV_INIT;
+	/* fdopendir owns a dup so that the level keeps an fd for openat. */
+	int dfd = dup(fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		int e = errno;
+		if (dfd >= 0)
+			close(dfd);
+		close(fd);
+		return mfs_fail(err, MFS_ERR_IO, "--code: cannot list %s: %s", *rel ? rel : ".",
+				strerror(e));
+	}
+	struct level *l = &w->lv[w->depth++];
+	l->fd = fd;
+	l->rel = mfs_xstrdup(rel);
+	mfs_strv_init(&l->names);
+	l->next = 0;
 	struct dirent *de;
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			mfs_strv_push(&names, de->d_name);
-	/* Sorted so the same tree gives the same archive. */
-	for (size_t i = 1; i < names.n; i++)
-		for (size_t j = i; j > 0 && strcmp(names.v[j - 1], names.v[j]) > 0; j--) {
-			char *t = names.v[j];
-			names.v[j] = names.v[j - 1];
-			names.v[j - 1] = t;
-		}
-	for (size_t i = 0; i < names.n && rc == MFS_OK; i++) {
-		struct mfs_buf child = MFS_BUF_INIT;
-		if (*rel)
-			mfs_buf_addf(&child, "%s/", rel);
-		mfs_buf_adds(&child, names.v[i]);
-		rc = add_entry(a, dirfd(d), names.v[i], child.data, err);
-		mfs_buf_release(&child);
-	}
-	mfs_strv_release(&names);
+			mfs_strv_push(&l->names, de->d_name);
 	closedir(d);
+	/* Sorted so the same tree gives the same archive. */
+	if (l->names.n > 1)
+		qsort(l->names.v, l->names.n, sizeof(*l->names.v), name_cmp);
+	return MFS_OK;
+}
+
+static void pop_dir(struct walk *w)
+{
+	struct level *l = &w->lv[--w->depth];
+	close(l->fd);
+	free(l->rel);
+	mfs_strv_release(&l->names);
+}
+
+static enum mfs_code write_header(struct walk *w, const struct stat *st, int dirfd, const char *name,
+				  const char *rel, struct mfs_err *err)
+{
+	enum mfs_code rc = MFS_OK;
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_copy_stat(e, st);
+	archive_entry_set_uid(e, 0);
+	archive_entry_set_gid(e, 0);
+	archive_entry_set_pathname(e, rel);
+	if (S_ISLNK(st->st_mode)) {
+		char target[4096];
+		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+		if (n < 0) {
+			rc = mfs_fail(err, MFS_ERR_IO, "--code: cannot read link %s: %s", rel, strerror(errno));
+			goto out;
+		}
+		target[n] = '\0';
+		archive_entry_set_symlink(e, target);
+	}
+	if (archive_write_header(w->a, e) != ARCHIVE_OK)
+		rc = mfs_fail(err, MFS_ERR_IO, "--code: cannot pack %s: %s", rel, archive_error_string(w->a));
+out:
+	archive_entry_free(e);
 	return rc;
 }
 
-static enum mfs_code add_entry(struct archive *a, int dirfd, const char *name,
-			       const char *rel, struct mfs_err *err)
+/* Packs one entry of the top level; a directory is pushed to be walked. */
+static enum mfs_code add_entry(struct walk *w, const char *name, const char *rel, struct mfs_err *err)
 {
-	enum mfs_code rc = MFS_OK;
+	int dirfd = w->lv[w->depth - 1].fd;
 	struct stat st;
 	int fd = -1;
-	struct archive_entry *e = NULL;
 
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return mfs_fail(err, MFS_ERR_IO, "--code: cannot stat %s: %s", rel, strerror(errno));
@@ -90,35 +148,36 @@ static enum mfs_code add_entry(struct archive *a, int dirfd, const char *name,
 		if (fd < 0)
 			return mfs_fail(err, MFS_ERR_IO, "--code: cannot open %s: %s", rel, strerror(errno));
 	}
-	e = archive_entry_new();
-	archive_entry_copy_stat(e, &st);
-	archive_entry_set_uid(e, 0);
-	archive_entry_set_gid(e, 0);
-	archive_entry_set_pathname(e, rel);
-	if (S_ISLNK(st.st_mode)) {
-		char target[4096];
-		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
-		if (n < 0) {
-			rc = mfs_fail(err, MFS_ERR_IO, "--code: cannot read link %s: %s", rel, strerror(errno));
-			goto out;
-		}
-		target[n] = '\0';
-		archive_entry_set_symlink(e, target);
-	}
-	if (archive_write_header(a, e) != ARCHIVE_OK) {
-		rc = mfs_fail(err, MFS_ERR_IO, "--code: cannot pack %s: %s", rel, archive_error_string(a));
-		goto out;
-	}
-	if (S_ISREG(st.st_mode))
-		rc = add_file_data(a, fd, rel, err);
-	else if (S_ISDIR(st.st_mode)) {
-		rc = add_dir(a, fd, rel, err);
-		fd = -1; /* add_dir closed it */
-	}
-out:
-	archive_entry_free(e);
+	enum mfs_code rc = write_header(w, &st, dirfd, name, rel, err);
+	if (rc == MFS_OK && S_ISREG(st.st_mode))
+		rc = add_file_data(w->a, fd, rel, err);
+	if (rc == MFS_OK && S_ISDIR(st.st_mode))
+		return push_dir(w, fd, rel, err);
 	if (fd >= 0)
 		close(fd);
+	return rc;
+}
+
+static enum mfs_code walk_tree(struct walk *w, int top, struct mfs_err *err)
+{
+	enum mfs_code rc = push_dir(w, top, "", err);
+	struct mfs_buf rel = MFS_BUF_INIT;
+	while (rc == MFS_OK && w->depth) {
+		struct level *l = &w->lv[w->depth - 1];
+		if (l->next == l->names.n) {
+			pop_dir(w);
+			continue;
+		}
+		const char *name = l->names.v[l->next++];
+		mfs_buf_reset(&rel);
+		if (*l->rel)
+			mfs_buf_addf(&rel, "%s/", l->rel);
+		mfs_buf_adds(&rel, name);
+		rc = add_entry(w, name, rel.data, err);
+	}
+	while (w->depth)
+		pop_dir(w);
+	mfs_buf_release(&rel);
 	return rc;
 }
 
@@ -129,20 +188,22 @@ enum mfs_code mfs_pack_dir(const char *dir, const char *out_path, struct mfs_err
 	if (fd < 0)
 		return mfs_fail(err, MFS_ERR_USAGE, "--code %s: not a readable directory: %s", dir,
 				strerror(errno));
-	struct archive *a = archive_write_new();
-	archive_write_set_format_pax_restricted(a);
-	archive_write_add_filter_gzip(a);
-	if (archive_write_open_filename(a, out_path) != ARCHIVE_OK) {
+	struct walk w = { archive_write_new(), dir, NULL, 0 };
+	archive_write_set_format_pax_restricted(w.a);
+	archive_write_add_filter_gzip(w.a);
+	if (archive_write_open_filename(w.a, out_path) != ARCHIVE_OK) {
 		rc = mfs_fail(err, MFS_ERR_IO, "--code: cannot write %s: %s", out_path,
-			      archive_error_string(a));
+			      archive_error_string(w.a));
 		close(fd);
-		archive_write_free(a);
+		archive_write_free(w.a);
 		return rc;
 	}
-	rc = add_dir(a, fd, "", err);
-	if (archive_write_close(a) != ARCHIVE_OK && rc == MFS_OK)
+	w.lv = mfs_xcalloc(MFS_PACK_MAX_DEPTH, sizeof(*w.lv));
+	rc = walk_tree(&w, fd, err);
+	if (archive_write_close(w.a) != ARCHIVE_OK && rc == MFS_OK)
 		rc = mfs_fail(err, MFS_ERR_IO, "--code: cannot finish %s: %s", out_path,
-			      archive_error_string(a));
-	archive_write_free(a);
+			      archive_error_string(w.a));
+	archive_write_free(w.a);
+	free(w.lv);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mfs/util/buf.h"
@@ -44,11 +45,45 @@ static void addf_grows(void **state)
 	mfs_buf_release(&b);
 }
 
+/* Past the size where the hash index takes over: set, replace, get and
+ * remove keep the insertion order and find every key. */
+static void kvlist_large_keeps_order_and_finds_every_key(void **state)
+{
+	(void)state;
+	struct mfs_kvlist kv = MFS_KVLIST_INIT;
+	char key[32], val[32];
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "K%d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		mfs_kvlist_set(&kv, key, val);
+	}
+	for (int i = 0; i < 5000; i += 2) {
+		snprintf(key, sizeof(key), "K%d", i);
+		mfs_kvlist_set(&kv, key, "again");
+	}
+	assert_int_equal(kv.n, 5000);
+	assert_true(mfs_kvlist_remove(&kv, "K0"));
+	assert_false(mfs_kvlist_remove(&kv, "K0"));
+	assert_int_equal(kv.n, 4999);
+	for (int i = 1; i < 5000; i++) {
+		snprintf(key, sizeof(key), "K%d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		assert_string_equal(kv.items[i - 1].key, key);
+		assert_string_equal(mfs_kvlist_get(&kv, key), i % 2 ? val : "again");
+	}
+	assert_null(mfs_kvlist_get(&kv, "K5000"));
+	mfs_kvlist_set(&kv, "K0", "back");
+	assert_string_equal(kv.items[4999].key, "K0");
+	assert_string_equal(mfs_kvlist_get(&kv, "K0"), "back");
+	mfs_kvlist_release(&kv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(quoting_keeps_words_intact),
 		cmocka_unit_test(kvlist_set_replaces),
+		cmocka_unit_test(kvlist_large_keeps_order_and_finds_every_key),
 		cmocka_unit_test(addf_grows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,12 +67,59 @@ static void status_fail_maps_codes_and_names_request(void **state)
 	mfs_http_resp_release(&resp);
 }
 
+/* A peer's Retry-After is capped at 60 s whatever it says: a huge number
+ * once wrapped to a negative wait (signed overflow, an abort under UBSan). */
+static void retry_after_is_capped_and_never_overflows(void **state)
+{
+	(void)state;
+	long long now = 1700000000;
+	assert_int_equal(mfs_http_retry_after_ms(NULL, now), -1);
+	assert_int_equal(mfs_http_retry_after_ms("", now), -1);
+	assert_int_equal(mfs_http_retry_after_ms("soon", now), -1);
+	assert_int_equal(mfs_http_retry_after_ms("-5", now), -1);
+	assert_int_equal(mfs_http_retry_after_ms("0", now), 0);
+	assert_int_equal(mfs_http_retry_after_ms("7", now), 7000);
+	assert_int_equal(mfs_http_retry_after_ms("60", now), 60000);
+	assert_int_equal(mfs_http_retry_after_ms("61", now), 60000);
+	assert_int_equal(mfs_http_retry_after_ms("9223372036854775", now), 60000);
+	assert_int_equal(mfs_http_retry_after_ms("9223372036854775807", now), 60000);
+	assert_int_equal(mfs_http_retry_after_ms("99999999999999999999999", now), 60000);
+	/* HTTP-dates: past -> 0, near future -> the delta, far future -> cap. */
+	assert_int_equal(mfs_http_retry_after_ms("Tue, 14 Nov 2023 22:13:20 GMT", now), 0);
+	assert_int_equal(mfs_http_retry_after_ms("Tue, 14 Nov 2023 22:13:25 GMT", now), 5000);
+	assert_int_equal(mfs_http_retry_after_ms("Fri, 31 Dec 9999 23:59:59 GMT", now), 60000);
+}
+
+/* Header lines as libcurl hands them: not NUL-terminated, status line
+ * restarts the set, names lower-cased, values trimmed. */
+static void header_lines_are_parsed_within_their_length(void **state)
+{
+	(void)state;
+	struct mfs_http_resp resp;
+	long status = -1;
+	mfs_http_resp_init(&resp);
+	mfs_http_take_header(&resp, &status, "X-Old: 1\r\n", 10);
+	mfs_http_take_header(&resp, &status, "HTTP/1.1 503 Busy\r\n", 19);
+	assert_int_equal(status, 503);
+	assert_null(mfs_http_header(&resp, "x-old"));
+	mfs_http_take_header(&resp, &status, "Retry-After:  7 \r\n", 18);
+	assert_string_equal(mfs_http_header(&resp, "retry-after"), "7");
+	/* "HTTP/1.1 2" then bytes the line does not own: never read. */
+	mfs_http_take_header(&resp, &status, "HTTP/1.1 2004", 10);
+	assert_int_equal(status, 0);
+	mfs_http_take_header(&resp, &status, "HTTP/2 20x\r\n", 12);
+	assert_int_equal(status, 0);
+	mfs_http_resp_release(&resp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(urlencode_keeps_only_unreserved),
 		cmocka_unit_test(url_for_log_drops_credentials_and_query),
 		cmocka_unit_test(status_fail_maps_codes_and_names_request),
+		cmocka_unit_test(retry_after_is_capped_and_never_overflows),
+		cmocka_unit_test(header_lines_are_parsed_within_their_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

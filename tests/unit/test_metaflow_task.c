@@ -269,6 +269,39 @@ static void output_lines_are_decorated_once(void **state)
 	mfs_buf_release(&cap.out[1]);
 }
 
+/* Output that never ends a line is passed on in bounded pieces: once it
+ * was held in memory until the command ended, however large. */
+static void an_endless_line_is_held_only_up_to_the_bound(void **state)
+{
+	(void)state;
+	struct capture cap = { { MFS_BUF_INIT, MFS_BUF_INIT } };
+	struct mfs_io down = { capture_write, &cap };
+	struct mfs_mf_task t;
+	char chunk[4096];
+	size_t sent = 0;
+	mfs_mf_task_init(&t, NULL);
+	t.down = &down;
+	memset(chunk, 'x', sizeof(chunk));
+	for (int i = 0; i < 1024; i++) { /* 4 MiB, no newline */
+		mfs_mf_io_write(&t, MFS_STDOUT, chunk, sizeof(chunk));
+		sent += sizeof(chunk);
+		assert_true(t.partial[0].len <= MFS_MF_LINE_MAX);
+	}
+	mfs_mf_io_write(&t, MFS_STDOUT, chunk, 100);
+	sent += 100;
+	mfs_mf_io_write(&t, MFS_STDOUT, "end\n", 4);
+	mfs_mf_task_release(&t);
+	/* Every byte arrived, in 64 lines of the bound and one with the rest. */
+	size_t xs = 0;
+	for (size_t i = 0; i < cap.out[0].len; i++)
+		xs += cap.out[0].data[i] == 'x';
+	assert_int_equal(xs, sent);
+	assert_int_equal(count(cap.out[0].data, "[MFLOG|0|"), sent / MFS_MF_LINE_MAX + 1);
+	assert_non_null(strstr(cap.out[0].data, "xend\n"));
+	mfs_buf_release(&cap.out[0]);
+	mfs_buf_release(&cap.out[1]);
+}
+
 static char *write_temp(const char *text, const char *suffix)
 {
 	char path[] = "/tmp/mfs-test-XXXXXX";
@@ -351,6 +384,7 @@ int main(void)
 		cmocka_unit_test(script_keeps_metaflow_semantics_in_order),
 		cmocka_unit_test(long_input_paths_move_to_env_chunks),
 		cmocka_unit_test(output_lines_are_decorated_once),
+		cmocka_unit_test(an_endless_line_is_held_only_up_to_the_bound),
 		cmocka_unit_test(prepare_rewrites_the_job),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

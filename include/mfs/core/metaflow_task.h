@@ -63,6 +63,10 @@ enum mfs_code mfs_mf_build_script(const struct mfs_mf_spec *spec, const struct m
 				  const char *const *argv, struct mfs_kvlist *env_out,
 				  struct mfs_buf *out, struct mfs_err *err);
 
+/* The longest output line held back to be decorated whole; a longer one is
+ * passed on in pieces of this size, each decorated as a line of its own. */
+#define MFS_MF_LINE_MAX (64 * 1024)
+
 /* State of one `run --metaflow-spec`: the hook's context. */
 struct mfs_mf_task {
 	char *spec_path;

@@ -69,6 +69,16 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 /* Case-insensitive header lookup; NULL if absent. */
 const char *mfs_http_header(const struct mfs_http_resp *resp, const char *name);
 
+/* A Retry-After value (delta-seconds or an HTTP-date, now in epoch seconds)
+ * as milliseconds to wait, capped at 60 s whatever the peer sent; -1 when
+ * absent or unusable. */
+long mfs_http_retry_after_ms(const char *value, long long now);
+
+/* One header line as libcurl hands it (not NUL-terminated): a status line
+ * sets *status (0 when it has no 3-digit code) and drops earlier headers;
+ * "Name: value" is stored lower-cased in resp->headers. */
+void mfs_http_take_header(struct mfs_http_resp *resp, long *status, const char *data, size_t len);
+
 /* Percent-encodes s (RFC 3986 unreserved kept); keep_slash for S3 keys. */
 void mfs_http_urlencode(struct mfs_buf *out, const char *s, bool keep_slash);
 

@@ -64,12 +64,17 @@ struct mfs_kv {
 	char *key;
 	char *value;
 };
+/* Lists past a few dozen keys get a hash index (positions + 1, 0 = empty),
+ * so that n sets cost O(n), not O(n^2): an env file or a spec may hold
+ * thousands of names.  items keeps the insertion order. */
 struct mfs_kvlist {
 	struct mfs_kv *items;
 	size_t n;
 	size_t cap;
+	size_t *index;
+	size_t index_cap;     /* 0 or a power of two >= 2 * n */
 };
-#define MFS_KVLIST_INIT { NULL, 0, 0 }
+#define MFS_KVLIST_INIT { NULL, 0, 0, NULL, 0 }
 
 void mfs_kvlist_init(struct mfs_kvlist *kv);
 void mfs_kvlist_release(struct mfs_kvlist *kv);

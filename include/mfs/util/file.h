@@ -1,0 +1,20 @@
+/*
+ * file.h - opening a file named on the command line or in the environment.
+ *
+ * A FIFO or a device given where a file is expected would block open() or
+ * read() forever (`--env-file <(...)` with no writer, /dev/zero): those are
+ * refused at once, before anything waits on them.
+ */
+#ifndef MFS_FILE_H
+#define MFS_FILE_H
+
+#include <stdio.h>
+
+#include "mfs/util/err.h"
+
+/* Opens path read-only without blocking and sets *out only when it is a
+ * regular file; else returns `code` with "<what> <path>: <why>" in err. */
+enum mfs_code mfs_fopen_regular(const char *path, const char *what, enum mfs_code code,
+				FILE **out, struct mfs_err *err);
+
+#endif

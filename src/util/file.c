@@ -1,0 +1,32 @@
+/* file.c - opening only regular files (include/mfs/util/file.h). */
+#include "mfs/util/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum mfs_code mfs_fopen_regular(const char *path, const char *what, enum mfs_code code,
+				FILE **out, struct mfs_err *err)
+{
+	*out = NULL;
+	/* O_NONBLOCK: open() of a FIFO without a writer returns at once. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return mfs_fail(err, code, "%s %s: %s", what, path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return mfs_fail(err, code, "%s %s: not a regular file", what, path);
+	}
+	int fl = fcntl(fd, F_GETFL);
+	FILE *f = fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		int e = errno;
+		close(fd);
+		return mfs_fail(err, code, "%s %s: %s", what, path, strerror(e));
+	}
+	*out = f;
+	return MFS_OK;
+}
