@@ -11,8 +11,8 @@
  * - Without --image the sandbox comes from the default snapshot, the warm
  *   pool's fast path.  A snapshot fixes the size, and the API refuses
  *   cpu/memory/disk with one, so those flags apply only with --image (a
- *   build from `FROM <image>`); without it we say on stderr that they are
- *   ignored.  The environment never goes into the create call either (it
+ *   build from `FROM <image>`); without it daytona_caps_for tells the
+ *   executor, which warns or refuses.  The environment never goes into the create call either (it
  *   would miss the warm pool, and the API would store secrets): each command
  *   gets it through a script uploaded next to it, which removes itself.
  *   Without env the script goes inline in the command (one request less).
@@ -868,14 +868,6 @@ static enum mfs_code daytona_create(const struct mfs_sandbox_spec *spec, struct 
 		for (size_t i = 0; i < spec->env->n; i++)
 			mfs_kvlist_set(&sb->env, spec->env->items[i].key, spec->env->items[i].value);
 
-	/* Only a request beyond the default snapshot's size (1 vCPU, 1 GiB,
-	 * 3 GiB) is worth a note: @daytona always passes its defaults. */
-	if (!image && !spec->quiet &&
-	    (spec->cpu > SNAPSHOT_CPU || spec->memory_mb > SNAPSHOT_MEMORY_MB ||
-	     spec->disk_gb > SNAPSHOT_DISK_GB || (spec->gpu && *spec->gpu)))
-		say("daytona: --cpu, --memory, --disk and --gpu apply only with --image; the "
-		    "default snapshot's size is used\n");
-
 	random_hex(nonce, 16);
 	body = create_body(spec, &sb->conf, nonce);
 	rc = post_create(&sb->conf, body, nonce, deadline, &id, &s, err);
@@ -1536,11 +1528,32 @@ static void daytona_describe(const struct mfs_sandbox *base, struct mfs_buf *out
 		     sb->base.id, sb->toolbox ? sb->toolbox : "?", sb->base.id);
 }
 
+/* Sizes apply only with --image (a snapshot fixes them).  Without it a
+ * request within the default snapshot's size (1 vCPU, 1 GiB, 3 GiB) is met
+ * anyway, which matters since @daytona always passes its defaults. */
+static unsigned daytona_caps_for(const struct mfs_sandbox_spec *spec, struct mfs_buf *why)
+{
+	unsigned caps = mfs_daytona_ops.caps;
+	if (spec->image && *spec->image)
+		return caps;
+	caps &= ~(unsigned)(MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_DISK | MFS_CAP_GPU);
+	if (spec->cpu <= SNAPSHOT_CPU)
+		caps |= MFS_CAP_CPU;
+	if (spec->memory_mb <= SNAPSHOT_MEMORY_MB)
+		caps |= MFS_CAP_MEMORY;
+	if (spec->disk_gb <= SNAPSHOT_DISK_GB)
+		caps |= MFS_CAP_DISK;
+	mfs_buf_adds(why, "without --image the default snapshot's size (1 vCPU, 1 GiB, 3 GiB) "
+		     "is used and no GPU; sizes and --gpu apply with --image");
+	return caps;
+}
+
 const struct mfs_backend_ops mfs_daytona_ops = {
 	.name = "daytona",
 	.summary = "Daytona cloud sandboxes (REST + toolbox API; needs DAYTONA_API_KEY)",
 	.caps = MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_DISK | MFS_CAP_GPU | MFS_CAP_IMAGE |
 		MFS_CAP_NETWORK | MFS_CAP_STREAM | MFS_CAP_DOWNLOAD | MFS_CAP_LIST,
+	.caps_for = daytona_caps_for,
 	.probe = daytona_probe,
 	.create = daytona_create,
 	.upload = daytona_upload,

@@ -250,31 +250,6 @@ void e2b_sandbox_free(struct e2b_sandbox *sb)
 	free(sb);
 }
 
-/* E2B has no GPUs and sizes a sandbox by its template: a GPU request
- * cannot be met at all (a usage error), a size only approximately (one
- * line saying so, once per sandbox). */
-static enum mfs_code check_size(const struct mfs_sandbox_spec *spec, struct mfs_err *err)
-{
-	if (spec->gpu && *spec->gpu)
-		return mfs_fail(err, MFS_ERR_USAGE, "E2B sandboxes have no GPUs: drop --gpu (or "
-				"the step's gpu=) or choose another --backend");
-	if (!spec->quiet && (spec->cpu > 0 || spec->memory_mb > 0 || spec->disk_gb > 0)) {
-		struct mfs_buf b = MFS_BUF_INIT;
-		if (spec->image && *spec->image)
-			mfs_buf_addf(&b, "mfsandbox: e2b: --cpu, --memory and --disk are not applied: "
-				     "template %s decides the sandbox size\n", spec->image);
-		else
-			mfs_buf_adds(&b, "mfsandbox: e2b: --cpu, --memory and --disk are not applied: "
-				     "the default template " DEFAULT_TEMPLATE " has " BASE_SIZE
-				     "; pass --image with a template built to the size you need\n");
-		if (write(STDERR_FILENO, b.data, b.len) < 0) {
-			/* nowhere left to report it */
-		}
-		mfs_buf_release(&b);
-	}
-	return MFS_OK;
-}
-
 enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,
 				struct mfs_err *err)
 {
@@ -286,8 +261,6 @@ enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox
 
 	*out = NULL;
 	rc = e2b_conf_load(&c, err);
-	if (rc == MFS_OK)
-		rc = check_size(spec, err);
 	if (rc != MFS_OK)
 		goto out;
 

@@ -21,7 +21,7 @@ static enum mfs_code e2b_probe(struct mfs_buf *notes, struct mfs_err *err)
 	if (rc == MFS_OK && notes) {
 		mfs_buf_adds(notes, "sandbox size comes from the template (--image, default "
 			     DEFAULT_TEMPLATE ", " BASE_SIZE "): --cpu, --memory and --disk are "
-			     "not applied; --gpu is refused (E2B has no GPUs)\n");
+			     "not applied; --disk and --gpu are refused\n");
 		if (c.debug)
 			mfs_buf_adds(notes, "E2B_DEBUG=true: envd on localhost:" ENVD_PORT
 				     ", no control plane\n");
@@ -37,13 +37,27 @@ static void e2b_describe(const struct mfs_sandbox *base, struct mfs_buf *out)
 		     sb->base.id, sb->envd_url, sb->base.id);
 }
 
+/* E2B has no GPUs and sizes a sandbox by its template: --gpu and --disk
+ * cannot be met (the executor refuses them), --cpu and --memory are not
+ * applied (it warns in one line naming the template). */
+static unsigned e2b_caps_for(const struct mfs_sandbox_spec *spec, struct mfs_buf *why)
+{
+	if (spec->gpu && *spec->gpu)
+		mfs_buf_adds(why, "E2B sandboxes have no GPUs");
+	else if (spec->image && *spec->image)
+		mfs_buf_addf(why, "template %s decides the sandbox size", spec->image);
+	else
+		mfs_buf_adds(why, "the default template " DEFAULT_TEMPLATE " has " BASE_SIZE
+			     "; pass --image with a template built to the size you need");
+	return mfs_e2b_ops.caps;
+}
+
 const struct mfs_backend_ops mfs_e2b_ops = {
 	.name = "e2b",
 	.summary = "E2B cloud sandboxes (Firecracker microVMs; needs E2B_API_KEY)",
-	/* CPU/MEMORY: not enforced, but create says so itself in one line that
-	 * names the template, instead of the executor's line per flag. */
-	.caps = MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_IMAGE | MFS_CAP_NETWORK |
-		MFS_CAP_STREAM | MFS_CAP_DOWNLOAD | MFS_CAP_LIST,
+	.caps = MFS_CAP_IMAGE | MFS_CAP_NETWORK | MFS_CAP_STREAM | MFS_CAP_DOWNLOAD |
+		MFS_CAP_LIST,
+	.caps_for = e2b_caps_for,
 	.probe = e2b_probe,
 	.create = e2b_create,
 	.upload = e2b_upload,

@@ -119,12 +119,6 @@ static enum mfs_code make_dirs(struct local_sandbox *ls, const char *root, const
 static enum mfs_code local_create(const struct mfs_sandbox_spec *spec,
 				  struct mfs_sandbox **out, struct mfs_err *err)
 {
-	const char *what = spec->image ? "--image" : spec->gpu ? "--gpu"
-			 : spec->disk_gb > 0 ? "--disk" : NULL;
-	if (what)
-		return mfs_fail(err, MFS_ERR_UNSUPPORTED,
-				"the local backend runs on this machine's own filesystem and cannot honour %s; "
-				"drop it or choose another --backend", what);
 	bool net_none = false;
 	if (spec->network && strcmp(spec->network, "host") != 0) {
 		if (strcmp(spec->network, "none") != 0)
@@ -202,11 +196,20 @@ static void local_describe(const struct mfs_sandbox *sb, struct mfs_buf *out)
 	mfs_buf_addf(out, "remove it with: mfsandbox kill %s\n", sb->id);
 }
 
+/* Only to say why --image, --gpu and --disk are refused (by the executor). */
+static unsigned local_caps_for(const struct mfs_sandbox_spec *spec, struct mfs_buf *why)
+{
+	(void)spec;
+	mfs_buf_adds(why, "it runs on this machine's own filesystem");
+	return mfs_local_ops.caps;
+}
+
 const struct mfs_backend_ops mfs_local_ops = {
 	.name = "local",
 	.summary = "bubblewrap sandbox on this machine (no account needed)",
 	.caps = MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_NETWORK | MFS_CAP_STREAM |
 		MFS_CAP_DOWNLOAD | MFS_CAP_LIST,
+	.caps_for = local_caps_for,
 	.probe = local_probe,
 	.create = local_create,
 	.upload = local_upload,

@@ -5,7 +5,9 @@
  * `const struct mfs_backend_ops` and nothing else is exported.  The registry
  * (registry.h) maps names to these tables.  Backends may include headers of
  * the lower layers only (err, buf, cancel, http, json, log); never the
- * executor or CLI headers: tests/structure enforces it.
+ * executor or CLI headers: tests/structure enforces it.  A backend never
+ * writes to stderr and never exits: a line for the person goes through the
+ * `say` channel (util/say.h) the executor hands it, an error is returned.
  *
  * Lifetime: create() returns a struct mfs_sandbox that the executor owns;
  * destroy() removes the remote/local sandbox AND frees the struct, on every
@@ -22,6 +24,7 @@
 
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
+#include "mfs/util/say.h"
 
 /* Label keys set on every sandbox mfsandbox creates. */
 #define MFS_LABEL_OWNER    "mfsandbox"          /* value: "1"; marks the sandbox as ours */
@@ -35,13 +38,17 @@
 #define MFS_LABEL_HOST     "mfsandbox.host"     /* launcher hostname */
 #define MFS_LABEL_PID      "mfsandbox.pid"      /* launcher pid, for `kill --stale` */
 
-/* Capability flags: what a backend can honour. */
+/* Capability flags: what a backend can honour.  The executor, and only it,
+ * turns a flag asked of a backend without the cap into a refusal (exit 202)
+ * for what would change the command's world (image, gpu, disk), or into one
+ * warning line for a limit that only confines less (cpu, memory, network
+ * none).  Backends neither warn nor refuse these themselves. */
 enum {
 	MFS_CAP_CPU      = 1u << 0, /* --cpu is enforced */
 	MFS_CAP_MEMORY   = 1u << 1, /* --memory is enforced */
-	MFS_CAP_DISK     = 1u << 2,
-	MFS_CAP_GPU      = 1u << 3,
-	MFS_CAP_IMAGE    = 1u << 4, /* --image selects the environment */
+	MFS_CAP_DISK     = 1u << 2, /* --disk is provided; else refused */
+	MFS_CAP_GPU      = 1u << 3, /* --gpu is provided; else refused */
+	MFS_CAP_IMAGE    = 1u << 4, /* --image selects the environment; else refused */
 	MFS_CAP_NETWORK  = 1u << 5, /* --network none is enforced */
 	MFS_CAP_STREAM   = 1u << 6, /* output arrives while the command runs */
 	MFS_CAP_DOWNLOAD = 1u << 7,
@@ -65,7 +72,10 @@ struct mfs_sandbox_spec {
 	const struct mfs_kvlist *env;     /* environment for every command (may hold secrets) */
 	const char *network;              /* "host", "none" or NULL for the backend default */
 	const struct mfs_strv *rw_paths;  /* host dirs bound read-write (local backend only) */
-	bool quiet;                       /* no progress lines on stderr */
+	bool quiet;                       /* --quiet (the channel drops already) */
+	/* Where create() speaks (progress, notes); owned by the executor,
+	 * which also stores it in the sandbox's `say` for later ops. */
+	const struct mfs_say *say;
 };
 
 /* Base of every backend's private sandbox struct (embed it first). */
@@ -73,6 +83,8 @@ struct mfs_sandbox {
 	const struct mfs_backend_ops *ops;
 	char *id;       /* provider's id; owned */
 	char *workdir;  /* absolute path of the writable work dir inside; owned */
+	/* Message channel, set by the executor after create(); may be NULL. */
+	const struct mfs_say *say;
 };
 
 enum mfs_stream { MFS_STDOUT = 1, MFS_STDERR = 2 };
@@ -103,7 +115,15 @@ typedef void (*mfs_list_fn)(void *ctx, const struct mfs_sandbox_info *info);
 struct mfs_backend_ops {
 	const char *name;
 	const char *summary;   /* one line for `mfsandbox backends` */
-	unsigned caps;         /* MFS_CAP_* */
+	unsigned caps;         /* MFS_CAP_* it can honour in some configuration */
+
+	/* Optional, when what holds depends on the spec (Daytona sizes a
+	 * sandbox only with --image; a size within the default snapshot's is
+	 * met anyway): the MFS_CAP_* honoured for this spec.  For a flag asked
+	 * but not covered it appends to `why` one clause saying why and what to
+	 * do instead, which the executor quotes.  NULL: `caps`, always.  Pure:
+	 * no I/O. */
+	unsigned (*caps_for)(const struct mfs_sandbox_spec *spec, struct mfs_buf *why);
 
 	/* Usable here?  MFS_OK, or an error whose message says what is missing
 	 * (env var, package).  `notes` gets limits it cannot enforce. No network. */

@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,19 +42,9 @@ int mfs_exit_for(enum mfs_code code, int cmd_status, int signo)
 	return MFS_EXIT_BACKEND;
 }
 
-void mfs_cli_say(void *ctx, const char *msg)
+/* One write so the line is not interleaved with the command's stderr. */
+static void write_line(const char *p, size_t n)
 {
-	struct mfs_buf line = MFS_BUF_INIT;
-	(void)ctx;
-	mfs_buf_adds(&line, "mfsandbox: ");
-	/* One line whatever the message quotes: a control byte from the user's
-	 * input (a newline in an --env name) would split it. */
-	for (const char *p = msg; *p; p++)
-		mfs_buf_addch(&line, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
-	mfs_buf_addch(&line, '\n');
-	/* One write so the line is not interleaved with the command's stderr. */
-	const char *p = line.data;
-	size_t n = line.len;
 	while (n) {
 		ssize_t w = write(2, p, n);
 		if (w <= 0)
@@ -61,6 +52,50 @@ void mfs_cli_say(void *ctx, const char *msg)
 		p += w;
 		n -= (size_t)w;
 	}
+}
+
+/* One line whatever the message quotes: a control byte from the user's
+ * input (a newline in an --env name) would split it. */
+static void add_printable(struct mfs_buf *line, const char *msg)
+{
+	for (const char *p = msg; *p; p++)
+		mfs_buf_addch(line, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+}
+
+/* A progress line is on screen without its newline. */
+static bool progress_open;
+
+void mfs_cli_say(void *ctx, const char *msg)
+{
+	mfs_cli_note(ctx, MFS_SAY_ALWAYS, msg);
+}
+
+void mfs_cli_note(void *ctx, enum mfs_say_level level, const char *msg)
+{
+	struct mfs_buf line = MFS_BUF_INIT;
+	(void)ctx;
+	if (level == MFS_SAY_PROGRESS) {
+		if (!*msg) {
+			if (progress_open)
+				write_line("\n", 1);
+			progress_open = false;
+		} else if (isatty(2) == 1) {
+			/* \r and erase-to-end redraw the status in place. */
+			mfs_buf_adds(&line, "\rmfsandbox: ");
+			add_printable(&line, msg);
+			mfs_buf_adds(&line, "\033[K");
+			write_line(line.data, line.len);
+			progress_open = true;
+		}
+		mfs_buf_release(&line);
+		return;
+	}
+	mfs_buf_addf(&line, "%smfsandbox: %s", progress_open ? "\n" : "",
+		     level == MFS_SAY_WARN ? "warning: " : "");
+	add_printable(&line, msg);
+	mfs_buf_addch(&line, '\n');
+	progress_open = false;
+	write_line(line.data, line.len);
 	mfs_buf_release(&line);
 }
 

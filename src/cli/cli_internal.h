@@ -6,9 +6,13 @@
 
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
+#include "mfs/util/say.h"
 
 /* Prints "mfsandbox: <msg>" as one line on stderr (one write(2)). */
 void mfs_cli_say(void *ctx, const char *msg);
+/* The run's message sink (util/say.h): "warning: " before a warning; a
+ * progress line redrawn in place on a terminal and dropped elsewhere. */
+void mfs_cli_note(void *ctx, enum mfs_say_level level, const char *msg);
 /* Prints the error and returns its exit status. */
 int mfs_cli_fail(const struct mfs_err *err);
 /* Prints a subcommand's help text to stdout. */

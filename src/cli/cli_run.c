@@ -359,7 +359,7 @@ int mfs_cmd_run(int argc, char **argv)
 	mfs_job_init(&job);
 	mfs_job_relay_init(&relay);
 	mfs_job_result_init(&res);
-	job.say = mfs_cli_say;
+	job.say.fn = mfs_cli_note;
 	enum mfs_code rc = mfs_cli_parse_run(argc, argv, &job, &help, &err);
 	if (rc == MFS_OK && help) {
 		mfs_cli_help("run");

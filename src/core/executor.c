@@ -87,19 +87,19 @@ enum mfs_code mfs_job_finish(struct mfs_job *job, struct mfs_sandbox *sb,
 	return job->finish ? job->finish(job, sb, outcome, err) : MFS_OK;
 }
 
-static void say(const struct mfs_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const struct mfs_job *job, const char *fmt, ...)
+/* The executor's side of the message channel: --quiet drops all but what
+ * must be seen, for the executor's own lines and the backend's alike. */
+static void filtered_say(void *ctx, enum mfs_say_level level, const char *line)
 {
-	if (!job->say)
+	const struct mfs_job *job = ctx;
+	if (job->quiet && level != MFS_SAY_ALWAYS)
 		return;
-	struct mfs_buf b = MFS_BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	mfs_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	job->say(job->say_ctx, b.data);
-	mfs_buf_release(&b);
+	if (job->say.fn)
+		job->say.fn(job->say.ctx, level, line);
 }
+
+#define say(job, level, ...) \
+	mfs_sayf(&(struct mfs_say){ filtered_say, (void *)(job) }, (level), __VA_ARGS__)
 
 /* ---- output passthrough ------------------------------------------------ */
 
@@ -326,21 +326,72 @@ static enum mfs_code check_local_files(const struct mfs_job *job, struct mfs_err
 	return MFS_OK;
 }
 
-/* Limits a backend cannot enforce are warned about, not refused: the
- * command still runs correctly, only less confined.  What would change the
- * command's world (--image, --gpu, --disk) is for the backend to refuse. */
-static void warn_unenforced(const struct mfs_job *job)
+/* The spec's sizes and environment choices, which is all caps_for reads. */
+static void fill_spec_limits(const struct mfs_job *job, struct mfs_sandbox_spec *spec)
 {
-	unsigned caps = job->ops->caps;
-	const char *name = job->ops->name;
-	if (job->quiet)
-		return;
-	if (job->cpu > 0 && !(caps & MFS_CAP_CPU))
-		say(job, "warning: the %s backend cannot enforce --cpu; running without that limit", name);
-	if (job->memory_mb > 0 && !(caps & MFS_CAP_MEMORY))
-		say(job, "warning: the %s backend cannot enforce --memory; running without that limit", name);
-	if (job->network && strcmp(job->network, "none") == 0 && !(caps & MFS_CAP_NETWORK))
-		say(job, "warning: the %s backend cannot enforce --network none", name);
+	spec->image = job->image;
+	spec->cpu = job->cpu;
+	spec->memory_mb = job->memory_mb;
+	spec->disk_gb = job->disk_gb;
+	spec->gpu = job->gpu;
+	spec->network = job->network;
+	spec->quiet = job->quiet;
+}
+
+/* "--a", "--a and --b", "--a, --b and --c" */
+static void add_flag_list(struct mfs_buf *out, const char *const *flags, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mfs_buf_addf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", flags[i]);
+}
+
+/* The one place capabilities become behaviour (backend.h): what would
+ * change the command's world (--image, --gpu, --disk) is refused before
+ * anything is made; a limit that only confines less (--cpu, --memory,
+ * --network none) gets one warning line and the command runs. */
+static enum mfs_code check_caps(const struct mfs_job *job, bool warn, struct mfs_err *err)
+{
+	static const struct { unsigned cap; bool refuse; const char *flag; } rules[] = {
+		{ MFS_CAP_IMAGE, true, "--image" }, { MFS_CAP_GPU, true, "--gpu" },
+		{ MFS_CAP_DISK, true, "--disk" }, { MFS_CAP_CPU, false, "--cpu" },
+		{ MFS_CAP_MEMORY, false, "--memory" }, { MFS_CAP_NETWORK, false, "--network none" },
+	};
+	struct mfs_sandbox_spec spec = { 0 };
+	struct mfs_buf why = MFS_BUF_INIT, flags = MFS_BUF_INIT;
+	const char *refused[3], *unapplied[3];
+	size_t nref = 0, nwarn = 0;
+	unsigned asked = (job->image ? MFS_CAP_IMAGE : 0) | (job->gpu ? MFS_CAP_GPU : 0) |
+			 (job->disk_gb > 0 ? MFS_CAP_DISK : 0) | (job->cpu > 0 ? MFS_CAP_CPU : 0) |
+			 (job->memory_mb > 0 ? MFS_CAP_MEMORY : 0) |
+			 (job->network && !strcmp(job->network, "none") ? MFS_CAP_NETWORK : 0);
+	enum mfs_code rc = MFS_OK;
+
+	fill_spec_limits(job, &spec);
+	unsigned caps = job->ops->caps_for ? job->ops->caps_for(&spec, &why) : job->ops->caps;
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		if (!(asked & rules[i].cap) || (caps & rules[i].cap))
+			continue;
+		if (rules[i].refuse)
+			refused[nref++] = rules[i].flag;
+		else
+			unapplied[nwarn++] = rules[i].flag;
+	}
+	const char *sep = why.len ? ": " : "";
+	if (nref) {
+		add_flag_list(&flags, refused, nref);
+		rc = mfs_fail(err, MFS_ERR_UNSUPPORTED,
+			      "the %s backend cannot honour %s%s%s; drop %s or choose another --backend",
+			      job->ops->name, flags.data, sep, why.len ? why.data : "",
+			      nref > 1 ? "them" : "it");
+	} else if (nwarn && warn) {
+		add_flag_list(&flags, unapplied, nwarn);
+		say(job, MFS_SAY_WARN, "%s: %s %s not applied%s%s; the command runs without %s",
+		    job->ops->name, flags.data, nwarn > 1 ? "are" : "is", sep,
+		    why.len ? why.data : "the backend cannot enforce it", nwarn > 1 ? "them" : "it");
+	}
+	mfs_buf_release(&why);
+	mfs_buf_release(&flags);
+	return rc;
 }
 
 /* Packs a --code directory into a temp file; *tarball is what to upload
@@ -431,7 +482,7 @@ static void header(const struct mfs_job *job, const struct mfs_sandbox *sb)
 		return;
 	struct mfs_buf ps = MFS_BUF_INIT;
 	mfs_step_pathspec(&job->step, &ps);
-	say(job, "%s (attempt %d) in %s sandbox %s", ps.data, job->step.attempt, job->ops->name,
+	say(job, MFS_SAY_INFO, "%s (attempt %d) in %s sandbox %s", ps.data, job->step.attempt, job->ops->name,
 	    sb->id ? sb->id : "?");
 	mfs_buf_release(&ps);
 }
@@ -442,17 +493,17 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 	if (job->ops->describe)
 		job->ops->describe(sb, &how);
 	bool has_kill = how.data && strstr(how.data, "mfsandbox kill");
-	say(job, "kept %s sandbox %s (--keep)", job->ops->name, sb->id ? sb->id : "?");
+	say(job, MFS_SAY_ALWAYS, "kept %s sandbox %s (--keep)", job->ops->name, sb->id ? sb->id : "?");
 	/* describe() may return several lines: pass each on. */
 	for (char *line = how.data, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
 		if (*line)
-			say(job, "  %s", line);
+			say(job, MFS_SAY_ALWAYS, "  %s", line);
 	}
 	if (!has_kill)
-		say(job, "remove it with: mfsandbox kill --backend %s %s", job->ops->name,
+		say(job, MFS_SAY_ALWAYS, "remove it with: mfsandbox kill --backend %s %s", job->ops->name,
 		    sb->id ? sb->id : "?");
 	mfs_buf_release(&how);
 }
@@ -466,6 +517,7 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 	char *tarball = NULL, *temp = NULL;
 	long long deadline = (long long)mfs_now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
 	struct mfs_job_outcome outcome = { false, 0, MFS_ERR_BACKEND };
+	const struct mfs_say chan = { filtered_say, job };
 
 	res->ran = false;
 	res->status = 0;
@@ -476,6 +528,9 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		return rc;
 	if (!job->argv.n)
 		return mfs_fail(err, MFS_ERR_USAGE, "no command to run");
+	/* A refusal holds for a dry run too: it would refuse the real one. */
+	if ((rc = check_caps(job, !job->dry_run, err)) != MFS_OK)
+		return rc;
 	if (job->dry_run) {
 		mfs_job_describe(job, &res->plan);
 		return MFS_OK;
@@ -483,7 +538,6 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 
 	if ((rc = check_local_files(job, err)) != MFS_OK)
 		goto out;
-	warn_unenforced(job);
 	if ((rc = stage_code(job, &tarball, &temp, err)) != MFS_OK)
 		goto out;
 	if ((rc = check_between_steps(job, deadline, err)) != MFS_OK)
@@ -494,24 +548,21 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 	struct mfs_sandbox_spec spec = {
 		.name = name.data,
 		.labels = &labels,
-		.image = job->image,
-		.cpu = job->cpu,
-		.memory_mb = job->memory_mb,
-		.disk_gb = job->disk_gb,
-		.gpu = job->gpu,
 		.timeout_s = sandbox_timeout(job),
 		.create_timeout_s = time_left(job, deadline),
 		.env = &job->env,
-		.network = job->network,
 		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,
-		.quiet = job->quiet,
+		.say = &chan,
 	};
+	fill_spec_limits(job, &spec);
 	rc = job->ops->create(&spec, &sb, err);
+	mfs_sayf(&chan, MFS_SAY_PROGRESS, "%s", ""); /* ends a progress line create left */
 	if (rc != MFS_OK) {
 		sb = NULL; /* a failed create owns nothing we must destroy */
 		rc = explain_create_failure(job, rc, err);
 		goto out;
 	}
+	sb->say = &chan;
 	header(job, sb);
 
 	/* From here on every failure falls through to finish + destroy. */
@@ -557,7 +608,7 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 				*err = ferr;
 				rc = frc;
 			} else {
-				say(job, "warning: %s", ferr.msg);
+				say(job, MFS_SAY_WARN, "%s", ferr.msg);
 			}
 		}
 	}
@@ -566,12 +617,13 @@ out:
 	if (sb) {
 		if (job->keep) {
 			keep_notice(job, sb);
+			sb->say = NULL; /* chan ends with this call */
 			res->kept = sb;
 		} else {
 			struct mfs_err derr = { MFS_OK, "" };
 			char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;
 			if (job->ops->destroy(sb, &derr) != MFS_OK)
-				say(job, "warning: could not remove %s sandbox %s: %s (retry with: mfsandbox kill --backend %s %s)",
+				say(job, MFS_SAY_WARN, "could not remove %s sandbox %s: %s (retry with: mfsandbox kill --backend %s %s)",
 				    job->ops->name, id ? id : "?", derr.msg, job->ops->name, id ? id : "ID");
 			free(id);
 		}

@@ -54,8 +54,8 @@ static enum mfs_code relay_finish(struct mfs_job *job, struct mfs_sandbox *sb,
 	};
 	rc = mfs_relay_run(&spec, &jr->report, err);
 	jr->ran = true;
-	if (rc == MFS_OK && jr->report.warning[0] && job->say)
-		job->say(job->say_ctx, jr->report.warning);
+	if (rc == MFS_OK && jr->report.warning[0])
+		mfs_sayf(&job->say, MFS_SAY_ALWAYS, "%s", jr->report.warning);
 	free(local_root);
 	return rc;
 }

@@ -102,7 +102,15 @@ def test_bad_key_is_202_and_makes_nothing(emu, env):
 def test_cpu_without_image_is_said_and_with_image_is_sent(emu, env):
     r = run(env, "true", flags=["--cpu", "2", "--memory", "3000"])
     assert r.returncode == 0, r.stderr
-    assert "--cpu" in r.stderr and "--image" in r.stderr
+    assert "--cpu" in r.stderr and "--image" in r.stderr and "warning:" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # the default snapshot's own size is met: nothing to say
+    assert run(env, "true", flags=["--cpu", "1", "--memory", "1024"]).stderr == ""
+    # a disk beyond the snapshot's is refused before anything is made
+    made = emu.created_total
+    r = run(env, "true", flags=["--disk", "10"])
+    assert r.returncode == 202 and "--disk" in r.stderr, r.stderr
+    assert emu.created_total == made
     r = run(env, "true", flags=["--image", "python:3.12-slim", "--cpu", "1.5",
                                 "--memory", "3000", "--quiet"])
     assert r.returncode == 0, r.stderr

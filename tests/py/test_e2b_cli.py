@@ -49,11 +49,15 @@ def test_code_upload_env_and_exit_status(emu, env, tmp_path):
 
 
 def test_sizes_are_reported_in_one_line_not_ignored(emu, env):
-    r = run(env, "true", flags=["--cpu", "4", "--memory", "8192", "--disk", "20"])
+    r = run(env, "true", flags=["--cpu", "4", "--memory", "8192"])
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert all(f in lines[0] for f in ("--cpu", "--memory", "--disk", "template base"))
+    assert all(f in lines[0] for f in ("warning:", "--cpu", "--memory", "template base"))
+    # a disk is what the contract refuses: the template decides it
+    r = run(env, "true", flags=["--cpu", "4", "--disk", "20"])
+    assert r.returncode == 202 and "--disk" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and emu.created_total == 1
     r = run(env, "true", flags=["--memory", "8192", "--image", "big-one"])
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("template big-one") == 1 and len(r.stderr.strip().splitlines()) == 1

@@ -22,6 +22,7 @@ static struct {
 	enum mfs_code fail_probe, fail_create, fail_upload, fail_exec;
 	int exec_status;
 	bool cancel_during_exec;
+	bool speak;                   /* create and exec say a line each */
 	int live;                     /* sandboxes created and not destroyed */
 } fake;
 
@@ -48,6 +49,8 @@ static enum mfs_code f_create(const struct mfs_sandbox_spec *spec, struct mfs_sa
 	for (size_t i = 0; i < spec->labels->n; i++)
 		mfs_kvlist_set(&fake.labels, spec->labels->items[i].key, spec->labels->items[i].value);
 	mfs_kvlist_set(&fake.labels, "_name", spec->name);
+	if (fake.speak)
+		mfs_sayf(spec->say, MFS_SAY_INFO, "fake: creating %s", spec->name);
 	struct mfs_sandbox *sb = mfs_xcalloc(1, sizeof(*sb));
 	sb->id = mfs_xstrdup("fake-1");
 	fake.live++;
@@ -68,8 +71,9 @@ static enum mfs_code f_upload(struct mfs_sandbox *sb, const char *l, const char 
 static enum mfs_code f_exec(struct mfs_sandbox *sb, const struct mfs_exec_req *req,
 			    const struct mfs_io *io, int *status, struct mfs_err *err)
 {
-	(void)sb;
 	logw("exec");
+	if (fake.speak)
+		mfs_sayf(sb->say, MFS_SAY_WARN, "fake: slow exec");
 	mfs_strv_release(&fake.exec_argv);
 	mfs_strv_pushv(&fake.exec_argv, req->argv);
 	fake.exec_timeout = req->timeout_s;
@@ -104,6 +108,21 @@ static const struct mfs_backend_ops fake_ops = {
 	.destroy = f_destroy, .describe = f_describe,
 };
 
+/* Like fake_ops, but what it honours depends on the spec: no disk ever,
+ * cpu only with an image. */
+static unsigned f_caps_for(const struct mfs_sandbox_spec *spec, struct mfs_buf *why)
+{
+	mfs_buf_adds(why, "fakes are small");
+	return MFS_CAP_MEMORY | MFS_CAP_IMAGE | (spec->image ? MFS_CAP_CPU : 0);
+}
+
+static const struct mfs_backend_ops sized_ops = {
+	.name = "sized", .summary = "test", .caps = MFS_CAP_MEMORY | MFS_CAP_CPU | MFS_CAP_IMAGE,
+	.caps_for = f_caps_for,
+	.probe = f_probe, .create = f_create, .upload = f_upload, .exec = f_exec,
+	.destroy = f_destroy, .describe = f_describe,
+};
+
 /* ---- capture of output and messages ---- */
 static struct mfs_buf out_bytes, err_bytes, said;
 
@@ -114,10 +133,12 @@ static void cap_write(void *ctx, enum mfs_stream s, const char *d, size_t n)
 }
 static const struct mfs_io cap_io = { cap_write, NULL };
 
-static void cap_say(void *ctx, const char *line)
+static void cap_say(void *ctx, enum mfs_say_level level, const char *line)
 {
 	(void)ctx;
-	mfs_buf_addf(&said, "%s\n", line);
+	if (level == MFS_SAY_PROGRESS)
+		return; /* transient: a terminal's business */
+	mfs_buf_addf(&said, "%s%s\n", level == MFS_SAY_WARN ? "warning: " : "", line);
 }
 
 static int setup(void **state)
@@ -151,7 +172,7 @@ static void new_job(struct mfs_job *job, const char *const *argv)
 	mfs_job_init(job);
 	job->ops = &fake_ops;
 	job->io = &cap_io;
-	job->say = cap_say;
+	job->say.fn = cap_say;
 	mfs_job_set_argv(job, argv);
 }
 
@@ -230,10 +251,80 @@ static void warns_about_limits_it_cannot_enforce(void **state)
 	job.memory_mb = 512;
 	mfs_job_result_init(&res);
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
-	assert_non_null(strstr(said.data, "fake backend cannot enforce --cpu"));
+	assert_non_null(strstr(said.data, "warning: fake: --cpu is not applied"));
 	assert_null(strstr(said.data, "--memory"));
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
+}
+
+static void caps_for_spec_refuse_before_create_or_warn_once(void **state)
+{
+	(void)state;
+	const char *argv[] = { "true", NULL };
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	mfs_job_result_init(&res);
+
+	/* --disk is refused, in a dry run too, and nothing is made */
+	new_job(&job, argv);
+	job.ops = &sized_ops;
+	job.disk_gb = 5;
+	job.cpu = 2;
+	job.dry_run = true;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_UNSUPPORTED);
+	assert_non_null(strstr(err.msg, "cannot honour --disk: fakes are small"));
+	job.dry_run = false;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_UNSUPPORTED);
+	assert_int_equal(fake.log.len, 0);
+	assert_int_equal(said.len, 0);
+	mfs_job_release(&job);
+
+	/* cpu without an image and network none: one warning line for both */
+	new_job(&job, argv);
+	job.ops = &sized_ops;
+	job.cpu = 2;
+	job.memory_mb = 64;
+	job.network = mfs_xstrdup("none");
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_string_equal(said.data, "warning: sized: --cpu and --network none are not applied: "
+			    "fakes are small; the command runs without them\n");
+	mfs_job_release(&job);
+
+	/* with an image the same cpu is honoured: nothing to say */
+	mfs_buf_reset(&said);
+	new_job(&job, argv);
+	job.ops = &sized_ops;
+	job.cpu = 2;
+	job.image = mfs_xstrdup("big");
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_int_equal(said.len, 0);
+	mfs_job_release(&job);
+	mfs_job_result_release(&res);
+}
+
+/* A backend speaks only through the channel; --quiet silences it too. */
+static void backend_lines_go_through_the_executor(void **state)
+{
+	(void)state;
+	const char *argv[] = { "true", NULL };
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	mfs_job_result_init(&res);
+	fake.speak = true;
+	new_job(&job, argv);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_non_null(strstr(said.data, "fake: creating mfs-"));
+	assert_non_null(strstr(said.data, "warning: fake: slow exec\n"));
+	mfs_job_release(&job);
+	mfs_buf_reset(&said);
+	new_job(&job, argv);
+	job.quiet = true;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_int_equal(said.len, 0);
+	mfs_job_release(&job);
+	mfs_job_result_release(&res);
 }
 
 static void failures_still_destroy(void **state)
@@ -482,6 +573,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(quiet_and_plain_commands_have_no_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(warns_about_limits_it_cannot_enforce, setup, teardown),
 		cmocka_unit_test_setup_teardown(failures_still_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(caps_for_spec_refuse_before_create_or_warn_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(backend_lines_go_through_the_executor, setup, teardown),
 		cmocka_unit_test_setup_teardown(missing_upload_fails_before_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_create_is_explained_by_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(cancel_wins_and_destroys, setup, teardown),

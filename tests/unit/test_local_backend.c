@@ -494,18 +494,18 @@ static void bwrap_failures_are_not_the_commands(void **state)
 	unlink(fake);
 }
 
+/* The executor refuses --image/--gpu/--disk (test_executor.c) on the
+ * caps; local must not claim them and must say why. */
 static void unsupported_requests_are_refused(void **state)
 {
 	(void)state;
-	struct mfs_sandbox *sb = NULL;
-	struct mfs_err err = { 0 };
-	struct mfs_sandbox_spec spec = { .name = "x", .image = "python:3.11" };
-	assert_int_equal(OPS.create(&spec, &sb, &err), MFS_ERR_UNSUPPORTED);
-	assert_non_null(strstr(err.msg, "--image"));
-	spec = (struct mfs_sandbox_spec){ .name = "x", .gpu = "1" };
-	assert_int_equal(OPS.create(&spec, &sb, &err), MFS_ERR_UNSUPPORTED);
-	spec = (struct mfs_sandbox_spec){ .name = "x", .disk_gb = 10 };
-	assert_int_equal(OPS.create(&spec, &sb, &err), MFS_ERR_UNSUPPORTED);
+	struct mfs_buf why = MFS_BUF_INIT;
+	struct mfs_sandbox_spec spec = { .name = "x", .image = "python:3.11", .gpu = "1", .disk_gb = 10 };
+	unsigned caps = OPS.caps_for(&spec, &why);
+	assert_int_equal(caps & (MFS_CAP_IMAGE | MFS_CAP_GPU | MFS_CAP_DISK), 0);
+	assert_true(caps & MFS_CAP_CPU);
+	assert_non_null(strstr(why.data, "own filesystem"));
+	mfs_buf_release(&why);
 	assert_int_equal(entries_in(state_root), 0);
 }
 

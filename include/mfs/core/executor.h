@@ -26,6 +26,7 @@
 #include "mfs/backend.h"
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
+#include "mfs/util/say.h"
 #include "mfs/core/step.h"
 
 struct mfs_job;
@@ -76,9 +77,10 @@ struct mfs_job {
 	void *finish_ctx;
 
 	/* One-line messages for the person (header, warnings, --keep
-	 * instructions); NULL: dropped.  Never given secrets. */
-	void (*say)(void *ctx, const char *line);
-	void *say_ctx;
+	 * instructions, the backend's progress); fn NULL: dropped.  The
+	 * executor applies --quiet before passing a line on.  Never given
+	 * secrets. */
+	struct mfs_say say;
 	/* Command output sink; NULL: byte-exact to fds 1 and 2. */
 	const struct mfs_io *io;
 };
