@@ -17,7 +17,9 @@
 #include <archive_entry.h>
 #include <jansson.h>
 
+#include "mfs/relay/contain.h"
 #include "mfs/util/buf.h"
+#include "mfs/util/redact.h"
 #include "mfs/net/http.h"
 #include "mfs/net/s3.h"
 
@@ -175,6 +177,7 @@ struct relay {
 	json_t *meta_rows;        /* service: this attempt's sysmeta dicts */
 	json_t *artifact_rows;
 	int lock_fd;
+	bool refused;             /* the archive broke the path rule (contain.h) */
 };
 
 static void warn(struct relay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -232,47 +235,112 @@ static enum mfs_code fetch(struct relay *r, const char *rel, struct mfs_buf *out
 
 /* ---- reading the tarball safely ---- */
 
-/* Path below .metaflow/ of a tar member, or NULL when the member must be
- * ignored: absolute paths, ".." anywhere, or nothing under .metaflow. */
-static const char *member_rel(const char *name)
+/* The archive was written by the step's code: bounded before it is unpacked. */
+#define MAX_MEMBERS 50000
+#define MAX_UNPACKED (64u * 1024 * 1024)
+
+/* Refuses the whole archive: the step tried to write outside its task.  Not
+ * spooled, since a replay would fetch the same archive. */
+static enum mfs_code refuse(struct relay *r, const char *name, const char *why,
+			    struct mfs_err *err)
 {
-	if (!name || name[0] == '/')
-		return NULL;
-	for (const char *p = name; *p;) {
-		size_t n = strcspn(p, "/");
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return NULL;
-		p += n;
-		while (*p == '/')
-			p++;
-	}
-	const char *m = name;
-	if (!strncmp(m, "./", 2))
-		m += 2;
-	/* tarfile stores ".metaflow/..." for a relative dir; an absolute
-	 * DATASTORE_SYSROOT_LOCAL gives "<dirs>/.metaflow/...". */
-	const char *hit = strstr(m, ".metaflow/");
-	while (hit && hit != m && hit[-1] != '/')
-		hit = strstr(hit + 1, ".metaflow/");
-	if (!hit)
-		return NULL;
-	const char *rel = hit + strlen(".metaflow/");
-	while (*rel == '/')
-		rel++;
-	return *rel ? rel : NULL;
+	struct mfs_buf shown = MFS_BUF_INIT;
+	mfs_escape_text(&shown, name ? name : "", 160);
+	r->refused = true;
+	enum mfs_code rc = mfs_fail(err, MFS_ERR_PROTOCOL,
+				    "relay: %s attempt %d: refused the task's metadata archive, "
+				    "nothing of it written: member '%s' %s",
+				    r->pathspec.data, r->spec->attempt, shown.data, why);
+	mfs_buf_release(&shown);
+	return rc;
 }
 
-static enum mfs_code merge_local(struct relay *r, const char *rel, const void *data, size_t len,
-				 time_t mtime, struct mfs_err *err)
+static enum mfs_member_verdict verdict(struct relay *r, struct archive_entry *e,
+				       const char **rel, const char **why)
+{
+	const struct mfs_task_ids ids = { r->spec->flow, r->spec->run_id, r->spec->step,
+					  r->spec->task_id };
+	bool link = archive_entry_hardlink(e) || archive_entry_symlink(e);
+	return mfs_relay_member(&ids, archive_entry_pathname(e), archive_entry_filetype(e), link,
+				rel, why);
+}
+
+static enum mfs_code tar_open(struct archive **a, const struct mfs_buf *tgz, struct mfs_err *err)
+{
+	*a = archive_read_new();
+	archive_read_support_filter_all(*a);
+	archive_read_support_format_all(*a);
+	if (archive_read_open_memory(*a, tgz->data, tgz->len) != ARCHIVE_OK)
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "metadata tarball unreadable: %s",
+				archive_error_string(*a));
+	return MFS_OK;
+}
+
+/* Reads the current member's data into out (NULL: only counts it), keeping
+ * *total within MAX_UNPACKED. */
+static enum mfs_code tar_data(struct relay *r, struct archive *a, struct archive_entry *e,
+			      struct mfs_buf *out, size_t *total, struct mfs_err *err)
+{
+	char chunk[16384];
+	la_ssize_t n;
+
+	while ((n = archive_read_data(a, chunk, sizeof(chunk))) > 0) {
+		*total += (size_t)n;
+		if (*total > MAX_UNPACKED)
+			return refuse(r, archive_entry_pathname(e),
+				      "takes the archive past 64 MiB unpacked", err);
+		if (out)
+			mfs_buf_add(out, chunk, (size_t)n);
+	}
+	if (n < 0)
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "metadata tarball: %s",
+				archive_error_string(a));
+	return MFS_OK;
+}
+
+/* First pass: every member must pass the path rule, and the archive must
+ * stay within its bounds, before anything is written or sent. */
+static enum mfs_code check_tarball(struct relay *r, const struct mfs_buf *tgz,
+				   struct mfs_err *err)
+{
+	struct archive *a;
+	struct archive_entry *e;
+	size_t members = 0, total = 0;
+	const char *rel, *why;
+	int ar = ARCHIVE_EOF;
+
+	enum mfs_code rc = tar_open(&a, tgz, err);
+	while (rc == MFS_OK && (ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		if (++members > MAX_MEMBERS)
+			rc = refuse(r, archive_entry_pathname(e), "is one more than the "
+				    "50000 members a task's metadata may have", err);
+		else if (verdict(r, e, &rel, &why) == MFS_MEMBER_REFUSE)
+			rc = refuse(r, archive_entry_pathname(e), why, err);
+		else
+			rc = tar_data(r, a, e, NULL, &total, err);
+	}
+	if (rc == MFS_OK && ar != ARCHIVE_EOF)
+		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "metadata tarball: %s", archive_error_string(a));
+	archive_read_free(a);
+	return rc;
+}
+
+static enum mfs_code merge_local(struct relay *r, const char *rel, const struct mfs_buf *data,
+				 time_t mtime, bool once, struct mfs_err *err)
 {
 	struct mfs_buf dst = MFS_BUF_INIT;
 	struct stat st;
 	enum mfs_code rc = MFS_OK;
+	time_t now = time(NULL);
 
+	/* A future mtime would make the step's copy win every later merge. */
+	if (mtime > now)
+		mtime = now;
 	mfs_buf_addf(&dst, "%s/%s", r->local_root, rel);
-	/* Newer files win, like Metaflow's copy_tree(update=True). */
+	/* Newer files win, like Metaflow's copy_tree(update=True); flow, run and
+	 * step records are the launcher's once it has them. */
 	if (lstat(dst.data, &st) == 0) {
-		if (!S_ISREG(st.st_mode) || st.st_mtime >= mtime)
+		if (once || !S_ISREG(st.st_mode) || st.st_mtime >= mtime)
 			goto out;
 	}
 	char *slash = strrchr(dst.data, '/');
@@ -280,7 +348,7 @@ static enum mfs_code merge_local(struct relay *r, const char *rel, const void *d
 	rc = mkdirs(dst.data, err);
 	*slash = '/';
 	if (rc == MFS_OK)
-		rc = write_file(dst.data, data, len, mtime, err);
+		rc = write_file(dst.data, data->data ? data->data : "", data->len, mtime, err);
 	if (rc == MFS_OK)
 		r->rep->files_merged++;
 out:
@@ -307,84 +375,91 @@ static bool has_attempt_tag(json_t *row, int attempt, bool *tagged)
 	return false;
 }
 
-/* Keeps the rows of this task and attempt only: the sandbox may hold files
- * of other tasks, and a retried task must not resend earlier attempts. */
-static void collect_row(struct relay *r, const char *rel, const void *data, size_t len)
+/* A row naming another task would be posted under this task's URL; the
+ * service must never see it. */
+static bool row_is_this_task(const struct mfs_relay_spec *sp, json_t *row)
+{
+	const char *keys[] = { "flow_id", "run_number", "step_name", "task_id" };
+	const char *want[] = { sp->flow, sp->run_id, sp->step, sp->task_id };
+	for (int i = 0; i < 4; i++) {
+		json_t *v = json_object_get(row, keys[i]);
+		char num[32];
+		if (!v || json_is_null(v))
+			continue;
+		if (json_is_integer(v))
+			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		const char *s = json_is_integer(v) ? num : json_string_value(v);
+		if (!s || strcmp(s, want[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Keeps the rows of this attempt only: a retried task must not resend
+ * earlier attempts.  rel is already known to be this task's (contain.h). */
+static enum mfs_code collect_row(struct relay *r, const char *rel, const struct mfs_buf *data,
+				 struct mfs_err *err)
 {
 	const struct mfs_relay_spec *sp = r->spec;
-	struct mfs_buf dir = MFS_BUF_INIT;
 	char prefix[32];
+	const char *file = strrchr(rel, '/') + 1;
 
-	mfs_buf_addf(&dir, "%s/%s/%s/%s/_meta/", sp->flow, sp->run_id, sp->step, sp->task_id);
-	if (strncmp(rel, dir.data, dir.len) != 0 || strchr(rel + dir.len, '/'))
-		goto out;
-	const char *file = rel + dir.len;
 	snprintf(prefix, sizeof(prefix), "%d_artifact_", sp->attempt);
 	bool sysmeta = !strncmp(file, "sysmeta_", 8);
 	bool artifact = !strncmp(file, prefix, strlen(prefix));
 	if (!sysmeta && !artifact)
-		goto out;
-	json_t *row = json_loadb(data, len, 0, NULL);
-	if (!json_is_object(row)) {
-		json_decref(row);
-		goto out;
-	}
+		return MFS_OK;
+	json_t *row = json_loadb(data->data ? data->data : "", data->len, 0, NULL);
 	bool tagged;
-	if (sysmeta && !has_attempt_tag(row, sp->attempt, &tagged) && (tagged || sp->attempt)) {
+	if (!json_is_object(row) ||
+	    (sysmeta && !has_attempt_tag(row, sp->attempt, &tagged) && (tagged || sp->attempt))) {
 		json_decref(row);
-		goto out;
+		return MFS_OK;
+	}
+	if (!row_is_this_task(sp, row)) {
+		json_decref(row);
+		return refuse(r, rel, "holds a row of another task", err);
 	}
 	json_array_append_new(sysmeta ? r->meta_rows : r->artifact_rows, row);
-out:
-	mfs_buf_release(&dir);
+	return MFS_OK;
+}
+
+/* Second pass, on an archive check_tarball accepted. */
+static enum mfs_code apply_tarball(struct relay *r, const struct mfs_buf *tgz, bool service,
+				   struct mfs_err *err)
+{
+	struct archive *a;
+	struct archive_entry *e;
+	struct mfs_buf data = MFS_BUF_INIT;
+	size_t total = 0;
+	const char *rel, *why;
+	int ar = ARCHIVE_EOF;
+
+	enum mfs_code rc = tar_open(&a, tgz, err);
+	while (rc == MFS_OK && (ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		enum mfs_member_verdict v = verdict(r, e, &rel, &why);
+		if (v != MFS_MEMBER_TASK && v != MFS_MEMBER_ONCE)
+			continue;
+		mfs_buf_reset(&data);
+		rc = tar_data(r, a, e, &data, &total, err);
+		if (rc == MFS_OK && service)
+			rc = collect_row(r, rel, &data, err);
+		else if (rc == MFS_OK)
+			rc = merge_local(r, rel, &data, archive_entry_mtime(e),
+					 v == MFS_MEMBER_ONCE, err);
+	}
+	if (rc == MFS_OK && ar != ARCHIVE_EOF)
+		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "metadata tarball: %s", archive_error_string(a));
+	archive_read_free(a);
+	mfs_buf_release(&data);
+	return rc;
 }
 
 static enum mfs_code read_tarball(struct relay *r, const struct mfs_buf *tgz, bool service,
 				  struct mfs_err *err)
 {
-	struct archive *a = archive_read_new();
-	struct archive_entry *e;
-	struct mfs_buf data = MFS_BUF_INIT;
-	enum mfs_code rc = MFS_OK;
-	int ar;
-
-	archive_read_support_filter_all(a);
-	archive_read_support_format_all(a);
-	if (archive_read_open_memory(a, tgz->data, tgz->len) != ARCHIVE_OK) {
-		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "metadata tarball unreadable: %s",
-			      archive_error_string(a));
-		goto out;
-	}
-	while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-		const char *rel = member_rel(archive_entry_pathname(e));
-		/* Regular files only: links and devices could point anywhere. */
-		if (!rel || archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
-			continue;
-		mfs_buf_reset(&data);
-		char chunk[16384];
-		la_ssize_t n;
-		while ((n = archive_read_data(a, chunk, sizeof(chunk))) > 0)
-			mfs_buf_add(&data, chunk, (size_t)n);
-		if (n < 0) {
-			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "metadata tarball: %s",
-				      archive_error_string(a));
-			goto out;
-		}
-		if (service) {
-			collect_row(r, rel, data.data ? data.data : "", data.len);
-		} else {
-			rc = merge_local(r, rel, data.data ? data.data : "", data.len,
-					 archive_entry_mtime(e), err);
-			if (rc != MFS_OK)
-				goto out;
-		}
-	}
-	if (ar != ARCHIVE_EOF)
-		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "metadata tarball: %s", archive_error_string(a));
-out:
-	archive_read_free(a);
-	mfs_buf_release(&data);
-	return rc;
+	enum mfs_code rc = check_tarball(r, tgz, err);
+	return rc == MFS_OK ? apply_tarball(r, tgz, service, err) : rc;
 }
 
 /* ---- spool ---- */
@@ -679,6 +754,12 @@ enum mfs_code mfs_relay_run(const struct mfs_relay_spec *spec, struct mfs_relay_
 	}
 
 	rc = relay_fetch(&r, service, &why);
+	if (r.refused) {
+		*err = why;
+		if (service)
+			spool_remove(&r);
+		goto out;
+	}
 	if (rc == MFS_ERR_NOTFOUND && !rep->found) {
 		/* The task never reached task_finished (bootstrap failure, OOM,
 		 * kill): there is nothing to relay, and the step's own exit

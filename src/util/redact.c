@@ -81,3 +81,51 @@ void mfs_redact_text(struct mfs_buf *out, const char *text)
 		mfs_buf_addch(out, *p++);
 	}
 }
+
+/* Length of the valid UTF-8 sequence at p, 0 when it is invalid or a C1
+ * control (U+0080..U+009F: a terminal may read U+009B as CSI). */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned cp, min;
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0)
+		n = 2, cp = p[0] & 0x1fu, min = 0x80;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3, cp = p[0] & 0x0fu, min = 0x800;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 4, cp = p[0] & 0x07u, min = 0x10000;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
+		return 0;
+	return n;
+}
+
+void mfs_escape_text(struct mfs_buf *out, const char *text, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	size_t shown = 0;
+
+	mfs_buf_add(out, "", 0);
+	for (; *p; shown++) {
+		if (max && shown == max) {
+			mfs_buf_adds(out, "...");
+			break;
+		}
+		size_t n = *p >= 0x20 && *p != 0x7f ? utf8_len(p) : 0;
+		if (n) {
+			mfs_buf_add(out, p, n);
+			p += n;
+		} else {
+			mfs_buf_addf(out, "\\x%02x", *p++);
+		}
+	}
+}

@@ -20,4 +20,11 @@ bool mfs_secret_name(const char *name);
  * '&' or '|'; quoted values are replaced whole). */
 void mfs_redact_text(struct mfs_buf *out, const char *text);
 
+/* Appends text for a terminal: control characters (C0, DEL, C1) and bytes
+ * that are not UTF-8 become \xNN, so a provider's string or an archive's
+ * member name cannot move the cursor, retitle the window or hide a line.
+ * At most max characters (0: no limit), then "...".  out is NUL-terminated
+ * even for empty text. */
+void mfs_escape_text(struct mfs_buf *out, const char *text, size_t max);
+
 #endif
