@@ -60,6 +60,9 @@ static enum mfs_code local_probe(struct mfs_buf *notes, struct mfs_err *err)
 	if (notes) {
 		local_cg_describe(notes);
 		mfs_buf_adds(notes, "network: host by default; --network none enforced (only lo)\n");
+		mfs_buf_adds(notes, "filesystem: read-only /usr, /bin, /lib*, /etc without its private files, "
+			     "the command's Python prefix; own $HOME, /tmp, /var/tmp, /dev, /proc; "
+			     "other host paths only with --ro-bind/--bind\n");
 		mfs_buf_adds(notes, "disk, gpu, image: not supported (host filesystem; --disk/--gpu/--image are refused)\n");
 	}
 out:
@@ -116,25 +119,59 @@ static enum mfs_code make_dirs(struct local_sandbox *ls, const char *root, const
 	}
 }
 
-static enum mfs_code local_create(const struct mfs_sandbox_spec *spec,
-				  struct mfs_sandbox **out, struct mfs_err *err)
+/* Host paths bound in must exist, named by absolute paths; a DEST is an
+ * absolute path too (the CLI says the same, for other callers). */
+static enum mfs_code check_host_paths(const struct mfs_sandbox_spec *spec, struct mfs_err *err)
 {
-	bool net_none = false;
-	if (spec->network && strcmp(spec->network, "host") != 0) {
-		if (strcmp(spec->network, "none") != 0)
-			return mfs_fail(err, MFS_ERR_USAGE,
-					"unknown network '%s' for the local backend: use host or none",
-					spec->network);
-		net_none = true;
-	}
 	for (size_t i = 0; spec->rw_paths && i < spec->rw_paths->n; i++) {
 		const char *p = spec->rw_paths->v[i];
 		if (p[0] != '/' || !local_is_dir(p))
 			return mfs_fail(err, MFS_ERR_CONFIG,
 					"read-write path %s must be an existing absolute directory", p);
 	}
+	const struct mfs_kvlist *lists[] = { spec->ro_binds, spec->rw_binds };
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; lists[l] && i < lists[l]->n; i++) {
+			const struct mfs_kv *kv = &lists[l]->items[i];
+			if (kv->key[0] != '/' || !kv->key[1] || kv->value[0] != '/' ||
+			    access(kv->value, F_OK) != 0)
+				return mfs_fail(err, MFS_ERR_CONFIG,
+						"%s %s:%s: HOST must exist and both be absolute paths",
+						l ? "--bind" : "--ro-bind", kv->value, kv->key);
+		}
+	return MFS_OK;
+}
+
+/* An unknown network, or host paths that cannot be bound. */
+static enum mfs_code check_spec(const struct mfs_sandbox_spec *spec, bool *net_none,
+				struct mfs_err *err)
+{
+	*net_none = false;
+	if (spec->network && strcmp(spec->network, "host") != 0) {
+		if (strcmp(spec->network, "none") != 0)
+			return mfs_fail(err, MFS_ERR_USAGE,
+					"unknown network '%s' for the local backend: use host or none",
+					spec->network);
+		*net_none = true;
+	}
+	return check_host_paths(spec, err);
+}
+
+static void copy_binds(const struct mfs_kvlist *from, struct mfs_kvlist *to)
+{
+	for (size_t i = 0; from && i < from->n; i++)
+		mfs_kvlist_set(to, from->items[i].key, from->items[i].value);
+}
+
+static enum mfs_code local_create(const struct mfs_sandbox_spec *spec,
+				  struct mfs_sandbox **out, struct mfs_err *err)
+{
+	bool net_none = false;
+	enum mfs_code rc = check_spec(spec, &net_none, err);
+	if (rc)
+		return rc;
 	char *bwrap = NULL;
-	enum mfs_code rc = local_find_bwrap(&bwrap, err);
+	rc = local_find_bwrap(&bwrap, err);
 	if (rc)
 		return rc;
 
@@ -162,6 +199,11 @@ static enum mfs_code local_create(const struct mfs_sandbox_spec *spec,
 		mfs_kvlist_set(&ls->env, spec->env->items[i].key, spec->env->items[i].value);
 	if (spec->rw_paths && spec->rw_paths->n)
 		mfs_strv_pushv(&ls->rw_paths, (const char *const *)spec->rw_paths->v);
+	copy_binds(spec->ro_binds, &ls->ro_binds);
+	copy_binds(spec->rw_binds, &ls->rw_binds);
+	rc = local_view_scan_etc(ls, err);
+	if (rc)
+		goto fail;
 	local_cg_setup(ls, spec);
 
 	rc = local_state_save(ls, err);
@@ -208,7 +250,7 @@ const struct mfs_backend_ops mfs_local_ops = {
 	.name = "local",
 	.summary = "bubblewrap sandbox on this machine (no account needed)",
 	.caps = MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_NETWORK | MFS_CAP_STREAM |
-		MFS_CAP_DOWNLOAD | MFS_CAP_LIST,
+		MFS_CAP_DOWNLOAD | MFS_CAP_LIST | MFS_CAP_HOST_BINDS,
 	.caps_for = local_caps_for,
 	.probe = local_probe,
 	.create = local_create,

@@ -9,6 +9,7 @@
  *   state.c   the on-disk state of a sandbox (ID.state, ID.pid), load, teardown
  *   cgroup.c  memory and cpu limits through cgroups v1/v2
  *   mounts.c  the command's environment and bubblewrap's argv (what is visible)
+ *   view.c    the default read-only host paths: system, /etc minus secrets, Python
  *   spawn.c   starting bwrap (vfork child), signalling and killing its tree
  *   exec.c    one command: start, output loop, deadline/cancel, exit status
  *   files.c   upload/download between the host and the sandbox
@@ -43,6 +44,9 @@ struct local_sandbox {
 	struct mfs_kvlist labels;
 	struct mfs_kvlist env;        /* spec->env */
 	struct mfs_strv rw_paths;
+	struct mfs_kvlist ro_binds, rw_binds; /* --ro-bind/--bind: key DEST, value HOST */
+	struct mfs_strv etc_hidden;   /* 'f' or 'd' + path: private entries of /etc */
+	struct mfs_strv etc_links;    /* files top-level /etc symlinks point to */
 	struct mfs_strv cgroups;      /* cgroup dirs we created; commands join all */
 	bool net_none;
 	long mem_rlimit_mb;           /* memory limit when no cgroup enforces it */
@@ -95,6 +99,12 @@ void local_build_env(const struct local_sandbox *ls, const struct mfs_kvlist *ex
 		     struct mfs_strv *envp);
 void local_build_argv(const struct local_sandbox *ls, const char *bwrap, const char *cwd,
 		      const char *const *cmd, const struct mfs_strv *envp, struct mfs_strv *argv);
+
+/* view.c: the default read-only view of the host */
+enum mfs_code local_view_scan_etc(struct local_sandbox *ls, struct mfs_err *err);
+void local_view_system(const struct local_sandbox *ls, struct mfs_strv *argv);
+void local_view_python(const struct local_sandbox *ls, const char *const *cmd,
+		       const struct mfs_strv *envp, struct mfs_strv *argv);
 
 /* spawn.c */
 struct spawn_failure {        /* what the child reports through its exec-error pipe */

@@ -95,12 +95,69 @@ static void add_host_tmp_binds(const char *const *cmd, const struct mfs_strv *en
 	mfs_strv_release(&names);
 }
 
+/* A fresh tmpfs at $HOME unless HOME is not a plain absolute path of
+ * its own (unset, /, inside the system view, /tmp or the state root):
+ * the launcher's home, its keys and configuration, never show. */
+static void add_home(const struct local_sandbox *ls, const struct mfs_strv *envp,
+		     struct mfs_strv *argv)
+{
+	const char *home = NULL;
+	for (size_t i = 0; i < envp->n; i++)
+		if (!strncmp(envp->v[i], "HOME=", 5))
+			home = envp->v[i] + 5;
+	if (!home || home[0] != '/' || !home[1] || strstr(home, "/.") || strstr(home, "//"))
+		return;
+	const char *const not_there[] = { "/usr", "/bin", "/sbin", "/lib", "/etc", "/proc", "/dev",
+					  "/tmp", "/var/tmp", ls->state_root, NULL };
+	for (const char *const *d = not_there; *d; d++) {
+		size_t n = strlen(*d);
+		if (!strncmp(home, *d, n) && (home[n] == '/' || home[n] == '\0'))
+			return;
+	}
+	mfs_strv_push(argv, "--tmpfs");
+	mfs_strv_push(argv, home);
+}
+
+/* Binds sorted by destination, a parent before what is inside it. */
+static void add_user_binds(const struct local_sandbox *ls, struct mfs_strv *argv)
+{
+	const struct mfs_kvlist *lists[2] = { &ls->ro_binds, &ls->rw_binds };
+	size_t total = ls->ro_binds.n + ls->rw_binds.n;
+	const struct mfs_kv **order = mfs_xcalloc(total ? total : 1, sizeof(*order));
+	bool *rw = mfs_xcalloc(total ? total : 1, sizeof(*rw));
+	size_t n = 0;
+	for (int l = 0; l < 2; l++)
+		for (size_t i = 0; i < lists[l]->n; i++) {
+			size_t at = n++;
+			const struct mfs_kv *kv = &lists[l]->items[i];
+			while (at > 0 && strlen(order[at - 1]->key) > strlen(kv->key)) {
+				order[at] = order[at - 1];
+				rw[at] = rw[at - 1];
+				at--;
+			}
+			order[at] = kv;
+			rw[at] = l == 1;
+		}
+	for (size_t i = 0; i < n; i++) {
+		mfs_strv_push(argv, rw[i] ? "--bind" : "--ro-bind");
+		mfs_strv_push(argv, order[i]->value);
+		mfs_strv_push(argv, order[i]->key);
+	}
+	free(order);
+	free(rw);
+}
+
+/* bwrap's argv.  The root is an empty tmpfs, made read-only last; on it,
+ * in order: the system view and private /dev, /proc; a fresh $HOME; the
+ * sandbox's /tmp and a fresh /var/tmp; host /tmp dirs the command names;
+ * the interpreter's prefixes; a tmpfs over the state root (other sandboxes
+ * and state files stay invisible); the work dir at its host path; the
+ * Metaflow datastore (rw_paths); then --ro-bind/--bind. */
 void local_build_argv(const struct local_sandbox *ls, const char *bwrap, const char *cwd,
-		       const char *const *cmd, const struct mfs_strv *envp, struct mfs_strv *argv)
+		      const char *const *cmd, const struct mfs_strv *envp, struct mfs_strv *argv)
 {
 	mfs_strv_push(argv, bwrap);
 	const char *const fixed[] = {
-		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--die-with-parent",
 		/* setsid: no controlling terminal, so no TIOCSTI into the user's
@@ -117,15 +174,18 @@ void local_build_argv(const struct local_sandbox *ls, const char *bwrap, const c
 	}
 	if (ls->net_none)
 		mfs_strv_push(argv, "--unshare-net");
-	/* /tmp first, then a tmpfs over the state root (other sandboxes and our
-	 * state file stay invisible), then the work dir at its host path. */
-	mfs_strv_push(argv, "--bind");
-	mfs_strv_push(argv, ls->tmpdir);
-	mfs_strv_push(argv, "/tmp");
+	local_view_system(ls, argv);
+	const char *const devs[] = { "--dev", "/dev", "--proc", "/proc", NULL };
+	mfs_strv_pushv(argv, devs);
+	add_home(ls, envp, argv);
+	const char *const tmps[] = { "--bind", ls->tmpdir, "/tmp", "--tmpfs", "/var/tmp", NULL };
+	mfs_strv_pushv(argv, tmps);
 	add_host_tmp_binds(cmd, envp, argv);
+	local_view_python(ls, cmd, envp, argv);
 	const char *const binds[] = {
 		"--tmpfs", ls->state_root,
 		"--bind", ls->base.workdir, ls->base.workdir,
+		"--remount-ro", ls->state_root,
 		NULL };
 	mfs_strv_pushv(argv, binds);
 	for (size_t i = 0; i < ls->rw_paths.n; i++) {
@@ -133,8 +193,8 @@ void local_build_argv(const struct local_sandbox *ls, const char *bwrap, const c
 		mfs_strv_push(argv, ls->rw_paths.v[i]);
 		mfs_strv_push(argv, ls->rw_paths.v[i]);
 	}
-	mfs_strv_push(argv, "--chdir");
-	mfs_strv_push(argv, cwd);
-	mfs_strv_push(argv, "--");
+	add_user_binds(ls, argv);
+	const char *const tail[] = { "--remount-ro", "/", "--chdir", cwd, "--", NULL };
+	mfs_strv_pushv(argv, tail);
 	mfs_strv_pushv(argv, cmd);
 }

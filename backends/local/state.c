@@ -127,6 +127,10 @@ void local_sandbox_free(struct local_sandbox *ls)
 	mfs_kvlist_release(&ls->labels);
 	mfs_kvlist_release(&ls->env);
 	mfs_strv_release(&ls->rw_paths);
+	mfs_kvlist_release(&ls->ro_binds);
+	mfs_kvlist_release(&ls->rw_binds);
+	mfs_strv_release(&ls->etc_hidden);
+	mfs_strv_release(&ls->etc_links);
 	mfs_strv_release(&ls->cgroups);
 	free(ls);
 }

@@ -53,6 +53,7 @@ enum {
 	MFS_CAP_STREAM   = 1u << 6, /* output arrives while the command runs */
 	MFS_CAP_DOWNLOAD = 1u << 7,
 	MFS_CAP_LIST     = 1u << 8, /* ls / kill work */
+	MFS_CAP_HOST_BINDS = 1u << 9, /* --ro-bind/--bind: host paths shown inside */
 };
 
 struct mfs_sandbox_spec {
@@ -72,6 +73,10 @@ struct mfs_sandbox_spec {
 	const struct mfs_kvlist *env;     /* environment for every command (may hold secrets) */
 	const char *network;              /* "host", "none" or NULL for the backend default */
 	const struct mfs_strv *rw_paths;  /* host dirs bound read-write (local backend only) */
+	/* --ro-bind / --bind HOST[:DEST]: key DEST (absolute, inside), value
+	 * HOST (absolute, existing); only for MFS_CAP_HOST_BINDS backends */
+	const struct mfs_kvlist *ro_binds;
+	const struct mfs_kvlist *rw_binds;
 	bool quiet;                       /* --quiet (the channel drops already) */
 	/* Where create() speaks (progress, notes); owned by the executor,
 	 * which also stores it in the sandbox's `say` for later ops. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli_internal.h"
 #include "mfs/util/cancel.h"
@@ -29,7 +30,7 @@
 enum {
 	OPT_BACKEND = 256, OPT_CPU, OPT_MEMORY, OPT_DISK, OPT_GPU, OPT_IMAGE, OPT_NETWORK,
 	OPT_TIMEOUT, OPT_ENV, OPT_ENV_FILE, OPT_UPLOAD, OPT_CODE, OPT_KEEP, OPT_DRY_RUN, OPT_QUIET,
-	OPT_RELAY, OPT_FORWARD_ENV,
+	OPT_RELAY, OPT_FORWARD_ENV, OPT_RO_BIND, OPT_BIND,
 	OPT_METAFLOW_SPEC,
 };
 
@@ -52,6 +53,8 @@ static const struct option run_opts[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "relay", no_argument, NULL, OPT_RELAY },
 	{ "forward-env", required_argument, NULL, OPT_FORWARD_ENV },
+	{ "ro-bind", required_argument, NULL, OPT_RO_BIND },
+	{ "bind", required_argument, NULL, OPT_BIND },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -200,6 +203,46 @@ static enum mfs_code add_upload(struct mfs_kvlist *uploads, const char *spec, st
 	return MFS_OK;
 }
 
+/* True if path has a "." or ".." component (or an empty one). */
+static bool odd_component(const char *path)
+{
+	for (const char *s = path + 1; ; ) {
+		size_t n = strcspn(s, "/");
+		if (n == 0 ? s[0] == '/' : (s[0] == '.' && (n == 1 || (n == 2 && s[1] == '.'))))
+			return true;
+		if (!s[n])
+			return false;
+		s += n + 1;
+	}
+}
+
+/* --ro-bind / --bind HOST[:DEST]: HOST an existing absolute path, DEST
+ * (default HOST) absolute; a DEST named again, by either flag, is replaced. */
+static enum mfs_code add_bind(struct mfs_job *job, bool writable, const char *arg,
+			      struct mfs_err *err)
+{
+	const char *flag = writable ? "--bind" : "--ro-bind";
+	const char *colon = strchr(arg, ':');
+	char *host = colon ? mfs_xstrndup(arg, (size_t)(colon - arg)) : mfs_xstrdup(arg);
+	const char *dest = colon ? colon + 1 : host;
+	struct stat st;
+	enum mfs_code rc = MFS_OK;
+	if (host[0] != '/' || dest[0] != '/' || !strcmp(dest, "/") || odd_component(host) ||
+	    odd_component(dest))
+		rc = mfs_fail(err, MFS_ERR_USAGE,
+			      "%s '%.200s': expected HOST[:DEST], both absolute paths without . or .. "
+			      "and DEST not /, e.g. %s /data/in:/in", flag, arg, flag);
+	else if (stat(host, &st) != 0)
+		rc = mfs_fail(err, MFS_ERR_USAGE, "%s %.200s: %s (it must exist on this machine)",
+			      flag, host, strerror(errno));
+	if (rc == MFS_OK) {
+		mfs_kvlist_remove(writable ? &job->ro_binds : &job->rw_binds, dest);
+		mfs_kvlist_set(writable ? &job->rw_binds : &job->ro_binds, dest, host);
+	}
+	free(host);
+	return rc;
+}
+
 static void set_str(char **slot, const char *value)
 {
 	char *copy = mfs_xstrdup(value);
@@ -306,6 +349,10 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool
 			break;
 		case OPT_RELAY:
 			job->relay = true;
+			break;
+		case OPT_RO_BIND:
+		case OPT_BIND:
+			rc = add_bind(job, c == OPT_BIND, optarg, err);
 			break;
 		case OPT_FORWARD_ENV:
 			rc = mfs_cli_forward_env_name(optarg, &job->forward_env, err);

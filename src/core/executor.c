@@ -36,6 +36,8 @@ void mfs_job_init(struct mfs_job *job)
 	mfs_kvlist_init(&job->uploads);
 	mfs_strv_init(&job->forward_env);
 	mfs_strv_init(&job->rw_paths);
+	mfs_kvlist_init(&job->ro_binds);
+	mfs_kvlist_init(&job->rw_binds);
 }
 
 void mfs_job_release(struct mfs_job *job)
@@ -46,6 +48,8 @@ void mfs_job_release(struct mfs_job *job)
 	free(job->code_path);
 	free(job->metaflow_spec);
 	mfs_strv_release(&job->rw_paths);
+	mfs_kvlist_release(&job->ro_binds);
+	mfs_kvlist_release(&job->rw_binds);
 	mfs_strv_release(&job->argv);
 	mfs_kvlist_release(&job->env);
 	mfs_kvlist_release(&job->uploads);
@@ -217,6 +221,22 @@ static void plan_field(struct mfs_buf *out, const char *name, const char *value)
 	mfs_buf_addf(out, "  %-8s %s\n", name, value && *value ? value : "(backend default)");
 }
 
+/* Host paths a local sandbox shows besides its default view. */
+static void describe_binds(const struct mfs_job *job, struct mfs_buf *out)
+{
+	mfs_buf_adds(out, "host paths:\n");
+	if (!job->ro_binds.n && !job->rw_binds.n && !job->rw_paths.n)
+		mfs_buf_adds(out, "  (none beyond the backend's default view)\n");
+	for (size_t i = 0; i < job->ro_binds.n; i++)
+		mfs_buf_addf(out, "  %s -> %s (read-only)\n", job->ro_binds.items[i].value,
+			     job->ro_binds.items[i].key);
+	for (size_t i = 0; i < job->rw_binds.n; i++)
+		mfs_buf_addf(out, "  %s -> %s (writable)\n", job->rw_binds.items[i].value,
+			     job->rw_binds.items[i].key);
+	for (size_t i = 0; i < job->rw_paths.n; i++)
+		mfs_buf_addf(out, "  %s (writable, the Metaflow local datastore)\n", job->rw_paths.v[i]);
+}
+
 void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
 {
 	struct mfs_buf name = MFS_BUF_INIT, tmp = MFS_BUF_INIT;
@@ -272,6 +292,7 @@ void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
 	if (job->code_path)
 		mfs_buf_addf(out, "  %s -> %s (unpacked into the work dir, then removed)\n",
 			     job->code_path, CODE_REMOTE);
+	describe_binds(job, out);
 	mfs_buf_adds(out, "command:\n  ");
 	for (size_t i = 0; i < job->argv.n; i++) {
 		if (i)
@@ -531,6 +552,10 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 	/* A refusal holds for a dry run too: it would refuse the real one. */
 	if ((rc = check_caps(job, !job->dry_run, err)) != MFS_OK)
 		return rc;
+	if ((job->ro_binds.n || job->rw_binds.n) && !(job->ops->caps & MFS_CAP_HOST_BINDS))
+		return mfs_fail(err, MFS_ERR_USAGE,
+				"--ro-bind/--bind show host paths inside a sandbox on this machine; the %s "
+				"backend runs elsewhere: use --upload or --code", job->ops->name);
 	if (job->dry_run) {
 		mfs_job_describe(job, &res->plan);
 		return MFS_OK;
@@ -553,6 +578,8 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		.env = &job->env,
 		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,
 		.say = &chan,
+		.ro_binds = job->ro_binds.n ? &job->ro_binds : NULL,
+		.rw_binds = job->rw_binds.n ? &job->rw_binds : NULL,
 	};
 	fill_spec_limits(job, &spec);
 	rc = job->ops->create(&spec, &sb, err);

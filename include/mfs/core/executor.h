@@ -60,6 +60,7 @@ struct mfs_job {
 	struct mfs_kvlist uploads; /* key: remote path, value: local path */
 	char *code_path;         /* --code DIR|TARBALL, NULL: none */
 	struct mfs_strv rw_paths;  /* host dirs bound read-write (local backend only) */
+	struct mfs_kvlist ro_binds, rw_binds; /* --ro-bind/--bind: key DEST, value HOST */
 	char *metaflow_spec;     /* --metaflow-spec FILE, NULL: none (src/core/metaflow_task.c) */
 
 	bool keep, dry_run, quiet;
