@@ -10,15 +10,27 @@ BIN     ?= mfsandbox
 PKGS    := libcurl jansson libarchive
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libarchive are not linked: src/net/lazy_curl.c and
-# src/util/lazy_archive.c dlopen() them on first use, so a local run does not pay
-# for loading them (see docs/architecture.md).  jansson is small: linked.
+# LAZY=1 (default): libcurl and libarchive are not linked; src/net/lazy_curl.c
+# and src/util/lazy_archive.c dlopen() them on first use, so a local run does
+# not pay for loading them (figures in docs/architecture.md).  LAZY=0: a
+# normal link, the lazy files left out (what a packager's ldd expects).
+LAZY    ?= 1
+ifeq ($(LAZY),0)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+else
 PKG_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null) -ldl -lpthread
+# The SONAMEs to dlopen(), read from the libraries we compile against.
+soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(1).so 2>/dev/null | \
+	awk '$$1 == "SONAME" { print $$2 }')
+LAZY_DEFS := $(foreach l,libcurl libarchive,$(if $(call soname,$(l)),\
+	-DMFS_$(shell echo $(l) | tr a-z A-Z)_SONAME='"$(call soname,$(l))"'))
+endif
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS := $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+ALL_CFLAGS := $(WARN) -D_GNU_SOURCE -DMFS_LAZY=$(LAZY) $(LAZY_DEFS) -Iinclude $(PKG_CFLAGS) \
+	$(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 ALL_LDFLAGS := $(LDFLAGS) $(EXTRA_LDFLAGS)
 

@@ -24,6 +24,7 @@
 
 #include <curl/curl.h>
 
+#include "lazy_curl.h"
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
 
@@ -475,6 +476,8 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 	int attempt = 0;
 	FILE *in = NULL;
 
+	if ((rc = mfs_need_curl(err)) != MFS_OK)
+		return rc;
 	mfs_http_url_for_log(&where, req->url);
 	if (req->body_file) {
 		in = fopen(req->body_file, "rb");

@@ -19,6 +19,7 @@
 
 #include "mfs/relay/contain.h"
 #include "mfs/util/buf.h"
+#include "mfs/util/lazy.h"
 #include "mfs/util/redact.h"
 #include "mfs/net/http.h"
 #include "mfs/net/s3.h"
@@ -458,7 +459,9 @@ static enum mfs_code apply_tarball(struct relay *r, const struct mfs_buf *tgz, b
 static enum mfs_code read_tarball(struct relay *r, const struct mfs_buf *tgz, bool service,
 				  struct mfs_err *err)
 {
-	enum mfs_code rc = check_tarball(r, tgz, err);
+	enum mfs_code rc = mfs_need_archive(err);
+	if (rc == MFS_OK)
+		rc = check_tarball(r, tgz, err);
 	return rc == MFS_OK ? apply_tarball(r, tgz, service, err) : rc;
 }
 

@@ -1,15 +1,28 @@
 /*
  * lazy_archive.c - libarchive, loaded on first use (see lazy_curl.c for why:
  * libarchive drags in xml2, crypto and six compressors, ~1.6 ms per start).
- * Only --code packing and the relay's unpacking use it.  Using a function
- * not listed here fails at link time: add it below.
+ * Only --code packing and the relay's unpacking use it, each after
+ * mfs_need_archive().  Only the functions we call are listed: using another
+ * fails at link time; add it below.
  */
-#include <archive.h>
-#include <archive_entry.h>
-#include <pthread.h>
+#include "mfs/util/lazy.h"
 
 #include "lazy_lib.h"
 
+#if !MFS_LAZY
+enum mfs_code mfs_need_archive(struct mfs_err *err)
+{
+	(void)err;
+	return MFS_OK;
+}
+#else
+#include <archive.h>
+#include <archive_entry.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+/* The SONAME, found by the Makefile in the installed libarchive. */
 #ifndef MFS_LIBARCHIVE_SONAME
 #define MFS_LIBARCHIVE_SONAME "libarchive.so.13"
 #endif
@@ -27,11 +40,8 @@ static struct {
 	int (*read_support_filter_all)(struct archive *);
 	int (*read_support_format_all)(struct archive *);
 	int (*read_open_memory)(struct archive *, const void *, size_t);
-	int (*read_open_filename)(struct archive *, const char *, size_t);
 	int (*read_next_header)(struct archive *, struct archive_entry **);
 	la_ssize_t (*read_data)(struct archive *, void *, size_t);
-	int (*read_data_skip)(struct archive *);
-	int (*read_close)(struct archive *);
 	int (*read_free)(struct archive *);
 	const char *(*error_string)(struct archive *);
 	struct archive_entry *(*entry_new)(void);
@@ -45,10 +55,11 @@ static struct {
 	const char *(*entry_hardlink)(struct archive_entry *);
 	const char *(*entry_symlink)(struct archive_entry *);
 	__LA_MODE_T (*entry_filetype)(struct archive_entry *);
-	__LA_MODE_T (*entry_mode)(struct archive_entry *);
 	time_t (*entry_mtime)(struct archive_entry *);
-	la_int64_t (*entry_size)(struct archive_entry *);
 } fn;
+
+static bool loaded;
+static char load_error[256];
 
 static void load(void)
 {
@@ -65,11 +76,8 @@ static void load(void)
 		{ "archive_read_support_filter_all", (void **)&fn.read_support_filter_all },
 		{ "archive_read_support_format_all", (void **)&fn.read_support_format_all },
 		{ "archive_read_open_memory", (void **)&fn.read_open_memory },
-		{ "archive_read_open_filename", (void **)&fn.read_open_filename },
 		{ "archive_read_next_header", (void **)&fn.read_next_header },
 		{ "archive_read_data", (void **)&fn.read_data },
-		{ "archive_read_data_skip", (void **)&fn.read_data_skip },
-		{ "archive_read_close", (void **)&fn.read_close },
 		{ "archive_read_free", (void **)&fn.read_free },
 		{ "archive_error_string", (void **)&fn.error_string },
 		{ "archive_entry_new", (void **)&fn.entry_new },
@@ -83,16 +91,21 @@ static void load(void)
 		{ "archive_entry_hardlink", (void **)&fn.entry_hardlink },
 		{ "archive_entry_symlink", (void **)&fn.entry_symlink },
 		{ "archive_entry_filetype", (void **)&fn.entry_filetype },
-		{ "archive_entry_mode", (void **)&fn.entry_mode },
 		{ "archive_entry_mtime", (void **)&fn.entry_mtime },
-		{ "archive_entry_size", (void **)&fn.entry_size },
 		{ NULL, NULL },
 	};
-	mfs_lazy_load(MFS_LIBARCHIVE_SONAME, "libarchive13", syms);
+	loaded = mfs_lazy_load(MFS_LIBARCHIVE_SONAME, syms, load_error, sizeof(load_error)) == 0;
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-#define LOAD() pthread_once(&once, load)
+
+enum mfs_code mfs_need_archive(struct mfs_err *err)
+{
+	pthread_once(&once, load);
+	return loaded ? MFS_OK : mfs_fail(err, MFS_ERR_IO, "%s", load_error);
+}
+
+#define LOAD() do { pthread_once(&once, load); if (!loaded) abort(); } while (0)
 
 struct archive *archive_write_new(void) { LOAD(); return fn.write_new(); }
 int archive_write_set_format_pax_restricted(struct archive *a) { LOAD(); return fn.write_set_format_pax_restricted(a); }
@@ -106,11 +119,8 @@ struct archive *archive_read_new(void) { LOAD(); return fn.read_new(); }
 int archive_read_support_filter_all(struct archive *a) { LOAD(); return fn.read_support_filter_all(a); }
 int archive_read_support_format_all(struct archive *a) { LOAD(); return fn.read_support_format_all(a); }
 int archive_read_open_memory(struct archive *a, const void *d, size_t n) { LOAD(); return fn.read_open_memory(a, d, n); }
-int archive_read_open_filename(struct archive *a, const char *p, size_t bs) { LOAD(); return fn.read_open_filename(a, p, bs); }
 int archive_read_next_header(struct archive *a, struct archive_entry **e) { LOAD(); return fn.read_next_header(a, e); }
 la_ssize_t archive_read_data(struct archive *a, void *d, size_t n) { LOAD(); return fn.read_data(a, d, n); }
-int archive_read_data_skip(struct archive *a) { LOAD(); return fn.read_data_skip(a); }
-int archive_read_close(struct archive *a) { LOAD(); return fn.read_close(a); }
 int archive_read_free(struct archive *a) { LOAD(); return fn.read_free(a); }
 const char *archive_error_string(struct archive *a) { LOAD(); return fn.error_string(a); }
 struct archive_entry *archive_entry_new(void) { LOAD(); return fn.entry_new(); }
@@ -124,6 +134,5 @@ const char *archive_entry_pathname(struct archive_entry *e) { LOAD(); return fn.
 const char *archive_entry_hardlink(struct archive_entry *e) { LOAD(); return fn.entry_hardlink(e); }
 const char *archive_entry_symlink(struct archive_entry *e) { LOAD(); return fn.entry_symlink(e); }
 __LA_MODE_T archive_entry_filetype(struct archive_entry *e) { LOAD(); return fn.entry_filetype(e); }
-__LA_MODE_T archive_entry_mode(struct archive_entry *e) { LOAD(); return fn.entry_mode(e); }
 time_t archive_entry_mtime(struct archive_entry *e) { LOAD(); return fn.entry_mtime(e); }
-la_int64_t archive_entry_size(struct archive_entry *e) { LOAD(); return fn.entry_size(e); }
+#endif /* MFS_LAZY */

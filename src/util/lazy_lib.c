@@ -1,11 +1,11 @@
-/* lazy_lib.c - the dlopen()/dlsym() half of src/lazy_*.c. */
+/* lazy_lib.c - the dlopen()/dlsym() half of the lazy loaders (lazy_lib.h). */
 #include "lazy_lib.h"
 
+#if MFS_LAZY
 #include <dlfcn.h>
 #include <stdio.h>
-#include <stdlib.h>
 
-void mfs_lazy_load(const char *soname, const char *package, const struct mfs_lazy_sym *syms)
+int mfs_lazy_load(const char *soname, const struct mfs_lazy_sym *syms, char *why, size_t n)
 {
 	/* RTLD_LAZY: libcurl drags in ~30 libraries, and binding every function
 	 * of those that allow lazy binding costs more instructions than the whole
@@ -13,17 +13,19 @@ void mfs_lazy_load(const char *soname, const char *package, const struct mfs_laz
 	 * symbols we use are still checked below. */
 	void *h = dlopen(soname, RTLD_LAZY | RTLD_LOCAL);
 	if (!h) {
-		fprintf(stderr, "mfsandbox: cannot load %s (install the Debian package %s): %s\n", soname,
-			package, dlerror());
-		exit(203);
+		snprintf(why, n, "cannot load %s, which this build opens on first use: %s", soname,
+			 dlerror());
+		return -1;
 	}
-	for (; syms->name; syms++) {
-		*syms->slot = dlsym(h, syms->name);
-		if (!*syms->slot) {
-			fprintf(stderr, "mfsandbox: %s lacks %s (too old? install a current %s)\n", soname,
-				syms->name, package);
-			exit(203);
+	for (const struct mfs_lazy_sym *s = syms; s->name; s++) {
+		*s->slot = dlsym(h, s->name);
+		if (!*s->slot) {
+			snprintf(why, n, "%s lacks %s: install a current version", soname, s->name);
+			dlclose(h);
+			return -1;
 		}
 	}
-	/* never dlclose: the library stays for the life of the process */
+	/* never dlclose a loaded library: it stays for the life of the process */
+	return 0;
 }
+#endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mfs/util/buf.h"
+#include "mfs/util/lazy.h"
 
 /* One directory being listed: its sorted entry names and the next one. */
 struct level {
@@ -183,7 +184,9 @@ static enum mfs_code walk_tree(struct walk *w, int top, struct mfs_err *err)
 
 enum mfs_code mfs_pack_dir(const char *dir, const char *out_path, struct mfs_err *err)
 {
-	enum mfs_code rc;
+	enum mfs_code rc = mfs_need_archive(err);
+	if (rc != MFS_OK)
+		return rc;
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return mfs_fail(err, MFS_ERR_USAGE, "--code %s: not a readable directory: %s", dir,
