@@ -14,6 +14,7 @@
 #include "cli_internal.h"
 #include "mfs/cli/cli.h"
 #include "mfs/core/registry.h"
+#include "mfs/util/redact.h"
 
 /* ---- backends ---------------------------------------------------------- */
 
@@ -153,6 +154,11 @@ static enum mfs_code collect(const char *backend, struct found_list *fl, int *wa
 	return MFS_OK;
 }
 
+static void shown(struct mfs_buf *out, const char *provider_text)
+{
+	mfs_escape_text(out, provider_text, 200);
+}
+
 static const char *label(const struct found *f, const char *key)
 {
 	const char *v = mfs_kvlist_get(&f->labels, key);
@@ -188,6 +194,31 @@ static const struct option admin_opts[] = {
 };
 
 /* ---- ls ---------------------------------------------------------------- */
+
+static void print_row(const struct found *f)
+{
+	struct mfs_buf ps = MFS_BUF_INIT, age = MFS_BUF_INIT, id = MFS_BUF_INIT,
+		       att = MFS_BUF_INIT, st = MFS_BUF_INIT, raw = MFS_BUF_INIT;
+	if (mfs_kvlist_get(&f->labels, MFS_LABEL_FLOW))
+		mfs_buf_addf(&raw, "%s/%s/%s/%s", label(f, MFS_LABEL_FLOW), label(f, MFS_LABEL_RUN),
+			     label(f, MFS_LABEL_STEP), label(f, MFS_LABEL_TASK));
+	else
+		mfs_buf_adds(&raw, "-");
+	format_age(&age, f->created);
+	/* The provider wrote these: no escape sequence reaches the terminal. */
+	shown(&ps, raw.data);
+	shown(&id, f->id);
+	shown(&att, label(f, MFS_LABEL_ATTEMPT));
+	shown(&st, *f->state ? f->state : "-");
+	printf("%-36s %-8s %-40s %-7s %-5s %s\n", id.data, f->ops->name, ps.data, att.data,
+	       age.data, st.data);
+	mfs_buf_release(&raw);
+	mfs_buf_release(&ps);
+	mfs_buf_release(&age);
+	mfs_buf_release(&id);
+	mfs_buf_release(&att);
+	mfs_buf_release(&st);
+}
 
 int mfs_cmd_ls(int argc, char **argv)
 {
@@ -225,20 +256,8 @@ int mfs_cmd_ls(int argc, char **argv)
 	}
 	printf("%-36s %-8s %-40s %-7s %-5s %s\n", "ID", "BACKEND", "FLOW/RUN/STEP/TASK", "ATTEMPT",
 	       "AGE", "STATE");
-	for (size_t i = 0; i < fl.n; i++) {
-		const struct found *f = &fl.v[i];
-		struct mfs_buf ps = MFS_BUF_INIT, age = MFS_BUF_INIT;
-		if (mfs_kvlist_get(&f->labels, MFS_LABEL_FLOW))
-			mfs_buf_addf(&ps, "%s/%s/%s/%s", label(f, MFS_LABEL_FLOW), label(f, MFS_LABEL_RUN),
-				     label(f, MFS_LABEL_STEP), label(f, MFS_LABEL_TASK));
-		else
-			mfs_buf_adds(&ps, "-");
-		format_age(&age, f->created);
-		printf("%-36s %-8s %-40s %-7s %-5s %s\n", f->id, f->ops->name, ps.data,
-		       label(f, MFS_LABEL_ATTEMPT), age.data, *f->state ? f->state : "-");
-		mfs_buf_release(&ps);
-		mfs_buf_release(&age);
-	}
+	for (size_t i = 0; i < fl.n; i++)
+		print_row(&fl.v[i]);
 	fflush(stdout);
 	found_release(&fl);
 	return warnings ? MFS_EXIT_BACKEND : 0;
@@ -364,7 +383,10 @@ int mfs_cmd_kill(int argc, char **argv)
 			continue;
 		struct mfs_err kerr = { MFS_OK, "" };
 		if (f->ops->kill(f->id, &kerr) == MFS_OK || kerr.code == MFS_ERR_NOTFOUND) {
-			printf("killed %s (%s)\n", f->id, f->ops->name);
+			struct mfs_buf id = MFS_BUF_INIT;
+			shown(&id, f->id);
+			printf("killed %s (%s)\n", id.data, f->ops->name);
+			mfs_buf_release(&id);
 		} else {
 			mfs_err_prefix(&kerr, "killing %s sandbox %s", f->ops->name, f->id);
 			mfs_cli_say(NULL, kerr.msg);

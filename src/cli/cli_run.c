@@ -100,10 +100,18 @@ static enum mfs_code add_env(struct mfs_kvlist *env, const char *spec, const cha
 {
 	const char *eq = strchr(spec, '=');
 	size_t n = eq ? (size_t)(eq - spec) : strlen(spec);
-	if (!valid_env_name(spec, n))
+	if (!valid_env_name(spec, n)) {
+		/* Without '=' the name cannot be told from the value ("KEY: secret",
+		 * a bare token); '/' and '+' mark base64, i.e. a key, not a name. */
+		const char *b64 = strpbrk(spec, "/+");
+		if (!eq || n > 40 || (b64 && b64 < eq))
+			return mfs_fail(err, MFS_ERR_USAGE,
+					"%s: expected KEY=VALUE or a bare KEY, KEY made of letters, digits, _ "
+					"(the text is not shown: it may hold a secret)", where);
 		return mfs_fail(err, MFS_ERR_USAGE,
 				"%s: '%.*s' is not a variable name (expected KEY=VALUE with KEY made of letters, digits, _)",
-				where, (int)(n > 40 ? 40 : n), spec);
+				where, (int)n, spec);
+	}
 	char *key = mfs_xstrndup(spec, n);
 	const char *value = eq ? eq + 1 : getenv(key);
 	enum mfs_code rc = MFS_OK;

@@ -208,10 +208,11 @@ static void make_labels(const struct mfs_job *job, struct mfs_kvlist *labels)
 
 /* ---- dry run ----------------------------------------------------------- */
 
-static void add_redacted_word(struct mfs_buf *out, const char *word)
+static void add_redacted_word(struct mfs_buf *out, const struct mfs_redactor *r,
+			      const char *word)
 {
 	struct mfs_buf clean = MFS_BUF_INIT;
-	mfs_redact_text(&clean, word);
+	mfs_redact(r, &clean, word);
 	mfs_buf_add_shell_quoted(out, clean.data ? clean.data : "");
 	mfs_buf_release(&clean);
 }
@@ -237,9 +238,22 @@ static void describe_binds(const struct mfs_job *job, struct mfs_buf *out)
 		mfs_buf_addf(out, "  %s (writable, the Metaflow local datastore)\n", job->rw_paths.v[i]);
 }
 
+/* Every secret the job carries, so its value is hidden under any name. */
+static void plan_secrets(const struct mfs_job *job, struct mfs_redactor *r)
+{
+	mfs_redactor_add_env(r, &job->env);
+	for (size_t i = 0; i < job->forward_env.n; i++)
+		if (mfs_secret_name(job->forward_env.v[i]))
+			mfs_redactor_add(r, getenv(job->forward_env.v[i]));
+}
+
 void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
 {
 	struct mfs_buf name = MFS_BUF_INIT, tmp = MFS_BUF_INIT;
+	struct mfs_redactor secrets;
+
+	mfs_redactor_init(&secrets);
+	plan_secrets(job, &secrets);
 
 	mfs_job_sandbox_name(job, &name);
 	mfs_buf_addf(out, "dry run: nothing is created\nbackend: %s\nsandbox: %s\n",
@@ -279,7 +293,7 @@ void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
 			mfs_buf_adds(out, MFS_REDACTED);
 		} else {
 			mfs_buf_reset(&tmp);
-			mfs_redact_text(&tmp, kv->value);
+			mfs_redact(&secrets, &tmp, kv->value);
 			mfs_buf_add_shell_quoted(out, tmp.data ? tmp.data : "");
 		}
 		mfs_buf_addch(out, '\n');
@@ -297,9 +311,10 @@ void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
 	for (size_t i = 0; i < job->argv.n; i++) {
 		if (i)
 			mfs_buf_addch(out, ' ');
-		add_redacted_word(out, job->argv.v[i]);
+		add_redacted_word(out, &secrets, job->argv.v[i]);
 	}
 	mfs_buf_addch(out, '\n');
+	mfs_redactor_release(&secrets);
 	mfs_buf_release(&name);
 	mfs_buf_release(&tmp);
 }

@@ -1,13 +1,19 @@
-/* redact.c - hide values of secret-looking names (include/mfs/util/redact.h). */
+/* redact.c - the one redaction rule set (include/mfs/util/redact.h). */
 #include "mfs/util/redact.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-static const char *const secret_words[] = {
-	"KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", NULL,
+/* Anywhere in a name. */
+static const char *const secret_parts[] = {
+	"KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "AUTH",
+	"PRIVATE", "COOKIE", "HEADERS", NULL,
 };
+
+/* Whole words only: "PAT" inside PATH or "PW" inside PWD are not secrets. */
+static const char *const secret_words[] = { "PAT", "PASS", "PW", "DSN", "SESSION", NULL };
 
 static bool contains_ci(const char *s, size_t n, const char *word)
 {
@@ -18,17 +24,63 @@ static bool contains_ci(const char *s, size_t n, const char *word)
 	return false;
 }
 
+static bool is_word_ci(const char *s, size_t n, const char *word)
+{
+	return n == strlen(word) && strncasecmp(s, word, n) == 0;
+}
+
 static bool secret_span(const char *name, size_t n)
 {
-	for (const char *const *w = secret_words; *w; w++)
+	for (const char *const *w = secret_parts; *w; w++)
 		if (contains_ci(name, n, *w))
 			return true;
+	for (size_t i = 0; i < n;) {
+		size_t len = 0;
+		while (i + len < n && !strchr("_-.", name[i + len]))
+			len++;
+		for (const char *const *w = secret_words; *w; w++)
+			if (is_word_ci(name + i, len, *w))
+				return true;
+		i += len + 1;
+	}
 	return false;
 }
 
 bool mfs_secret_name(const char *name)
 {
 	return secret_span(name, strlen(name));
+}
+
+void mfs_redactor_init(struct mfs_redactor *r)
+{
+	mfs_strv_init(&r->values);
+}
+
+void mfs_redactor_release(struct mfs_redactor *r)
+{
+	for (size_t i = 0; i < r->values.n; i++) {
+		volatile char *p = r->values.v[i];
+		while (*p)
+			*p++ = '\0';
+	}
+	mfs_strv_release(&r->values);
+}
+
+void mfs_redactor_add(struct mfs_redactor *r, const char *value)
+{
+	if (!value || strlen(value) < MFS_REDACT_MIN_VALUE)
+		return;
+	for (size_t i = 0; i < r->values.n; i++)
+		if (!strcmp(r->values.v[i], value))
+			return;
+	mfs_strv_push(&r->values, value);
+}
+
+void mfs_redactor_add_env(struct mfs_redactor *r, const struct mfs_kvlist *env)
+{
+	for (size_t i = 0; i < env->n; i++)
+		if (mfs_secret_name(env->items[i].key))
+			mfs_redactor_add(r, env->items[i].value);
 }
 
 static bool ident_char(char c)
@@ -59,7 +111,22 @@ static size_t value_len(const char *p)
 	return (size_t)(q - p);
 }
 
-void mfs_redact_text(struct mfs_buf *out, const char *text)
+/* At p just past "://": the userinfo "user:pass@" or "token@", if any, is
+ * copied with its secret part redacted.  Returns the characters consumed. */
+static size_t url_userinfo(struct mfs_buf *out, const char *p)
+{
+	size_t n = strcspn(p, "/?#@ \t\n'\"");
+	if (p[n] != '@' || n == 0)
+		return 0;
+	const char *colon = memchr(p, ':', n);
+	if (colon)
+		mfs_buf_add(out, p, (size_t)(colon - p) + 1);
+	mfs_buf_adds(out, MFS_REDACTED);
+	return n;
+}
+
+/* Names and URLs: the rules that need no known values. */
+static void redact_names(struct mfs_buf *out, const char *text)
 {
 	const char *p = text;
 	while (*p) {
@@ -75,11 +142,46 @@ void mfs_redact_text(struct mfs_buf *out, const char *text)
 				if (v)
 					mfs_buf_adds(out, MFS_REDACTED);
 				p += 1 + v;
+			} else if (!strncmp(p, "://", 3)) {
+				mfs_buf_adds(out, "://");
+				p += 3;
+				p += url_userinfo(out, p);
 			}
 			continue;
 		}
 		mfs_buf_addch(out, *p++);
 	}
+}
+
+void mfs_redact(const struct mfs_redactor *r, struct mfs_buf *out, const char *text)
+{
+	struct mfs_buf named = MFS_BUF_INIT;
+	redact_names(&named, text);
+	mfs_buf_add(&named, "", 0);
+	const char *p = named.data;
+	while (*p) {
+		size_t hit = 0;
+		/* The longest match, so a value inside another leaves no tail. */
+		for (size_t i = 0; r && i < r->values.n; i++) {
+			size_t m = strlen(r->values.v[i]);
+			if (m > hit && !strncmp(p, r->values.v[i], m))
+				hit = m;
+		}
+		if (hit) {
+			mfs_buf_adds(out, MFS_REDACTED);
+			p += hit;
+		} else {
+			mfs_buf_addch(out, *p++);
+		}
+	}
+	mfs_buf_add(out, "", 0);
+	memset(named.data, 0, named.len);
+	mfs_buf_release(&named);
+}
+
+void mfs_redact_text(struct mfs_buf *out, const char *text)
+{
+	mfs_redact(NULL, out, text);
 }
 
 /* Length of the valid UTF-8 sequence at p, 0 when it is invalid or a C1
