@@ -1,0 +1,127 @@
+/*
+ * daytona.h - private to backends/daytona: what its files share.
+ *
+ * api.c     configuration, main-API and toolbox requests, error bodies, state
+ * admin.c   delete, list by label, `ls` and `kill`
+ * create.c  create without duplicates, wait for "started", destroy
+ * files.c   upload and download through the toolbox
+ * exec.c    a step as an async session command, its log read to the end
+ * ops.c     the ops table: the one symbol the rest of mfsandbox sees
+ *
+ * Why the pieces look the way they do is written in ops.c's comment; facts
+ * and their sources in shared/reference/daytona-api.md; the test double is
+ * tests/emulators/daytona.
+ */
+#ifndef MFS_DAYTONA_H
+#define MFS_DAYTONA_H
+
+#include "mfs/backend.h"
+#include "mfs/net/http.h"
+#include "mfs/util/buf.h"
+#include "mfs/util/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define DEFAULT_API_URL    "https://app.daytona.io/api"
+#define DEFAULT_WORKDIR    "/home/daytona"  /* when the toolbox cannot say */
+#define NONCE_KEY          "mfsandbox.nonce"
+#define SNAPSHOT_CPU       1.0      /* daytona-small, the usual default snapshot */
+#define SNAPSHOT_MEMORY_MB 1024L
+#define SNAPSHOT_DISK_GB   3L
+#define AUTO_STOP_MIN      15
+#define API_TIMEOUT_MS     60000L
+#define CREATE_TIMEOUT_MS  90000L   /* the server waits up to 30 s for "started" */
+#define API_RETRIES        4
+#define CREATE_ATTEMPTS    5        /* after ambiguous failures */
+#define THROTTLE_WAIT_S    600.0    /* how long 429s on create are waited out */
+#define START_WAIT_S       120.0    /* snapshot sandboxes */
+#define BUILD_WAIT_S       1800.0   /* --image builds */
+#define DELETE_WAIT_S      120.0    /* 409 "state change in progress" */
+#define RETRY_AFTER_MAX_S  600L     /* longest Retry-After believed */
+
+extern const struct mfs_backend_ops mfs_daytona_ops;
+
+struct dt_conf {
+	const char *token;     /* API key or JWT; borrowed from the environment */
+	const char *org;       /* with a JWT only */
+	char *api_url;         /* no trailing slash */
+	const char *target;
+};
+
+struct dt_sandbox {
+	struct mfs_sandbox base;
+	struct dt_conf conf;   /* api_url owned; the rest borrowed from the environment */
+	char *toolbox;         /* {toolboxProxyUrl}/{id} */
+	struct mfs_kvlist env; /* spec->env, sent with every command */
+	unsigned seq;
+	/* The session commands run in, opened by the first exec and kept for
+	 * the next: deleting the sandbox ends it, so a finished command costs
+	 * no DELETE.  Deleted (and reopened later) only to kill a command. */
+	char sid[40];
+	bool session;
+	double deadline;       /* --timeout as a mfs_now_s() time (0: none), for uploads */
+};
+
+/* A sandbox's state as GET /sandbox/{id} tells it; all owned. */
+struct dt_state {
+	char *state;
+	char *reason;
+	char *toolbox;
+};
+
+/* api.c: small helpers */
+long dt_ms_until(double deadline, long cap);
+bool dt_passed(double deadline);
+bool dt_nap(long ms, bool honour_cancel);
+void dt_random_hex(char *out, size_t nbytes);
+json_t *dt_body_json(const struct mfs_http_resp *resp);
+long dt_retry_after_s(const char *value);
+
+/* api.c: configuration and requests */
+void dt_conf_release(struct dt_conf *c);
+enum mfs_code dt_conf_load(struct dt_conf *c, struct mfs_err *err);
+enum mfs_code dt_status_fail(struct mfs_err *err, const struct mfs_http_req *req,
+			     const struct mfs_http_resp *resp);
+enum mfs_code dt_api_call(const struct dt_conf *c, const char *method, const char *path,
+			  const char *body, int retries, long timeout_ms, bool cancellable,
+			  struct mfs_http_req *req_out, struct mfs_http_resp *resp,
+			  struct mfs_buf *url, struct mfs_strv *hdrs, struct mfs_err *err);
+enum mfs_code dt_toolbox_call(struct dt_sandbox *sb, const char *method, const char *path,
+			      struct mfs_http_req *req, struct mfs_http_resp *resp,
+			      struct mfs_buf *url, struct mfs_strv *hdrs, struct mfs_err *err);
+void dt_state_release(struct dt_state *s);
+void dt_state_from(struct dt_state *s, json_t *j);
+enum mfs_code dt_get_state(const struct dt_conf *c, const char *id, struct dt_state *s,
+			   bool *gone, bool cancellable, long timeout_ms, struct mfs_err *err);
+enum mfs_code dt_explain_failure(struct dt_sandbox *sb, enum mfs_code rc, struct mfs_err *err);
+
+/* admin.c */
+enum mfs_code dt_delete_sandbox(const struct dt_conf *c, const char *id, bool *gone,
+				struct mfs_err *err);
+enum mfs_code dt_list_by_label(const struct dt_conf *c, const char *key, const char *value,
+			       bool cancellable, mfs_list_fn fn, void *ctx, struct mfs_err *err);
+enum mfs_code dt_list(mfs_list_fn fn, void *ctx, struct mfs_err *err);
+enum mfs_code dt_kill(const char *id, struct mfs_err *err);
+
+/* create.c */
+enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,
+			struct mfs_err *err);
+enum mfs_code dt_destroy(struct mfs_sandbox *base, struct mfs_err *err);
+
+/* files.c */
+void dt_abs_path(struct mfs_buf *out, const struct dt_sandbox *sb, const char *remote);
+enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const char *data,
+			      size_t len, const char *local_name, struct mfs_err *err);
+enum mfs_code dt_upload(struct mfs_sandbox *base, const char *local_path,
+			const char *remote_path, struct mfs_err *err);
+enum mfs_code dt_download(struct mfs_sandbox *base, const char *remote_path,
+			  const char *local_path, struct mfs_err *err);
+
+/* exec.c */
+enum mfs_code dt_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
+		      const struct mfs_io *io, int *status, struct mfs_err *err);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * files.c - files in and out through the toolbox.
+ */
+#include "daytona.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void dt_abs_path(struct mfs_buf *out, const struct dt_sandbox *sb, const char *remote)
+{
+	if (remote[0] == '/')
+		mfs_buf_adds(out, remote);
+	else
+		mfs_buf_addf(out, "%s/%s", sb->base.workdir, remote);
+}
+
+/* POST /files/bulk-upload with one file: "files[0].path" before "files[0].file". */
+enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const char *data,
+				  size_t len, const char *local_name, struct mfs_err *err)
+{
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT, body = MFS_BUF_INIT, dest = MFS_BUF_INIT;
+	struct mfs_http_resp resp;
+	char boundary[40] = "mfsandbox-";
+	enum mfs_code rc;
+
+	mfs_http_resp_init(&resp);
+	dt_random_hex(boundary + 10, 12);
+	dt_abs_path(&dest, sb, remote);
+	mfs_buf_addf(&body, "--%s\r\nContent-Disposition: form-data; name=\"files[0].path\"\r\n\r\n"
+		     "%s\r\n--%s\r\nContent-Disposition: form-data; name=\"files[0].file\"; "
+		     "filename=\"upload\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+		     boundary, dest.data, boundary);
+	mfs_buf_add(&body, data, len);
+	mfs_buf_addf(&body, "\r\n--%s--\r\n", boundary);
+	mfs_strv_pushf(&hdrs, "Content-Type: multipart/form-data; boundary=%s", boundary);
+	/* Overwriting a file is idempotent, so the POST may be retried. */
+	struct mfs_http_req req = {
+		.body = body.data, .body_len = body.len, .retries = API_RETRIES,
+		.retry_safe = true, .cancellable = true, .deadline = sb->deadline,
+	};
+	rc = dt_toolbox_call(sb, "POST", "/files/bulk-upload", &req, &resp, &url, &hdrs, err);
+	if (rc == MFS_OK && resp.status != 200)
+		rc = dt_status_fail(err, &req, &resp);
+	if (rc != MFS_OK && rc != MFS_ERR_CANCELLED && dt_passed(sb->deadline)) {
+		rc = mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout reached while uploading %s to %s",
+			      local_name, dest.data);
+	} else if (rc != MFS_OK) {
+		rc = dt_explain_failure(sb, rc, err);
+		mfs_err_prefix(err, "uploading %s to %s", local_name, dest.data);
+	}
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&dest);
+	mfs_buf_release(&body);
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
+	return rc;
+}
+
+enum mfs_code dt_upload(struct mfs_sandbox *base, const char *local_path,
+				    const char *remote_path, struct mfs_err *err)
+{
+	struct dt_sandbox *sb = (struct dt_sandbox *)base;
+	struct mfs_buf data = MFS_BUF_INIT;
+	char chunk[65536];
+	size_t n;
+	enum mfs_code rc;
+	FILE *f = fopen(local_path, "rb");
+	if (!f)
+		return mfs_fail(err, MFS_ERR_IO, "cannot read %s: %s", local_path, strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		mfs_buf_add(&data, chunk, n);
+	bool bad = ferror(f);
+	fclose(f);
+	if (bad)
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot read %s", local_path);
+	else
+		rc = dt_upload_bytes(sb, remote_path, data.data ? data.data : "", data.len, local_path,
+				  err);
+	mfs_buf_release(&data);
+	return rc;
+}
+
+enum mfs_code dt_download(struct mfs_sandbox *base, const char *remote_path,
+				      const char *local_path, struct mfs_err *err)
+{
+	struct dt_sandbox *sb = (struct dt_sandbox *)base;
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT, dest = MFS_BUF_INIT;
+	struct mfs_http_resp resp;
+	enum mfs_code rc;
+
+	mfs_http_resp_init(&resp);
+	dt_abs_path(&dest, sb, remote_path);
+	mfs_buf_adds(&path, "/files/download?path=");
+	mfs_http_urlencode(&path, dest.data, true);
+	struct mfs_http_req req = { .out_file = local_path, .retries = API_RETRIES,
+				    .cancellable = true };
+	rc = dt_toolbox_call(sb, "GET", path.data, &req, &resp, &url, &hdrs, err);
+	if (rc == MFS_OK && resp.status != 200) {
+		rc = dt_status_fail(err, &req, &resp);
+		if (resp.status != 404)
+			rc = dt_explain_failure(sb, rc, err);
+	} else if (rc != MFS_OK) {
+		rc = dt_explain_failure(sb, rc, err);
+	}
+	if (rc != MFS_OK) {
+		unlink(local_path);
+		mfs_err_prefix(err, "downloading %s", dest.data);
+	}
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&dest);
+	mfs_buf_release(&path);
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
+	return rc;
+}
