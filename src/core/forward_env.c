@@ -1,7 +1,7 @@
 /* forward_env.c - launcher credentials a step needs in its sandbox (include/mfs/core/forward_env.h). */
 #include "mfs/core/forward_env.h"
 
-#include "mfs/net/s3.h"
+#include "mfs/net/aws_creds.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

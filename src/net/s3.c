@@ -1,5 +1,9 @@
-/* s3.c - S3 client on libcurl SigV4 (include/mfs/net/s3.h). */
+/* s3.c - S3 client on libcurl SigV4 (include/mfs/net/s3.h).  The product
+ * reads objects only (the relay); writing, listing and multipart live with
+ * the test tool that uses them (tests/tools/s3tool.c) over mfs_s3_call. */
 #include "mfs/net/s3.h"
+
+#include "mfs/net/aws_creds.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,8 +18,6 @@
 #include "mfs/net/http.h"
 #include "mfs/util/sha256.h"
 
-#define DEFAULT_PART_SIZE (16u * 1024 * 1024)
-#define DEFAULT_PAGE_SIZE 1000
 #define HTTP_RETRIES 4
 #define SERVER_ERROR_RETRIES 3
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -30,8 +32,6 @@ struct mfs_s3 {
 	char *sigv4;
 	bool path_style;
 	bool is_r2;
-	size_t part_size;
-	int page_size;
 	unsigned long requests;
 };
 
@@ -43,156 +43,12 @@ static const char *env_nonempty(const char *name)
 	return v && *v ? v : NULL;
 }
 
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
-/* Reads the keys of one [section] (or [alt]) of an AWS INI file into kv;
- * true when the file has that section. */
-static bool read_ini_section(const char *path, const char *section, const char *alt,
-			     struct mfs_kvlist *kv)
-{
-	FILE *f = fopen(path, "r");
-	char line[4096];
-	bool in = false, found = false;
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		char *l = trim(line);
-		if (*l == '#' || *l == ';' || !*l)
-			continue;
-		if (*l == '[') {
-			char *end = strchr(l, ']');
-			if (end)
-				*end = '\0';
-			char *name = trim(l + 1);
-			in = !strcmp(name, section) || (alt && !strcmp(name, alt));
-			found |= in;
-			continue;
-		}
-		char *eq = strchr(l, '=');
-		if (in && eq) {
-			*eq = '\0';
-			mfs_kvlist_set(kv, trim(l), trim(eq + 1));
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-static char *home_file(const char *env, const char *rel)
-{
-	const char *v = env_nonempty(env), *home = env_nonempty("HOME");
-	struct mfs_buf b = MFS_BUF_INIT;
-	if (v)
-		return mfs_xstrdup(v);
-	if (!home)
-		return NULL;
-	mfs_buf_addf(&b, "%s/%s", home, rel);
-	return mfs_buf_detach(&b, NULL);
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s && *s ? mfs_xstrdup(s) : NULL;
-}
-
 static void wipe_free(char *s)
 {
 	if (s) {
 		memset(s, 0, strlen(s));
 		free(s);
 	}
-}
-
-void mfs_aws_creds_release(struct mfs_aws_creds *c)
-{
-	free(c->key_id);
-	wipe_free(c->secret);
-	wipe_free(c->token);
-	free(c->region);
-	free(c->profile);
-	memset(c, 0, sizeof(*c));
-}
-
-enum mfs_code mfs_aws_creds_load(struct mfs_aws_creds *c, struct mfs_err *err)
-{
-	const char *id = env_nonempty("AWS_ACCESS_KEY_ID");
-	const char *secret = env_nonempty("AWS_SECRET_ACCESS_KEY");
-	const char *token = env_nonempty("AWS_SESSION_TOKEN");
-	const char *named = env_nonempty("AWS_PROFILE");
-	const char *profile = named ? named : "default";
-	struct mfs_kvlist creds = MFS_KVLIST_INIT, conf = MFS_KVLIST_INIT;
-	struct mfs_buf sect = MFS_BUF_INIT;
-	char *cred_path = home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-	char *conf_path = home_file("AWS_CONFIG_FILE", ".aws/config");
-	bool in_conf = false, in_creds = false;
-	enum mfs_code rc = MFS_OK;
-
-	memset(c, 0, sizeof(*c));
-	c->profile = mfs_xstrdup(profile);
-	if (conf_path) {
-		/* The config file names profiles "[profile x]", except [default]. */
-		mfs_buf_addf(&sect, "profile %s", profile);
-		in_conf = read_ini_section(conf_path, sect.data,
-					   !strcmp(profile, "default") ? "default" : NULL, &conf);
-		c->region = dup_or_null(mfs_kvlist_get(&conf, "region"));
-	}
-	/* Explicit keys in the environment win over any profile, as in the SDKs. */
-	if (!(id && secret)) {
-		if (cred_path)
-			in_creds = read_ini_section(cred_path, profile, NULL, &creds);
-		id = mfs_kvlist_get(&creds, "aws_access_key_id");
-		secret = mfs_kvlist_get(&creds, "aws_secret_access_key");
-		token = mfs_kvlist_get(&creds, "aws_session_token");
-		if (!id || !secret) {
-			id = mfs_kvlist_get(&conf, "aws_access_key_id");
-			secret = mfs_kvlist_get(&conf, "aws_secret_access_key");
-			token = mfs_kvlist_get(&conf, "aws_session_token");
-		}
-		c->from_profile = id && secret;
-	}
-	if (!id || !secret || !*id || !*secret) {
-		if (named && !in_creds && !in_conf)
-			rc = mfs_fail(err, MFS_ERR_CONFIG,
-				      "AWS_PROFILE=%s: no such profile in %s or %s: fix AWS_PROFILE, "
-				      "AWS_SHARED_CREDENTIALS_FILE or AWS_CONFIG_FILE (see "
-				      "docs/configuration.md)", profile,
-				      cred_path ? cred_path : "~/.aws/credentials",
-				      conf_path ? conf_path : "~/.aws/config");
-		else if (named)
-			rc = mfs_fail(err, MFS_ERR_CONFIG,
-				      "AWS_PROFILE=%s has no aws_access_key_id and "
-				      "aws_secret_access_key (SSO and role profiles are not supported): "
-				      "export the keys as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (see "
-				      "docs/configuration.md)", profile);
-		else
-			rc = mfs_fail(err, MFS_ERR_NOTFOUND,
-				      "no S3 credentials: set AWS_ACCESS_KEY_ID and "
-				      "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with %s (see "
-				      "docs/configuration.md)",
-				      cred_path ? cred_path : "~/.aws/credentials");
-		goto out;
-	}
-	c->key_id = mfs_xstrdup(id);
-	c->secret = mfs_xstrdup(secret);
-	c->token = dup_or_null(token);
-out:
-	if (rc != MFS_OK)
-		mfs_aws_creds_release(c);
-	mfs_kvlist_release(&creds);
-	mfs_kvlist_release(&conf);
-	mfs_buf_release(&sect);
-	free(cred_path);
-	free(conf_path);
-	return rc;
 }
 
 static enum mfs_code load_credentials(struct mfs_s3 *s3, char **profile_region,
@@ -238,8 +94,6 @@ enum mfs_code mfs_s3_open(struct mfs_s3 **out, struct mfs_err *err)
 	if (!region)
 		region = env_nonempty("AWS_DEFAULT_REGION");
 	s3->is_r2 = endpoint && strstr(endpoint, "r2.cloudflarestorage.com");
-	s3->part_size = DEFAULT_PART_SIZE;
-	s3->page_size = DEFAULT_PAGE_SIZE;
 
 	rc = load_credentials(s3, &profile_region, err);
 	if (rc != MFS_OK)
@@ -300,24 +154,9 @@ void mfs_s3_close(struct mfs_s3 *s3)
 	free(s3);
 }
 
-void mfs_s3_set_part_size(struct mfs_s3 *s3, size_t bytes)
-{
-	s3->part_size = bytes ? bytes : DEFAULT_PART_SIZE;
-}
-
-void mfs_s3_set_page_size(struct mfs_s3 *s3, int keys)
-{
-	s3->page_size = keys > 0 ? keys : DEFAULT_PAGE_SIZE;
-}
-
 unsigned long mfs_s3_request_count(const struct mfs_s3 *s3)
 {
 	return s3->requests;
-}
-
-const char *mfs_s3_region(const struct mfs_s3 *s3)
-{
-	return s3->region;
 }
 
 enum mfs_code mfs_s3_parse_url(const char *url, char **bucket, char **key, struct mfs_err *err)
@@ -410,7 +249,7 @@ static void xml_unescape(struct mfs_buf *out, const char *s, size_t n)
 }
 
 /* Raw bytes between <tag> and </tag> after *pos; advances *pos past it. */
-static bool xml_slice(const char *xml, size_t *pos, const char *tag, const char **start,
+bool mfs_s3_xml_slice(const char *xml, size_t *pos, const char *tag, const char **start,
 		      size_t *len)
 {
 	struct mfs_buf open = MFS_BUF_INIT, close = MFS_BUF_INIT;
@@ -436,7 +275,7 @@ bool mfs_s3_xml_next(const char *xml, size_t *pos, const char *tag, struct mfs_b
 	const char *start;
 	size_t len;
 
-	if (!xml_slice(xml, pos, tag, &start, &len))
+	if (!mfs_s3_xml_slice(xml, pos, tag, &start, &len))
 		return false;
 	mfs_buf_reset(out);
 	mfs_buf_grow(out, 0);
@@ -453,19 +292,8 @@ static bool xml_get(const struct mfs_buf *doc, const char *tag, struct mfs_buf *
 
 /* ---- requests ---- */
 
-struct s3_call {
-	const char *method;
-	const char *bucket;
-	const char *key;                  /* NULL or "" for bucket-level calls */
-	const struct mfs_kvlist *query;
-	const void *body;
-	size_t body_len;
-	const char *content_type;         /* NULL: application/octet-stream */
-	const char *out_file;
-	bool retry_safe;
-};
 
-static void build_url(const struct mfs_s3 *s3, const struct s3_call *c, struct mfs_buf *url)
+static void build_url(const struct mfs_s3 *s3, const struct mfs_s3_call *c, struct mfs_buf *url)
 {
 	/* Dotted bucket names break TLS for virtual hosts; use path-style. */
 	bool path = s3->path_style || strchr(c->bucket, '.');
@@ -486,8 +314,8 @@ static void build_url(const struct mfs_s3 *s3, const struct s3_call *c, struct m
 	}
 }
 
-static enum mfs_code s3_send(struct mfs_s3 *s3, const struct s3_call *c, struct mfs_http_resp *resp,
-			     struct mfs_err *err)
+enum mfs_code mfs_s3_send(struct mfs_s3 *s3, const struct mfs_s3_call *c,
+			  struct mfs_http_resp *resp, struct mfs_err *err)
 {
 	struct mfs_buf url = MFS_BUF_INIT;
 	struct mfs_strv headers = MFS_STRV_INIT;
@@ -539,7 +367,7 @@ static enum mfs_code s3_send(struct mfs_s3 *s3, const struct s3_call *c, struct 
 }
 
 /* One line that says what went wrong and what to change. */
-static enum mfs_code s3_fail(const struct mfs_s3 *s3, const struct s3_call *c,
+static enum mfs_code s3_fail(const struct mfs_s3 *s3, const struct mfs_s3_call *c,
 			     const struct mfs_http_resp *resp, struct mfs_err *err)
 {
 	struct mfs_buf code = MFS_BUF_INIT, msg = MFS_BUF_INIT, region = MFS_BUF_INIT,
@@ -593,10 +421,10 @@ static bool ok(const struct mfs_http_resp *resp)
 	return resp->status >= 200 && resp->status < 300;
 }
 
-static enum mfs_code call(struct mfs_s3 *s3, const struct s3_call *c, struct mfs_http_resp *resp,
-			  struct mfs_err *err)
+enum mfs_code mfs_s3_call(struct mfs_s3 *s3, const struct mfs_s3_call *c,
+			  struct mfs_http_resp *resp, struct mfs_err *err)
 {
-	enum mfs_code rc = s3_send(s3, c, resp, err);
+	enum mfs_code rc = mfs_s3_send(s3, c, resp, err);
 	if (rc == MFS_OK && !ok(resp))
 		rc = s3_fail(s3, c, resp, err);
 	return rc;
@@ -607,10 +435,10 @@ static enum mfs_code call(struct mfs_s3 *s3, const struct s3_call *c, struct mfs
 enum mfs_code mfs_s3_get_buf(struct mfs_s3 *s3, const char *bucket, const char *key,
 			     struct mfs_buf *out, struct mfs_err *err)
 {
-	struct s3_call c = { .method = "GET", .bucket = bucket, .key = key };
+	struct mfs_s3_call c = { .method = "GET", .bucket = bucket, .key = key };
 	struct mfs_http_resp resp;
 	mfs_http_resp_init(&resp);
-	enum mfs_code rc = call(s3, &c, &resp, err);
+	enum mfs_code rc = mfs_s3_call(s3, &c, &resp, err);
 	if (rc == MFS_OK) {
 		mfs_buf_release(out);
 		*out = resp.body;
@@ -622,266 +450,3 @@ enum mfs_code mfs_s3_get_buf(struct mfs_s3 *s3, const char *bucket, const char *
 	return rc;
 }
 
-enum mfs_code mfs_s3_get_file(struct mfs_s3 *s3, const char *bucket, const char *key,
-			      const char *path, struct mfs_err *err)
-{
-	struct mfs_buf tmp = MFS_BUF_INIT;
-	struct mfs_http_resp resp;
-	enum mfs_code rc;
-
-	/* A failed download must not leave a half-written file under path. */
-	mfs_buf_addf(&tmp, "%s.part-%ld", path, (long)getpid());
-	struct s3_call c = { .method = "GET", .bucket = bucket, .key = key, .out_file = tmp.data };
-	mfs_http_resp_init(&resp);
-	rc = call(s3, &c, &resp, err);
-	if (rc == MFS_OK && rename(tmp.data, path) != 0)
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot rename %s to %s: %s", tmp.data, path,
-			      strerror(errno));
-	if (rc != MFS_OK)
-		unlink(tmp.data);
-	mfs_http_resp_release(&resp);
-	mfs_buf_release(&tmp);
-	return rc;
-}
-
-enum mfs_code mfs_s3_put_buf(struct mfs_s3 *s3, const char *bucket, const char *key,
-			     const void *data, size_t len, struct mfs_err *err)
-{
-	struct s3_call c = { .method = "PUT", .bucket = bucket, .key = key, .body = data,
-			     .body_len = len };
-	struct mfs_http_resp resp;
-	mfs_http_resp_init(&resp);
-	enum mfs_code rc = call(s3, &c, &resp, err);
-	mfs_http_resp_release(&resp);
-	return rc;
-}
-
-enum mfs_code mfs_s3_head(struct mfs_s3 *s3, const char *bucket, const char *key,
-			  struct mfs_s3_stat *st, struct mfs_err *err)
-{
-	struct s3_call c = { .method = "HEAD", .bucket = bucket, .key = key };
-	struct mfs_http_resp resp;
-	mfs_http_resp_init(&resp);
-	enum mfs_code rc = call(s3, &c, &resp, err);
-	if (rc == MFS_OK && st) {
-		const char *len = mfs_http_header(&resp, "content-length");
-		const char *etag = mfs_http_header(&resp, "etag");
-		st->size = len ? strtoull(len, NULL, 10) : 0;
-		snprintf(st->etag, sizeof(st->etag), "%s", etag ? etag : "");
-	}
-	mfs_http_resp_release(&resp);
-	return rc;
-}
-
-enum mfs_code mfs_s3_delete(struct mfs_s3 *s3, const char *bucket, const char *key,
-			    struct mfs_err *err)
-{
-	struct s3_call c = { .method = "DELETE", .bucket = bucket, .key = key };
-	struct mfs_http_resp resp;
-	mfs_http_resp_init(&resp);
-	enum mfs_code rc = call(s3, &c, &resp, err);
-	mfs_http_resp_release(&resp);
-	return rc;
-}
-
-/* ---- multipart upload ---- */
-
-static void abort_upload(struct mfs_s3 *s3, const char *bucket, const char *key,
-			 const char *upload_id)
-{
-	struct mfs_kvlist q = MFS_KVLIST_INIT;
-	struct mfs_http_resp resp;
-	struct mfs_err ignored;
-
-	/* Best effort: an unaborted upload only costs storage until a lifecycle rule. */
-	mfs_kvlist_set(&q, "uploadId", upload_id);
-	struct s3_call c = { .method = "DELETE", .bucket = bucket, .key = key, .query = &q };
-	mfs_http_resp_init(&resp);
-	s3_send(s3, &c, &resp, &ignored);
-	mfs_http_resp_release(&resp);
-	mfs_kvlist_release(&q);
-}
-
-static void xml_escape(struct mfs_buf *out, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '&': mfs_buf_adds(out, "&amp;"); break;
-		case '<': mfs_buf_adds(out, "&lt;"); break;
-		case '>': mfs_buf_adds(out, "&gt;"); break;
-		case '"': mfs_buf_adds(out, "&quot;"); break;
-		default: mfs_buf_addch(out, *s);
-		}
-	}
-}
-
-static enum mfs_code put_multipart(struct mfs_s3 *s3, const char *bucket, const char *key,
-				   FILE *f, const char *path, uint64_t size, struct mfs_err *err)
-{
-	struct mfs_kvlist q = MFS_KVLIST_INIT;
-	struct mfs_buf upload_id = MFS_BUF_INIT, done = MFS_BUF_INIT, num = MFS_BUF_INIT;
-	struct mfs_http_resp resp;
-	char *part = mfs_xmalloc(s3->part_size);
-	enum mfs_code rc;
-
-	mfs_http_resp_init(&resp);
-	/* Rule 2: value-less ?uploads is sent as "uploads=". */
-	mfs_kvlist_set(&q, "uploads", "");
-	struct s3_call c = { .method = "POST", .bucket = bucket, .key = key, .query = &q,
-			     .retry_safe = true };
-	rc = call(s3, &c, &resp, err);
-	if (rc != MFS_OK)
-		goto out;
-	if (!xml_get(&resp.body, "UploadId", &upload_id) || !upload_id.len) {
-		rc = mfs_fail(err, MFS_ERR_PROTOCOL,
-			      "S3 POST s3://%s/%s?uploads: no UploadId in the response", bucket, key);
-		goto out;
-	}
-
-	mfs_buf_adds(&done, "<CompleteMultipartUpload>");
-	for (unsigned n = 1; (uint64_t)(n - 1) * s3->part_size < size; n++) {
-		size_t got = fread(part, 1, s3->part_size, f);
-		if (got == 0 && ferror(f)) {
-			rc = mfs_fail(err, MFS_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-			goto abort;
-		}
-		mfs_kvlist_release(&q);
-		mfs_buf_reset(&num);
-		mfs_buf_addf(&num, "%u", n);
-		mfs_kvlist_set(&q, "partNumber", num.data);
-		mfs_kvlist_set(&q, "uploadId", upload_id.data);
-		struct s3_call pc = { .method = "PUT", .bucket = bucket, .key = key, .query = &q,
-				      .body = part, .body_len = got };
-		mfs_http_resp_release(&resp);
-		rc = call(s3, &pc, &resp, err);
-		if (rc != MFS_OK)
-			goto abort;
-		const char *etag = mfs_http_header(&resp, "etag");
-		if (!etag) {
-			rc = mfs_fail(err, MFS_ERR_PROTOCOL,
-				      "S3 PUT s3://%s/%s part %u: no ETag in the response", bucket,
-				      key, n);
-			goto abort;
-		}
-		mfs_buf_addf(&done, "<Part><PartNumber>%u</PartNumber><ETag>", n);
-		xml_escape(&done, etag);
-		mfs_buf_adds(&done, "</ETag></Part>");
-	}
-	mfs_buf_adds(&done, "</CompleteMultipartUpload>");
-
-	mfs_kvlist_release(&q);
-	mfs_kvlist_set(&q, "uploadId", upload_id.data);
-	struct s3_call cc = { .method = "POST", .bucket = bucket, .key = key, .query = &q,
-			      .body = done.data, .body_len = done.len, .retry_safe = true,
-			      .content_type = "application/xml" };
-	mfs_http_resp_release(&resp);
-	rc = call(s3, &cc, &resp, err);
-	/* Complete can answer 200 and still fail, with an <Error> document. */
-	if (rc == MFS_OK && resp.body.data && strstr(resp.body.data, "<Error>")) {
-		struct mfs_buf code = MFS_BUF_INIT;
-		xml_get(&resp.body, "Code", &code);
-		rc = mfs_fail(err, MFS_ERR_BACKEND, "S3 POST s3://%s/%s?uploadId: %s", bucket, key,
-			      code.len ? code.data : "completion failed");
-		mfs_buf_release(&code);
-	}
-	if (rc == MFS_OK)
-		goto out;
-abort:
-	abort_upload(s3, bucket, key, upload_id.data);
-out:
-	mfs_http_resp_release(&resp);
-	mfs_kvlist_release(&q);
-	mfs_buf_release(&upload_id);
-	mfs_buf_release(&done);
-	mfs_buf_release(&num);
-	free(part);
-	return rc;
-}
-
-enum mfs_code mfs_s3_put_file(struct mfs_s3 *s3, const char *bucket, const char *key,
-			      const char *path, struct mfs_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	struct stat st;
-	enum mfs_code rc;
-
-	if (!f)
-		return mfs_fail(err, MFS_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-	if (fstat(fileno(f), &st) != 0) {
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if ((uint64_t)st.st_size > s3->part_size) {
-		rc = put_multipart(s3, bucket, key, f, path, (uint64_t)st.st_size, err);
-		goto out;
-	}
-	/* Small enough to hash in memory: one signed PUT. */
-	char *data = mfs_xmalloc((size_t)st.st_size);
-	if (fread(data, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		free(data);
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot read %s: short read", path);
-		goto out;
-	}
-	rc = mfs_s3_put_buf(s3, bucket, key, data, (size_t)st.st_size, err);
-	free(data);
-out:
-	fclose(f);
-	return rc;
-}
-
-/* ---- listing ---- */
-
-enum mfs_code mfs_s3_list(struct mfs_s3 *s3, const char *bucket, const char *prefix,
-			  bool (*on_key)(void *ctx, const char *key, uint64_t size), void *ctx,
-			  struct mfs_err *err)
-{
-	struct mfs_kvlist q = MFS_KVLIST_INIT;
-	struct mfs_buf token = MFS_BUF_INIT, item = MFS_BUF_INIT, k = MFS_BUF_INIT,
-		       sz = MFS_BUF_INIT, trunc = MFS_BUF_INIT, pagesz = MFS_BUF_INIT;
-	struct mfs_http_resp resp;
-	enum mfs_code rc = MFS_OK;
-
-	mfs_http_resp_init(&resp);
-	mfs_buf_addf(&pagesz, "%d", s3->page_size);
-	for (;;) {
-		mfs_kvlist_release(&q);
-		mfs_kvlist_set(&q, "list-type", "2");
-		mfs_kvlist_set(&q, "max-keys", pagesz.data);
-		if (prefix && *prefix)
-			mfs_kvlist_set(&q, "prefix", prefix);
-		if (token.len)
-			mfs_kvlist_set(&q, "continuation-token", token.data);
-		struct s3_call c = { .method = "GET", .bucket = bucket, .query = &q };
-		mfs_http_resp_release(&resp);
-		rc = call(s3, &c, &resp, err);
-		if (rc != MFS_OK)
-			goto out;
-		size_t pos = 0;
-		const char *start;
-		size_t len;
-		while (resp.body.data && xml_slice(resp.body.data, &pos, "Contents", &start, &len)) {
-			size_t ip = 0, sp = 0;
-			mfs_buf_reset(&item);
-			mfs_buf_add(&item, start, len);
-			if (!mfs_s3_xml_next(item.data, &ip, "Key", &k))
-				continue;
-			mfs_s3_xml_next(item.data, &sp, "Size", &sz);
-			if (!on_key(ctx, k.data, sz.len ? strtoull(sz.data, NULL, 10) : 0))
-				goto out;
-		}
-		mfs_buf_reset(&token);
-		bool more = xml_get(&resp.body, "IsTruncated", &trunc) && !strcmp(trunc.data, "true");
-		if (!more || !xml_get(&resp.body, "NextContinuationToken", &token) || !token.len)
-			break;
-	}
-out:
-	mfs_http_resp_release(&resp);
-	mfs_kvlist_release(&q);
-	mfs_buf_release(&token);
-	mfs_buf_release(&item);
-	mfs_buf_release(&k);
-	mfs_buf_release(&sz);
-	mfs_buf_release(&trunc);
-	mfs_buf_release(&pagesz);
-	return rc;
-}

@@ -1,4 +1,4 @@
-/* AWS credentials as the SDKs find them (mfs_aws_creds_load in src/net/s3.c) and
+/* AWS credentials as the SDKs find them (mfs_aws_creds_load in src/net/aws_creds.c) and
  * what a step's sandbox gets from a profile (mfs_forward_aws_profile): the
  * launcher may have keys only in ~/.aws, the sandbox never has that file. */
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "mfs/core/forward_env.h"
-#include "mfs/net/s3.h"
+#include "mfs/net/aws_creds.h"
 
 static char home[64];
 

@@ -28,7 +28,7 @@ unsigned mfs_forward_credentials(struct mfs_kvlist *env, const struct mfs_strv *
 
 /* For a step on S3 when env has no AWS_ACCESS_KEY_ID (after the call
  * above): the keys of the launcher's AWS profile (mfs_aws_creds_load in
- * mfs/net/s3.h), its session token (same R2 rule) and its region if env has
+ * mfs/net/aws_creds.h), its session token (same R2 rule) and its region if env has
  * none, since a sandbox has no ~/.aws.  AWS_PROFILE itself is not
  * forwarded.  MFS_ERR_CONFIG when AWS_PROFILE names a profile that does not
  * exist or has no static keys; no keys anywhere is not an error. */

@@ -28,74 +28,45 @@
 
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
+#include "mfs/net/http.h"
 
 struct mfs_s3;
-
-/* AWS keys as the SDKs find them: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
- * (+AWS_SESSION_TOKEN) from the environment, else profile AWS_PROFILE
- * ("default" if unset) in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials),
- * then in AWS_CONFIG_FILE (~/.aws/config, section "[profile NAME]").  The
- * profile's region comes from the config file either way.  Only static keys:
- * SSO, role and process profiles are refused by name. */
-struct mfs_aws_creds {
-	char *key_id;
-	char *secret;        /* secret */
-	char *token;         /* secret; NULL if none */
-	char *region;        /* the profile's region, or NULL */
-	char *profile;       /* the profile looked at */
-	bool from_profile;   /* the keys came from a file, not the environment */
-};
-/* MFS_ERR_CONFIG when AWS_PROFILE names a profile that is missing or has no
- * static keys; MFS_ERR_NOTFOUND when there are no keys and no AWS_PROFILE.
- * The message names the profile and files, never a key. */
-enum mfs_code mfs_aws_creds_load(struct mfs_aws_creds *c, struct mfs_err *err);
-/* Frees and wipes the secrets. */
-void mfs_aws_creds_release(struct mfs_aws_creds *c);
 
 /* Reads the configuration above; MFS_ERR_CONFIG names the missing variable. */
 enum mfs_code mfs_s3_open(struct mfs_s3 **out, struct mfs_err *err);
 void mfs_s3_close(struct mfs_s3 *s3);
 
-/* Tuning (tests and bench): part size for multipart uploads (>= 5 MiB on
- * real S3; files larger than it are uploaded in parts) and ListObjectsV2
- * page size.  0 keeps the default (16 MiB, 1000). */
-void mfs_s3_set_part_size(struct mfs_s3 *s3, size_t bytes);
-void mfs_s3_set_page_size(struct mfs_s3 *s3, int keys);
 /* HTTP requests sent so far (retries included), for the relay bench. */
 unsigned long mfs_s3_request_count(const struct mfs_s3 *s3);
-const char *mfs_s3_region(const struct mfs_s3 *s3);
 
 /* Splits "s3://bucket/some/key" into owned bucket and key ("" if none). */
 enum mfs_code mfs_s3_parse_url(const char *url, char **bucket, char **key, struct mfs_err *err);
 
-/* GET into memory / into a file (written only on success) / to a callback.
- * MFS_ERR_NOTFOUND when the object does not exist. */
+/* One request, signed by the three rules above: what every operation is
+ * made of.  Tests build the operations the product does not need from it
+ * (tests/tools/s3tool.c). */
+struct mfs_s3_call {
+	const char *method;
+	const char *bucket;
+	const char *key;                  /* NULL or "" for bucket-level calls */
+	const struct mfs_kvlist *query;
+	const void *body;
+	size_t body_len;
+	const char *content_type;         /* NULL: application/octet-stream */
+	const char *out_file;
+	bool retry_safe;
+};
+/* Sends it (transport retries, S3's 500 retried); any HTTP status is MFS_OK. */
+enum mfs_code mfs_s3_send(struct mfs_s3 *s3, const struct mfs_s3_call *c,
+			  struct mfs_http_resp *resp, struct mfs_err *err);
+/* Sends it; a non-2xx status is the error that names the fix (region,
+ * credentials, bucket), MFS_ERR_NOTFOUND for a missing key or bucket. */
+enum mfs_code mfs_s3_call(struct mfs_s3 *s3, const struct mfs_s3_call *c,
+			  struct mfs_http_resp *resp, struct mfs_err *err);
+
+/* GET into memory.  MFS_ERR_NOTFOUND when the object does not exist. */
 enum mfs_code mfs_s3_get_buf(struct mfs_s3 *s3, const char *bucket, const char *key,
 			     struct mfs_buf *out, struct mfs_err *err);
-enum mfs_code mfs_s3_get_file(struct mfs_s3 *s3, const char *bucket, const char *key,
-			      const char *path, struct mfs_err *err);
-
-enum mfs_code mfs_s3_put_buf(struct mfs_s3 *s3, const char *bucket, const char *key,
-			     const void *data, size_t len, struct mfs_err *err);
-/* Streams the file; multipart (parts read one at a time) above part size. */
-enum mfs_code mfs_s3_put_file(struct mfs_s3 *s3, const char *bucket, const char *key,
-			      const char *path, struct mfs_err *err);
-
-struct mfs_s3_stat {
-	uint64_t size;
-	char etag[80];
-};
-enum mfs_code mfs_s3_head(struct mfs_s3 *s3, const char *bucket, const char *key,
-			  struct mfs_s3_stat *st, struct mfs_err *err);
-/* Deleting a missing key succeeds, as on S3. */
-enum mfs_code mfs_s3_delete(struct mfs_s3 *s3, const char *bucket, const char *key,
-			    struct mfs_err *err);
-
-/* ListObjectsV2 under prefix, following continuation tokens; on_key returns
- * false to stop early. */
-enum mfs_code mfs_s3_list(struct mfs_s3 *s3, const char *bucket, const char *prefix,
-			  bool (*on_key)(void *ctx, const char *key, uint64_t size), void *ctx,
-			  struct mfs_err *err);
 
 /* Pure helpers, exposed for unit tests. */
 /* Appends "k1=v1&k2=v2" sorted by name, each part URI-encoded; a value-less
@@ -104,5 +75,8 @@ void mfs_s3_query(struct mfs_buf *out, const struct mfs_kvlist *params);
 /* Text of the first <tag>...</tag> in xml after *pos, entities decoded;
  * advances *pos past it.  false if absent. */
 bool mfs_s3_xml_next(const char *xml, size_t *pos, const char *tag, struct mfs_buf *out);
+/* The same, raw: where the text starts and how long it is. */
+bool mfs_s3_xml_slice(const char *xml, size_t *pos, const char *tag, const char **start,
+		      size_t *len);
 
 #endif
