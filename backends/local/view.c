@@ -90,14 +90,17 @@ static void etc_entry(struct local_sandbox *ls, struct etc_walk *w, const char *
 	}
 }
 
-/* A top-level /etc symlink to a regular file outside the view. */
+/* A top-level /etc symlink to a regular file outside the view; never one
+ * into /proc, /sys or /dev (mtab -> /proc/self/mounts resolves to the
+ * launcher's own pid: the sandbox's /proc answers it instead). */
 static void etc_link(struct local_sandbox *ls, const char *path)
 {
 	struct stat st;
 	if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
 		return;
 	char *real = realpath(path, NULL);
-	if (real && !in_system_view(real) && stat(real, &st) == 0 && S_ISREG(st.st_mode) &&
+	if (real && !in_system_view(real) && !under(real, "/proc") && !under(real, "/sys") &&
+	    !under(real, "/dev") && stat(real, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (st.st_mode & S_IROTH))
 		mfs_strv_push(&ls->etc_links, real);
 	free(real);

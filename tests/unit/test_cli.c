@@ -48,7 +48,8 @@ static void every_flag_lands_in_the_job(void **state)
 		"--backend", "local", "--cpu", "1.5", "--memory=2048", "--disk", "10", "--gpu", "1",
 		"--image", "python:3.11", "--network", "none", "--timeout", "60", "--env", "A=1",
 		"--env", "B=x=y", "--env", "MFS_TEST_SECRET_TOKEN", "--upload", "in.csv:data/in.csv",
-		"--code", "src", "--keep", "--dry-run", "--quiet", "--", "echo", "--not-ours", "a b", NULL,
+		"--code", "src", "--keep", "--dry-run", "--quiet", "--ro-bind", "/etc:/in/etc",
+		"--bind", "/tmp", "--ro-bind", "/usr:/tmp", "--", "echo", "--not-ours", "a b", NULL,
 	};
 	assert_int_equal(parse(&job, &err, args), MFS_OK);
 	assert_string_equal(job.ops->name, "local");
@@ -65,6 +66,11 @@ static void every_flag_lands_in_the_job(void **state)
 	assert_string_equal(mfs_kvlist_get(&job.uploads, "data/in.csv"), "in.csv");
 	assert_string_equal(job.code_path, "src");
 	assert_true(job.keep && job.dry_run && job.quiet);
+	/* key DEST, value HOST; a DEST named again moves to the later flag's list */
+	assert_int_equal(job.ro_binds.n, 2);
+	assert_string_equal(mfs_kvlist_get(&job.ro_binds, "/in/etc"), "/etc");
+	assert_string_equal(mfs_kvlist_get(&job.ro_binds, "/tmp"), "/usr");
+	assert_int_equal(job.rw_binds.n, 0);
 	assert_int_equal(job.argv.n, 3);
 	assert_string_equal(job.argv.v[1], "--not-ours");
 	assert_string_equal(job.argv.v[2], "a b");
@@ -145,6 +151,10 @@ static void bad_input_is_one_usage_line(void **state)
 		{ { "--upload", ":remote", "true" }, "--upload ':remote': expected LOCAL:REMOTE" },
 		{ { "--upload", "local:", "true" }, "--upload 'local:': expected LOCAL:REMOTE" },
 		{ { "--code", "", "true" }, "--code needs" },
+		{ { "--ro-bind", "etc", "true" }, "--ro-bind 'etc': expected HOST[:DEST]" },
+		{ { "--bind", "/etc:", "true" }, "--bind '/etc:': expected HOST[:DEST]" },
+		{ { "--bind", "/etc/./x", "true" }, "without . or .." },
+		{ { "--ro-bind", "/nonexistent/mfs:/x", "true" }, "--ro-bind /nonexistent/mfs: No such file" },
 		{ { "--gpu", "", "true" }, "--gpu needs a value" },
 		{ { "--image", "", "true" }, "--image needs a value" },
 	};
