@@ -35,8 +35,12 @@
 #define MFS_LABEL_ATTEMPT  "mfsandbox.attempt"
 #define MFS_LABEL_TIMEOUT  "mfsandbox.timeout"  /* seconds, for `kill --stale` */
 #define MFS_LABEL_CREATED  "mfsandbox.created"  /* unix seconds */
-#define MFS_LABEL_HOST     "mfsandbox.host"     /* launcher hostname */
+#define MFS_LABEL_HOST     "mfsandbox.host"     /* launcher hostname, shown only */
 #define MFS_LABEL_PID      "mfsandbox.pid"      /* launcher pid, for `kill --stale` */
+/* The launcher's identity (include/mfs/util/launcher_id.h), for `kill --stale`. */
+#define MFS_LABEL_MACHINE  "mfsandbox.machine"
+#define MFS_LABEL_BOOT     "mfsandbox.boot"
+#define MFS_LABEL_PIDSTART "mfsandbox.pidstart"
 
 /* Capability flags: what a backend can honour.  The executor, and only it,
  * turns a flag asked of a backend without the cap into a refusal (exit 202)

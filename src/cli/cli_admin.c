@@ -2,9 +2,7 @@
  * cli_admin.c - `mfsandbox backends`, `ls` and `kill`: everything that
  * looks at sandboxes from outside a run, through ops->probe/list/kill.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +12,7 @@
 #include "cli_internal.h"
 #include "mfs/cli/cli.h"
 #include "mfs/core/registry.h"
+#include "mfs/util/launcher_id.h"
 #include "mfs/util/redact.h"
 
 /* ---- backends ---------------------------------------------------------- */
@@ -306,21 +305,19 @@ static bool pathspec_matches(const struct pathspec *ps, const struct found *f)
 	return true;
 }
 
-/* Older than its own timeout, or its launcher on this host is gone. */
-static bool is_stale(const struct found *f, const char *hostname)
+/* Older than its own timeout, or its launcher (this machine, boot and pid
+ * namespace; the same pid started at the same time) is gone.  A sandbox
+ * from anywhere else is never stale by its launcher. */
+static bool is_stale(const struct found *f, const struct mfs_launcher_id *self)
 {
 	const char *t = mfs_kvlist_get(&f->labels, MFS_LABEL_TIMEOUT);
 	long long timeout = t ? strtoll(t, NULL, 10) : 0;
 	if (timeout > 0 && f->created && (long long)(time(NULL) - f->created) > timeout)
 		return true;
-	const char *host = mfs_kvlist_get(&f->labels, MFS_LABEL_HOST);
-	const char *pid = mfs_kvlist_get(&f->labels, MFS_LABEL_PID);
-	if (host && pid && strcmp(host, hostname) == 0) {
-		long p = strtol(pid, NULL, 10);
-		if (p > 0 && kill((pid_t)p, 0) != 0 && errno == ESRCH)
-			return true;
-	}
-	return false;
+	return mfs_launcher_state(self, mfs_kvlist_get(&f->labels, MFS_LABEL_MACHINE),
+				  mfs_kvlist_get(&f->labels, MFS_LABEL_BOOT),
+				  mfs_kvlist_get(&f->labels, MFS_LABEL_PID),
+				  mfs_kvlist_get(&f->labels, MFS_LABEL_PIDSTART)) == MFS_LAUNCHER_GONE;
 }
 
 int mfs_cmd_kill(int argc, char **argv)
@@ -331,7 +328,7 @@ int mfs_cmd_kill(int argc, char **argv)
 	const char *backend = NULL, *pathspec = NULL;
 	bool stale = false;
 	int c, warnings = 0, status = 0;
-	char hostname[256] = "";
+	struct mfs_launcher_id self;
 
 	optind = 0;
 	opterr = 0;
@@ -366,7 +363,7 @@ int mfs_cmd_kill(int argc, char **argv)
 		status = mfs_cli_fail(&err);
 		goto out;
 	}
-	gethostname(hostname, sizeof(hostname) - 1);
+	mfs_launcher_self(&self);
 
 	bool *id_seen = mfs_xcalloc(n_ids ? n_ids : 1, sizeof(bool));
 	for (size_t i = 0; i < fl.n; i++) {
@@ -377,7 +374,7 @@ int mfs_cmd_kill(int argc, char **argv)
 				hit = id_seen[k] = true;
 		if (!hit && pathspec && pathspec_matches(&ps, f))
 			hit = true;
-		if (!hit && stale && is_stale(f, hostname))
+		if (!hit && stale && is_stale(f, &self))
 			hit = true;
 		if (!hit)
 			continue;

@@ -20,6 +20,7 @@
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
 #include "mfs/util/pack.h"
+#include "mfs/util/launcher_id.h"
 #include "mfs/util/redact.h"
 
 /* Where --code lands in the work dir before it is unpacked and removed. */
@@ -198,8 +199,15 @@ static void make_labels(const struct mfs_job *job, struct mfs_kvlist *labels)
 		snprintf(num, sizeof(num), "%ld", sandbox_timeout(job));
 		mfs_kvlist_set(labels, MFS_LABEL_TIMEOUT, num);
 	}
+	struct mfs_launcher_id self;
 	snprintf(num, sizeof(num), "%ld", (long)getpid());
 	mfs_kvlist_set(labels, MFS_LABEL_PID, num);
+	if (mfs_launcher_self(&self)) {
+		mfs_kvlist_set(labels, MFS_LABEL_MACHINE, self.machine);
+		mfs_kvlist_set(labels, MFS_LABEL_BOOT, self.boot);
+		snprintf(num, sizeof(num), "%llu", self.start);
+		mfs_kvlist_set(labels, MFS_LABEL_PIDSTART, num);
+	}
 	if (gethostname(host, sizeof(host)) == 0) {
 		host[sizeof(host) - 1] = '\0';
 		mfs_kvlist_set(labels, MFS_LABEL_HOST, host);

@@ -25,3 +25,33 @@ def mfs(*args, env=None, input=None, timeout=120, text=True, **kw):
         timeout=timeout,
         **kw,
     )
+
+
+def launcher_labels(pid, start=None):
+    """The `kill --stale` identity labels (src/util/launcher_id.c) of a
+    launcher on this machine with this pid; start defaults to the pid's own
+    start time (field 22 of /proc/PID/stat), or 1 when it has exited."""
+    import hashlib
+
+    def h(text):
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def first_line(*paths):
+        for p in paths:
+            try:
+                return pathlib.Path(p).read_text().splitlines()[0].strip()
+            except (OSError, IndexError):
+                continue
+        return ""
+
+    if start is None:
+        try:
+            stat = pathlib.Path("/proc/%d/stat" % int(pid)).read_text()
+            start = stat[stat.rindex(")") + 2:].split()[19]
+        except OSError:
+            start = "1"
+    mid = first_line("/etc/machine-id", "/var/lib/dbus/machine-id")
+    ns = os.readlink("/proc/self/ns/pid")
+    return {"machine": h("mfsandbox machine\n%s\n%s\n" % (mid, ns)),
+            "boot": h(first_line("/proc/sys/kernel/random/boot_id")),
+            "pid": str(pid), "pidstart": str(start)}

@@ -307,6 +307,9 @@ def test_kill_stale_spares_live_sandboxes_and_takes_expired_ones(sandbox_env):
             key = line.split("=", 1)[0]
             if key == "label.mfsandbox.pid":
                 line = f"{key}={os.getpid()}"
+            elif key == "label.mfsandbox.pidstart":  # this process, not a reused pid
+                stat = pathlib.Path(f"/proc/{os.getpid()}/stat").read_text()
+                line = f"{key}={stat[stat.rindex(')') + 2:].split()[19]}"
             elif key == "created":
                 line = f"{key}={created}"
             lines.append(line)

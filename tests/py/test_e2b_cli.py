@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from mfs_cli import BINARY, clean_env, mfs
+from mfs_cli import launcher_labels, BINARY, clean_env, mfs
 
 
 @pytest.fixture
@@ -155,15 +155,18 @@ def test_kill_stale_takes_orphans_and_expired_ones_only(emu, env):
     host = socket.gethostname()
     gone = subprocess.Popen(["true"])
     gone.wait()  # a launcher pid that no longer exists
-    orphan = ours(emu, host=host, pid=str(gone.pid), timeout="3600")
+    orphan = ours(emu, host=host, timeout="3600", **launcher_labels(gone.pid))
     expired = ours(emu, host=host, pid=str(os.getpid()), timeout="10")
     expired.started -= 60  # older than its own timeout label
-    live = ours(emu, host=host, pid=str(os.getpid()), timeout="3600")
+    live = ours(emu, host=host, timeout="3600", **launcher_labels(os.getpid()))
+    # Same hostname, another machine: its pid means nothing here.
+    elsewhere = ours(emu, host=host, timeout="3600",
+                     **dict(launcher_labels(gone.pid), machine="0" * 32))
     foreign = emu.create("base", 600, {"mfsandbox.pid": str(gone.pid),
                                        "mfsandbox.host": host}, {}, True)
     k = mfs("kill", "--backend", "e2b", "--stale", env=env)
     assert k.returncode == 0, k.stderr
-    assert {s.id for s in emu.live()} == {live.id, foreign.id}
+    assert {s.id for s in emu.live()} == {live.id, elsewhere.id, foreign.id}
     assert orphan.id in k.stdout and expired.id in k.stdout
-    emu.remove(live.id)
-    emu.remove(foreign.id)
+    for s in (live, elsewhere, foreign):
+        emu.remove(s.id)
