@@ -429,6 +429,11 @@ out:
 	return rc;
 }
 
+void dt_release(struct mfs_sandbox *base)
+{
+	sandbox_free((struct dt_sandbox *)base);
+}
+
 enum mfs_code dt_destroy(struct mfs_sandbox *base, struct mfs_err *err)
 {
 	struct dt_sandbox *sb = (struct dt_sandbox *)base;

@@ -110,6 +110,7 @@ enum mfs_code dt_kill(const char *id, struct mfs_err *err);
 enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,
 			struct mfs_err *err);
 enum mfs_code dt_destroy(struct mfs_sandbox *base, struct mfs_err *err);
+void dt_release(struct mfs_sandbox *base);
 
 /* files.c */
 void dt_abs_path(struct mfs_buf *out, const struct dt_sandbox *sb, const char *remote);

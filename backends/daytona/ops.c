@@ -87,6 +87,7 @@ const struct mfs_backend_ops mfs_daytona_ops = {
 	.download = dt_download,
 	.exec = dt_exec,
 	.destroy = dt_destroy,
+	.release = dt_release,
 	.list = dt_list,
 	.kill = dt_kill,
 	.describe = dt_describe,

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+void e2b_release(struct mfs_sandbox *base)
+{
+	e2b_sandbox_free((struct e2b_sandbox *)base);
+}
+
 enum mfs_code e2b_destroy(struct mfs_sandbox *base, struct mfs_err *err)
 {
 	struct e2b_sandbox *sb = (struct e2b_sandbox *)base;

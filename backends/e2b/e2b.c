@@ -64,6 +64,7 @@ const struct mfs_backend_ops mfs_e2b_ops = {
 	.download = e2b_download,
 	.exec = e2b_exec,
 	.destroy = e2b_destroy,
+	.release = e2b_release,
 	.list = e2b_list,
 	.kill = e2b_kill,
 	.describe = e2b_describe,

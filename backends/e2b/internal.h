@@ -92,6 +92,7 @@ void e2b_sandbox_free(struct e2b_sandbox *sb);
 
 /* admin.c */
 enum mfs_code e2b_destroy(struct mfs_sandbox *base, struct mfs_err *err);
+void e2b_release(struct mfs_sandbox *base);
 enum mfs_code e2b_kill(const char *id, struct mfs_err *err);
 enum mfs_code e2b_list(mfs_list_fn fn, void *ctx, struct mfs_err *err);
 

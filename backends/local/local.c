@@ -230,6 +230,11 @@ static enum mfs_code local_destroy(struct mfs_sandbox *sb, struct mfs_err *err)
 	return rc;
 }
 
+static void local_release(struct mfs_sandbox *sb)
+{
+	local_sandbox_free((struct local_sandbox *)sb);
+}
+
 static void local_describe(const struct mfs_sandbox *sb, struct mfs_buf *out)
 {
 	const struct local_sandbox *ls = (const struct local_sandbox *)sb;
@@ -258,6 +263,7 @@ const struct mfs_backend_ops mfs_local_ops = {
 	.download = local_download,
 	.exec = local_exec,
 	.destroy = local_destroy,
+	.release = local_release,
 	.list = local_list,
 	.kill = local_kill,
 	.describe = local_describe,

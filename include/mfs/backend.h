@@ -159,6 +159,10 @@ struct mfs_backend_ops {
 	/* Removes the sandbox and frees sb, whatever happens. */
 	enum mfs_code (*destroy)(struct mfs_sandbox *sb, struct mfs_err *err);
 
+	/* --keep: frees sb and leaves the sandbox running, for a person to
+	 * reach (describe) and `mfsandbox kill` to remove.  No I/O. */
+	void (*release)(struct mfs_sandbox *sb);
+
 	/* Sandboxes carrying MFS_LABEL_OWNER that still exist. */
 	enum mfs_code (*list)(mfs_list_fn fn, void *ctx, struct mfs_err *err);
 

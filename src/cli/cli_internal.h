@@ -42,7 +42,8 @@ enum mfs_code mfs_cli_forward_env_name(const char *name, struct mfs_strv *names,
  * sandbox env (an AWS profile's keys for a step on S3) and arms the relay
  * (--relay, MFSANDBOX_RELAY=1, or a spec whose metadata must be relayed).
  * MFS_ERR_CONFIG for an AWS_PROFILE that does not resolve. */
-enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay,
-				  struct mfs_err *err);
+struct mfs_run_opts;
+enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_run_opts *opts,
+				  struct mfs_job_relay *relay, struct mfs_err *err);
 
 #endif

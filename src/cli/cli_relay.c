@@ -65,15 +65,15 @@ static enum mfs_code forward_env_from_environment(struct mfs_strv *names, struct
 	return rc;
 }
 
-enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *relay,
-				  struct mfs_err *err)
+enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_run_opts *opts,
+				  struct mfs_job_relay *relay, struct mfs_err *err)
 {
 	if (!job->is_step)
 		return MFS_OK;
-	enum mfs_code frc = forward_env_from_environment(&job->forward_env, err);
+	enum mfs_code frc = forward_env_from_environment(&opts->forward_env, err);
 	if (frc != MFS_OK)
 		return frc;
-	mfs_forward_credentials(&job->env, &job->forward_env);
+	mfs_forward_credentials(&job->env, &opts->forward_env);
 	/* Checked before any sandbox exists: a step on S3 with a wrong
 	 * AWS_PROFILE would only fail inside it. */
 	if (job->step.datastore && !strcmp(job->step.datastore, "s3")) {
@@ -87,8 +87,8 @@ enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_job_relay *rel
 	 * the local backend binds in).  Those always need the relay. */
 	bool service = job->step.metadata && !strcmp(job->step.metadata, "service");
 	bool remote_ds = job->step.datastore && strcmp(job->step.datastore, "local") != 0;
-	bool spec_relay = job->metaflow_spec && (service || remote_ds);
-	if (job->relay || truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
+	bool spec_relay = opts->metaflow_spec && (service || remote_ds);
+	if (opts->relay || truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
 		mfs_job_relay_arm(job, relay);
 	return MFS_OK;
 }

@@ -277,8 +277,21 @@ static enum mfs_code choose_backend(const char *flag, struct mfs_job *job, struc
 	return rc;
 }
 
-enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool *help,
-				struct mfs_err *err)
+void mfs_run_opts_init(struct mfs_run_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	mfs_strv_init(&opts->forward_env);
+}
+
+void mfs_run_opts_release(struct mfs_run_opts *opts)
+{
+	free(opts->metaflow_spec);
+	mfs_strv_release(&opts->forward_env);
+	mfs_run_opts_init(opts);
+}
+
+enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job,
+				struct mfs_run_opts *opts, bool *help, struct mfs_err *err)
 {
 	enum mfs_code rc = MFS_OK;
 	const char *backend = NULL;
@@ -347,7 +360,7 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool
 			if (!*optarg)
 				rc = mfs_fail(err, MFS_ERR_USAGE, "--metaflow-spec needs a file");
 			else
-				set_str(&job->metaflow_spec, optarg);
+				set_str(&opts->metaflow_spec, optarg);
 			break;
 		case OPT_DRY_RUN:
 			job->dry_run = true;
@@ -356,14 +369,14 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool
 			job->quiet = true;
 			break;
 		case OPT_RELAY:
-			job->relay = true;
+			opts->relay = true;
 			break;
 		case OPT_RO_BIND:
 		case OPT_BIND:
 			rc = add_bind(job, c == OPT_BIND, optarg, err);
 			break;
 		case OPT_FORWARD_ENV:
-			rc = mfs_cli_forward_env_name(optarg, &job->forward_env, err);
+			rc = mfs_cli_forward_env_name(optarg, &opts->forward_env, err);
 			break;
 		default:
 			rc = mfs_cli_bad_option("run", c, argv, optind, err);
@@ -396,12 +409,10 @@ static void install_signal_handlers(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* A --keep sandbox handle stays reachable until exit (see executor.h). */
-static struct mfs_sandbox *volatile kept_sandbox;
-
 int mfs_cmd_run(int argc, char **argv)
 {
 	struct mfs_job job;
+	struct mfs_run_opts opts;
 	struct mfs_job_relay relay;
 	struct mfs_job_result res;
 	struct mfs_mf_task mft;
@@ -412,17 +423,19 @@ int mfs_cmd_run(int argc, char **argv)
 	int status;
 
 	mfs_job_init(&job);
+	mfs_run_opts_init(&opts);
+	job.secret_vars = &opts.forward_env;
 	mfs_job_relay_init(&relay);
 	mfs_job_result_init(&res);
 	job.say.fn = mfs_cli_note;
-	enum mfs_code rc = mfs_cli_parse_run(argc, argv, &job, &help, &err);
+	enum mfs_code rc = mfs_cli_parse_run(argc, argv, &job, &opts, &help, &err);
 	if (rc == MFS_OK && help) {
 		mfs_cli_help("run");
 		status = 0;
 		goto out;
 	}
-	if (rc == MFS_OK && job.metaflow_spec) {
-		mfs_mf_task_init(&mft, job.metaflow_spec);
+	if (rc == MFS_OK && opts.metaflow_spec) {
+		mfs_mf_task_init(&mft, opts.metaflow_spec);
 		job.prepare = mfs_mf_prepare;
 		job.prepare_ctx = &mft;
 	}
@@ -433,7 +446,7 @@ int mfs_cmd_run(int argc, char **argv)
 			install_signal_handlers();
 	}
 	if (rc == MFS_OK && !help)
-		rc = mfs_cli_relay_setup(&job, &relay, &err);
+		rc = mfs_cli_relay_setup(&job, &opts, &relay, &err);
 	if (rc == MFS_OK)
 		rc = mfs_job_run(&job, &res, &err);
 	if (rc == MFS_OK && job.dry_run) {
@@ -443,11 +456,11 @@ int mfs_cmd_run(int argc, char **argv)
 	if (rc != MFS_OK)
 		mfs_cli_say(NULL, err.msg);
 	status = mfs_exit_for(rc, res.status, mfs_cancel_signal());
-	kept_sandbox = res.kept;
 out:
 	mfs_mf_task_release(&mft); /* flushes an unfinished last line */
 	mfs_job_result_release(&res);
 	mfs_job_release(&job);
+	mfs_run_opts_release(&opts);
 	mfs_job_relay_release(&relay);
 	return status;
 }

@@ -35,7 +35,6 @@ void mfs_job_init(struct mfs_job *job)
 	mfs_strv_init(&job->argv);
 	mfs_kvlist_init(&job->env);
 	mfs_kvlist_init(&job->uploads);
-	mfs_strv_init(&job->forward_env);
 	mfs_strv_init(&job->rw_paths);
 	mfs_kvlist_init(&job->ro_binds);
 	mfs_kvlist_init(&job->rw_binds);
@@ -47,14 +46,12 @@ void mfs_job_release(struct mfs_job *job)
 	free(job->gpu);
 	free(job->network);
 	free(job->code_path);
-	free(job->metaflow_spec);
 	mfs_strv_release(&job->rw_paths);
 	mfs_kvlist_release(&job->ro_binds);
 	mfs_kvlist_release(&job->rw_binds);
 	mfs_strv_release(&job->argv);
 	mfs_kvlist_release(&job->env);
 	mfs_kvlist_release(&job->uploads);
-	mfs_strv_release(&job->forward_env);
 	mfs_step_release(&job->step);
 	mfs_job_init(job);
 }
@@ -71,7 +68,6 @@ void mfs_job_result_init(struct mfs_job_result *res)
 {
 	res->ran = false;
 	res->status = 0;
-	res->kept = NULL;
 	mfs_buf_init(&res->plan);
 }
 
@@ -250,9 +246,9 @@ static void describe_binds(const struct mfs_job *job, struct mfs_buf *out)
 static void plan_secrets(const struct mfs_job *job, struct mfs_redactor *r)
 {
 	mfs_redactor_add_env(r, &job->env);
-	for (size_t i = 0; i < job->forward_env.n; i++)
-		if (mfs_secret_name(job->forward_env.v[i]))
-			mfs_redactor_add(r, getenv(job->forward_env.v[i]));
+	for (size_t i = 0; job->secret_vars && i < job->secret_vars->n; i++)
+		if (mfs_secret_name(job->secret_vars->v[i]))
+			mfs_redactor_add(r, getenv(job->secret_vars->v[i]));
 }
 
 void mfs_job_describe(const struct mfs_job *job, struct mfs_buf *out)
@@ -667,8 +663,7 @@ out:
 	if (sb) {
 		if (job->keep) {
 			keep_notice(job, sb);
-			sb->say = NULL; /* chan ends with this call */
-			res->kept = sb;
+			job->ops->release(sb); /* the handle goes, the sandbox stays */
 		} else {
 			struct mfs_err derr = { MFS_OK, "" };
 			char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;

@@ -26,9 +26,13 @@ static enum mfs_code parse(struct mfs_job *job, struct mfs_err *err, const char 
 		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;
 	bool help = false;
+	struct mfs_run_opts opts;
 	mfs_job_init(job);
+	mfs_run_opts_init(&opts);
 	mfs_err_clear(err);
-	return mfs_cli_parse_run(argc, argv, job, &help, err);
+	enum mfs_code rc = mfs_cli_parse_run(argc, argv, job, &opts, &help, err);
+	mfs_run_opts_release(&opts);
+	return rc;
 }
 
 static int setup(void **state)
@@ -179,10 +183,13 @@ static void help_flag(void **state)
 	struct mfs_job job;
 	struct mfs_err err;
 	bool help = false;
+	struct mfs_run_opts opts;
 	mfs_job_init(&job);
-	assert_int_equal(mfs_cli_parse_run(4, argv, &job, &help, &err), MFS_OK);
+	mfs_run_opts_init(&opts);
+	assert_int_equal(mfs_cli_parse_run(4, argv, &job, &opts, &help, &err), MFS_OK);
 	assert_true(help);
 	mfs_job_release(&job);
+	mfs_run_opts_release(&opts);
 }
 
 static char *write_temp(const char *text)
@@ -275,6 +282,7 @@ static void registry_lookups(void **state)
 		assert_non_null(ops->probe);
 		assert_non_null(ops->create);
 		assert_non_null(ops->destroy);
+		assert_non_null(ops->release);
 	}
 	assert_null(mfs_backend_at(3));
 	assert_null(mfs_backend_find("Local"));

@@ -22,11 +22,20 @@
  * used for MFS_OK, signo (0: SIGTERM) for MFS_ERR_CANCELLED. */
 int mfs_exit_for(enum mfs_code code, int cmd_status, int signo);
 
-/* Parses `run [OPTIONS] [--] COMMAND...` (argv[0] is "run") into job.
- * Resolves the backend (--backend, else METAFLOW_SANDBOX_BACKEND).
+/* What `run` parses that is the CLI's business, not the executor's. */
+struct mfs_run_opts {
+	char *metaflow_spec;          /* --metaflow-spec FILE, NULL: none */
+	bool relay;                   /* --relay: metadata relay on the local backend too */
+	struct mfs_strv forward_env;  /* --forward-env NAME: extra launcher vars for a step */
+};
+void mfs_run_opts_init(struct mfs_run_opts *opts);
+void mfs_run_opts_release(struct mfs_run_opts *opts);
+
+/* Parses `run [OPTIONS] [--] COMMAND...` (argv[0] is "run") into job and
+ * opts.  Resolves the backend (--backend, else METAFLOW_SANDBOX_BACKEND).
  * *help is set when --help was given (job is then incomplete). */
-enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job, bool *help,
-				struct mfs_err *err);
+enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job,
+				struct mfs_run_opts *opts, bool *help, struct mfs_err *err);
 
 /* Reads an --env-file into env (KEY=VALUE lines, # comments, optional
  * `export `, one pair of surrounding quotes stripped, bare KEY copied

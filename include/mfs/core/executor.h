@@ -61,11 +61,11 @@ struct mfs_job {
 	char *code_path;         /* --code DIR|TARBALL, NULL: none */
 	struct mfs_strv rw_paths;  /* host dirs bound read-write (local backend only) */
 	struct mfs_kvlist ro_binds, rw_binds; /* --ro-bind/--bind: key DEST, value HOST */
-	char *metaflow_spec;     /* --metaflow-spec FILE, NULL: none (src/core/metaflow_task.c) */
 
 	bool keep, dry_run, quiet;
-	bool relay;                 /* --relay: metadata relay on the local backend too */
-	struct mfs_strv forward_env; /* --forward-env NAME: extra launcher vars for a step */
+	/* Launcher variables whose values the --dry-run plan hides under any
+	 * name (the CLI's --forward-env); borrowed, NULL: none. */
+	const struct mfs_strv *secret_vars;
 
 	/* Filled from argv by mfs_job_set_argv(); prepare may change it. */
 	bool is_step;
@@ -90,9 +90,6 @@ struct mfs_job_result {
 	bool ran;             /* the command started (status is meaningful) */
 	int status;           /* its exit status, 128+N for signal N */
 	struct mfs_buf plan;  /* --dry-run: what would happen, secrets redacted */
-	/* --keep: the live sandbox handle.  Backends have no "forget without
-	 * destroying" operation, so it stays reachable here until exit. */
-	struct mfs_sandbox *kept;
 };
 
 void mfs_job_init(struct mfs_job *job);
