@@ -369,6 +369,53 @@ static void rw_paths_are_writable_at_the_same_path(void **state)
 	capture_release(&c);
 }
 
+/* The default view shows the system, not the host: no /home, /root's
+ * contents, /run, /sys or host /var; /etc/shadow hidden; spec binds shown
+ * where they say, read-only or writable; a bad bind refused. */
+static void the_host_view_is_minimal_and_binds_show_paths(void **state)
+{
+	(void)state;
+	char ro[] = "/var/tmp/mfs-local-ro-XXXXXX", rwd[] = "/var/tmp/mfs-local-rwb-XXXXXX";
+	assert_non_null(mkdtemp(ro));
+	assert_non_null(mkdtemp(rwd));
+	struct mfs_kvlist ro_binds = MFS_KVLIST_INIT, rw_binds = MFS_KVLIST_INIT;
+	mfs_kvlist_set(&ro_binds, "/in", ro);
+	mfs_kvlist_set(&rw_binds, "/out/deep", rwd);
+	struct mfs_sandbox_spec spec = { .name = "view", .ro_binds = &ro_binds, .rw_binds = &rw_binds };
+	/* no interpreter under a home on PATH: its prefix would be shown there */
+	char *path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	setenv("PATH", "/usr/bin:/bin", 1);
+	struct mfs_sandbox *sb = make_sandbox(&spec);
+	struct capture c = { 0 };
+	const char *script =
+		"for p in /home /run /var/run /sys /opt /var/lib /var/tmp/mfs-local-ro-*; do "
+		"  test -e $p && exit 20; done; "
+		"test -z \"$(ls -A /root 2>/dev/null)\" || exit 21; "
+		"cat /etc/shadow 2>/dev/null | grep -q . && exit 22; "
+		"test -r /etc/passwd && test -x /usr/bin/env || exit 23; "
+		"test -d /in && touch /in/x 2>/dev/null && exit 24; "
+		"echo w > /out/deep/f || exit 25; touch /x 2>/dev/null && exit 26; exit 0";
+	int status = run_sh(sb, script, &c);
+	setenv("PATH", path, 1);
+	free(path);
+	assert_int_equal(status, 0);
+	struct mfs_buf f = MFS_BUF_INIT;
+	mfs_buf_addf(&f, "%s/f", rwd);
+	assert_int_equal(unlink(f.data), 0);
+	destroy(sb);
+
+	struct mfs_err err = { 0 };
+	mfs_kvlist_set(&ro_binds, "/gone", "/nonexistent/mfs-local");
+	assert_int_equal(OPS.create(&spec, &sb, &err), MFS_ERR_CONFIG);
+	assert_non_null(strstr(err.msg, "/nonexistent/mfs-local"));
+	rmdir(ro);
+	rmdir(rwd);
+	mfs_buf_release(&f);
+	mfs_kvlist_release(&ro_binds);
+	mfs_kvlist_release(&rw_binds);
+	capture_release(&c);
+}
+
 static void timeout_kills_the_whole_tree(void **state)
 {
 	(void)state;
@@ -823,6 +870,7 @@ int main(void)
 		cmocka_unit_test_teardown(only_workdir_and_tmp_are_writable, no_leftovers),
 		cmocka_unit_test_teardown(network_none_has_only_loopback, no_leftovers),
 		cmocka_unit_test_teardown(rw_paths_are_writable_at_the_same_path, no_leftovers),
+		cmocka_unit_test_teardown(the_host_view_is_minimal_and_binds_show_paths, no_leftovers),
 		cmocka_unit_test_teardown(timeout_kills_the_whole_tree, no_leftovers),
 		cmocka_unit_test_teardown(cancellation_is_forwarded_then_forced, no_leftovers),
 		cmocka_unit_test_teardown(bwrap_failures_are_not_the_commands, no_leftovers),
