@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from mfs_cli import BINARY, clean_env, mfs
+from mfs_cli import BINARY, clean_env, launcher_labels, mfs
 
 
 @pytest.fixture
@@ -308,8 +308,7 @@ def test_kill_stale_spares_live_sandboxes_and_takes_expired_ones(sandbox_env):
             if key == "label.mfsandbox.pid":
                 line = f"{key}={os.getpid()}"
             elif key == "label.mfsandbox.pidstart":  # this process, not a reused pid
-                stat = pathlib.Path(f"/proc/{os.getpid()}/stat").read_text()
-                line = f"{key}={stat[stat.rindex(')') + 2:].split()[19]}"
+                line = f"{key}={launcher_labels(os.getpid())['pidstart']}"
             elif key == "created":
                 line = f"{key}={created}"
             lines.append(line)

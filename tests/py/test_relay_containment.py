@@ -55,14 +55,14 @@ def legit():
         member(OWN + "/sysmeta_attempt_1.json", row())]
 
 
-def plant(s3, prefix, blob, attempt=0):
+def plant(s3, prefix, blob, run=RUN, task=TASK, attempt=0):
     """Stores blob where the task's sync puts it: the flow's CAS plus the
     <attempt>.local_metadata pointer."""
     key = hashlib.sha1(blob).hexdigest()
     c = s3.client()
     c.put_object(Bucket=s3.bucket, Key="%s/%s/data/%s/%s" % (prefix, FLOW, key[:2], key), Body=blob)
     c.put_object(Bucket=s3.bucket, Key="%s/%s/%s/%s/%s/%d.local_metadata"
-                 % (prefix, FLOW, RUN, STEP, TASK, attempt), Body=json.dumps(key).encode())
+                 % (prefix, FLOW, run, STEP, task, attempt), Body=json.dumps(key).encode())
 
 
 def tree(root):
@@ -178,11 +178,7 @@ def test_service_replay_refuses_rows_of_another_task(box, metadata_service):
                            row(run_number=run, task_id=task)),
                     member(own + "/sysmeta_attempt_2.json",
                            row(run_number=run, task_id=str(int(task) + 1)))])
-    key = hashlib.sha1(blob).hexdigest()
-    c = s3.client()
-    c.put_object(Bucket=s3.bucket, Key="%s/%s/data/%s/%s" % (prefix, FLOW, key[:2], key), Body=blob)
-    c.put_object(Bucket=s3.bucket, Key="%s/%s/%s/%s/%s/0.local_metadata"
-                 % (prefix, FLOW, run, STEP, task), Body=json.dumps(key).encode())
+    plant(s3, prefix, blob, run=run, task=task)
     r = subprocess.run(
         [RELAY, "run", "--flow", FLOW, "--run", run, "--step", STEP, "--task", task,
          "--ds-type", "s3", "--ds-root", "s3://%s/%s" % (s3.bucket, prefix),

@@ -18,15 +18,13 @@ import urllib.request
 import pytest
 
 from fixtures.daytona import API_KEY
-from mfs_cli import clean_env, mfs
+from mfs_cli import clean_env, launcher_labels, mfs
 
 OTHER_MACHINE = "0123456789abcdef0123456789abcdef"
 
 
 def start_ticks(pid):
-    """Field 22 of /proc/PID/stat, counted from after the command name."""
-    stat = pathlib.Path("/proc/%d/stat" % pid).read_text()
-    return int(stat[stat.rindex(")") + 2:].split()[19])
+    return int(launcher_labels(pid)["pidstart"])
 
 
 def dead_pid():
