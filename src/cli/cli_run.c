@@ -438,6 +438,7 @@ int mfs_cmd_run(int argc, char **argv)
 		mfs_mf_task_init(&mft, opts.metaflow_spec);
 		job.prepare = mfs_mf_prepare;
 		job.prepare_ctx = &mft;
+		job.step_dir = MFS_MF_STEP_DIR; /* the script's `cd metaflow` */
 	}
 	if (rc == MFS_OK && !job.dry_run) {
 		if (mfs_cancel_init() != 0)

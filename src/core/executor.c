@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mfs/core/step_files.h"
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
 #include "mfs/util/pack.h"
@@ -563,6 +564,10 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 	res->status = 0;
 	if (!job->ops)
 		return mfs_fail(err, MFS_ERR_USAGE, "no backend chosen");
+	/* Before prepare, which may turn the step command into a script. */
+	if (job->is_step &&
+	    (rc = mfs_step_ship_files(&job->argv, &job->step, job->step_dir, &job->uploads, err)) != MFS_OK)
+		return rc;
 	rc = mfs_job_prepare(job, err);
 	if (rc != MFS_OK)
 		return rc;

@@ -341,7 +341,7 @@ enum mfs_code mfs_mf_build_script(const struct mfs_mf_spec *spec, const struct m
 			mfs_buf_addf(out, " %s", spec->dependencies.v[i]);
 		mfs_buf_adds(out, "; } &&\n");
 	}
-	mfs_buf_adds(out, "mkdir -p metaflow && cd metaflow && mkdir -p .metaflow &&\n"
+	mfs_buf_adds(out, "mkdir -p " MFS_MF_STEP_DIR " && cd " MFS_MF_STEP_DIR " && mkdir -p .metaflow &&\n"
 			  "{ TAR_OPTIONS=--warning=no-timestamp tar -xzf job.tar -C . || "
 			  "{ mflog 'Could not extract the code package.'; false; }; } &&\n"
 			  "rm -f job.tar &&\n");

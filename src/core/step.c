@@ -11,17 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Top-level options of Metaflow's `start` group that take one value. */
+/* Top-level options of Metaflow's `start` group that take one value
+ * (--branch is @project's; --mode is Metaflow's spin mode). */
 static const char *const top_one_value[] = {
 	"metadata", "environment", "datastore", "datastore-root", "event-logger",
 	"monitor", "with", "package-suffixes", "local-config-file", "branch",
-	"tag", "namespace", NULL,
+	"tag", "namespace", "mode", NULL,
 };
-/* ... and those that take two (--config-value NAME VALUE). */
+/* ... and those that take two (--config-value NAME VALUE, --config NAME FILE). */
 static const char *const top_two_values[] = { "config-value", "config", NULL };
-/* Known flags, so a following word is never taken for their value. */
+/* Known flags, so a following word is never taken for their value
+ * (--production is @project's). */
 static const char *const top_flags[] = {
-	"quiet", "pylint", "no-pylint", "production", NULL,
+	"quiet", "not-quiet", "pylint", "no-pylint", "production",
+	"force-rebuild-environments", "no-force-rebuild-environments", NULL,
 };
 
 static bool in_list(const char *const *list, const char *s, size_t n)
@@ -85,11 +88,9 @@ static bool long_opt(const char *arg, const char **name, size_t *nlen, const cha
 }
 
 /* Walks the top-level options from `from`; returns the index of the word
- * "step" or 0.  Calls seen(name, value) for every one-value option. */
-static size_t walk_top(const char *const *argv, size_t from,
-		       void (*seen)(void *ctx, const char *name, size_t nlen, size_t idx,
-				    const char *value),
-		       void *ctx)
+ * "step" or 0.  Calls seen() for every option with a value (for a
+ * two-value option, with its second word). */
+static size_t walk_top(const char *const *argv, size_t from, mfs_step_opt_fn seen, void *ctx)
 {
 	size_t i = from;
 	while (argv[i]) {
@@ -101,17 +102,19 @@ static size_t walk_top(const char *const *argv, size_t from,
 			return 0; /* another command (run, resume, batch ...) */
 		if (val) {
 			if (seen)
-				seen(ctx, name, nlen, i, val);
+				seen(ctx, true, name, nlen, i, i, val);
 			i++;
 		} else if (in_list(top_two_values, name, nlen)) {
 			if (!argv[i + 1] || !argv[i + 2])
 				return 0;
+			if (seen)
+				seen(ctx, true, name, nlen, i, i + 2, argv[i + 2]);
 			i += 3;
 		} else if (in_list(top_one_value, name, nlen)) {
 			if (!argv[i + 1])
 				return 0;
 			if (seen)
-				seen(ctx, name, nlen, i, argv[i + 1]);
+				seen(ctx, true, name, nlen, i, i + 1, argv[i + 1]);
 			i += 2;
 		} else if (in_list(top_flags, name, nlen)) {
 			i++;
@@ -125,11 +128,41 @@ static size_t walk_top(const char *const *argv, size_t from,
 	return 0;
 }
 
-static void keep_top(void *ctx, const char *name, size_t nlen, size_t idx, const char *value)
+/* The step's own options after `step NAME`: a long option's value is the
+ * next word unless that is an option too (Metaflow's step options all
+ * take one value). */
+static void walk_step(const char *const *argv, size_t si, mfs_step_opt_fn seen, void *ctx)
+{
+	for (size_t i = si + 2; argv[i]; i++) {
+		const char *name, *val;
+		size_t nlen, oi = i;
+		if (!long_opt(argv[i], &name, &nlen, &val))
+			continue;
+		if (!val && argv[i + 1] && strncmp(argv[i + 1], "--", 2) != 0)
+			val = argv[++i];
+		if (val)
+			seen(ctx, false, name, nlen, oi, i, val);
+	}
+}
+
+void mfs_step_each_option(const char *const *argv, const struct mfs_step *st, mfs_step_opt_fn fn,
+			  void *ctx)
+{
+	if (!st->step)
+		return;
+	size_t si = walk_top(argv, st->file_index + 1, fn, ctx);
+	if (si)
+		walk_step(argv, si, fn, ctx);
+}
+
+static void keep_top(void *ctx, bool top, const char *name, size_t nlen, size_t idx, size_t vidx,
+		     const char *value)
 {
 	struct mfs_step *st = ctx;
 	char **slot = NULL;
+	(void)top;
 	(void)idx;
+	(void)vidx;
 	if (nlen == 8 && strncmp(name, "metadata", 8) == 0)
 		slot = &st->metadata;
 	else if (nlen == 9 && strncmp(name, "datastore", 9) == 0)
@@ -165,6 +198,25 @@ static void set_default_flow_name(struct mfs_step *st)
 	st->flow_name = mfs_xstrndup(base, n);
 }
 
+static void keep_step(void *ctx, bool top, const char *name, size_t nlen, size_t idx, size_t vidx,
+		      const char *val)
+{
+	struct mfs_step *st = ctx;
+	(void)top;
+	(void)idx;
+	(void)vidx;
+	if (nlen == 6 && strncmp(name, "run-id", 6) == 0) {
+		free(st->run_id);
+		st->run_id = mfs_xstrdup(val);
+	} else if (nlen == 7 && strncmp(name, "task-id", 7) == 0) {
+		free(st->task_id);
+		st->task_id = mfs_xstrdup(val);
+	} else if (nlen == 11 && strncmp(name, "retry-count", 11) == 0 && st->attempt >= 0 &&
+		   !parse_attempt(val, &st->attempt)) {
+		st->attempt = -1; /* not a step command: the caller checks */
+	}
+}
+
 bool mfs_step_parse(const char *const *argv, struct mfs_step *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -181,26 +233,9 @@ bool mfs_step_parse(const char *const *argv, struct mfs_step *st)
 	st->step = mfs_xstrdup(argv[si + 1]);
 	st->file_index = fi;
 	st->step_index = si;
-	for (size_t i = si + 2; argv[i]; i++) {
-		const char *name, *val;
-		size_t nlen;
-		if (!long_opt(argv[i], &name, &nlen, &val))
-			continue;
-		if (!val && argv[i + 1] && strncmp(argv[i + 1], "--", 2) != 0)
-			val = argv[++i];
-		if (!val)
-			continue;
-		if (nlen == 6 && strncmp(name, "run-id", 6) == 0) {
-			free(st->run_id);
-			st->run_id = mfs_xstrdup(val);
-		} else if (nlen == 7 && strncmp(name, "task-id", 7) == 0) {
-			free(st->task_id);
-			st->task_id = mfs_xstrdup(val);
-		} else if (nlen == 11 && strncmp(name, "retry-count", 11) == 0) {
-			if (!parse_attempt(val, &st->attempt))
-				goto not_step;
-		}
-	}
+	walk_step(argv, si, keep_step, st);
+	if (st->attempt < 0)
+		goto not_step;
 	if (!st->run_id || !st->task_id || !*st->run_id || !*st->task_id)
 		goto not_step;
 	set_default_flow_name(st);
@@ -238,14 +273,17 @@ struct rewrite {
 	bool found;
 };
 
-static void rewrite_top(void *ctx, const char *name, size_t nlen, size_t idx, const char *value)
+static void rewrite_top(void *ctx, bool top, const char *name, size_t nlen, size_t idx,
+			size_t vidx, const char *value)
 {
 	struct rewrite *rw = ctx;
+	(void)top;
 	(void)value;
-	if (strlen(rw->name) != nlen || strncmp(rw->name, name, nlen) != 0)
+	/* one-value options only: `--name=V` or `--name V` */
+	if (strlen(rw->name) != nlen || strncmp(rw->name, name, nlen) != 0 || vidx > idx + 1)
 		return;
 	char **slot = &rw->argv->v[idx];
-	if (strchr(*slot, '=')) {
+	if (vidx == idx) {
 		struct mfs_buf b = MFS_BUF_INIT;
 		mfs_buf_addf(&b, "--%s=%s", rw->name, rw->value);
 		free(*slot);

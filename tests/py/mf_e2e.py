@@ -131,10 +131,11 @@ class FlowRun:
         self.argv_seen = set()
         self.tasks = {}
 
-    def run(self, *args, timeout=600):
-        """Runs the flow, watching mfsandbox command lines meanwhile."""
+    def run(self, *args, top=(), timeout=600):
+        """Runs the flow (`top`: options before `run`, e.g. --config),
+        watching mfsandbox command lines meanwhile."""
         with ArgvWatch() as watch:
-            r = subprocess.run([sys.executable, self.file, "--no-pylint", "run",
+            r = subprocess.run([sys.executable, self.file, "--no-pylint", *top, "run",
                                 "--run-id-file", "run_id", *args], cwd=self.work, env=self.env,
                                capture_output=True, text=True, timeout=timeout)
         self.argv_seen = watch.seen

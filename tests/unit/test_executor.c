@@ -575,6 +575,45 @@ static void dry_run_touches_nothing(void **state)
 	mfs_job_release(&job);
 }
 
+/* A step command's launcher files become uploads before the command runs,
+ * below the directory the step runs in, and the command names the copies;
+ * a missing one stops the run before create (dry run included). */
+static void step_files_are_shipped_first(void **state)
+{
+	(void)state;
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	const char *argv[] = { "python3", "f.py", "--local-config-file", "/etc/hostname", "step", "a",
+			       "--run-id", "1", "--task-id", "2", NULL };
+	new_job(&job, argv);
+	job.step_dir = "metaflow";
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_string_equal(fake.log.data, "create upload:metaflow/.mfs-files/0-hostname exec destroy");
+	assert_string_equal(fake.exec_argv.v[3], ".mfs-files/0-hostname");
+	mfs_job_release(&job);
+
+	new_job(&job, argv);
+	job.dry_run = true;
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_non_null(strstr(res.plan.data, "/etc/hostname -> .mfs-files/0-hostname\n"));
+	assert_non_null(strstr(res.plan.data, "--local-config-file .mfs-files/0-hostname step a"));
+	mfs_job_release(&job);
+
+	mfs_buf_reset(&fake.log);
+	argv[3] = "/nonexistent/cfg";
+	for (int dry = 0; dry < 2; dry++) {
+		new_job(&job, argv);
+		job.dry_run = dry;
+		assert_int_equal(mfs_job_run(&job, &res, &err), MFS_ERR_USAGE);
+		assert_non_null(strstr(err.msg, "--local-config-file /nonexistent/cfg"));
+		assert_int_equal(fake.log.len, 0);
+		mfs_job_release(&job);
+	}
+	mfs_job_result_release(&res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +629,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(keep_does_not_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(hooks_run_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(dry_run_touches_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(step_files_are_shipped_first, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,6 +169,40 @@ static void pathspec_text(void **state)
 	mfs_step_release(&st);
 }
 
+struct visit {
+	struct mfs_buf seen;
+};
+
+static void record(void *ctx, bool top, const char *name, size_t nlen, size_t idx, size_t vidx,
+		   const char *value)
+{
+	struct visit *v = ctx;
+	mfs_buf_addf(&v->seen, "%s%.*s@%zu/%zu=%s;", top ? "" : "step:", (int)nlen, name, idx, vidx,
+		     value);
+}
+
+/* Every option with a value, top-level and the step's, in order; flags of
+ * Metaflow and @project do not swallow the next word. */
+static void visits_options_with_values(void **state)
+{
+	(void)state;
+	const char *argv[] = {
+		"python", "flow.py", "--not-quiet", "--no-force-rebuild-environments", "--production",
+		"--branch", "b1", "--config", "c", "f.json", "--datastore=local", "step", "s",
+		"--run-id", "1", "--task-id=2", "--input-paths-filename", "in", NULL,
+	};
+	struct mfs_step st;
+	struct visit v = { MFS_BUF_INIT };
+	assert_true(mfs_step_parse(argv, &st));
+	assert_string_equal(st.datastore, "local");
+	mfs_step_each_option(argv, &st, record, &v);
+	assert_string_equal(v.seen.data,
+			    "branch@5/6=b1;config@7/9=f.json;datastore@10/10=local;"
+			    "step:run-id@13/14=1;step:task-id@15/15=2;step:input-paths-filename@16/17=in;");
+	mfs_buf_release(&v.seen);
+	mfs_step_release(&st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +214,7 @@ int main(void)
 		cmocka_unit_test(set_option_inserts_before_step),
 		cmocka_unit_test(set_option_refuses_non_step),
 		cmocka_unit_test(pathspec_text),
+		cmocka_unit_test(visits_options_with_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,10 @@
  * (on every path unless --keep).  It returns an mfs_code; the command's
  * own exit status is in result->status when the command ran.
  *
+ * A step command's launcher-local files (--local-config-file, --config
+ * NAME FILE, --input-paths-filename) become uploads and its options point
+ * at the copies before prepare runs (include/mfs/core/step_files.h).
+ *
  * Two extension points, both plain function pointers on the job that stay
  * NULL (no-op) unless a feature sets them:
  *  - prepare: runs first, before anything is created (also in --dry-run,
@@ -70,6 +74,10 @@ struct mfs_job {
 	/* Filled from argv by mfs_job_set_argv(); prepare may change it. */
 	bool is_step;
 	struct mfs_step step;
+	/* Where a step command runs, relative to the work dir (NULL: the work
+	 * dir): the launcher files it names are shipped below it
+	 * (src/core/step_files.c).  Metaflow support: MFS_MF_STEP_DIR. */
+	const char *step_dir;
 
 	/* Extension points (see top of file); NULL: nothing to do. */
 	mfs_job_prepare_fn prepare;

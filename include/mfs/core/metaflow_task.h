@@ -29,8 +29,10 @@
 #define MFS_MF_SPEC_VERSION 1
 /* Metaflow's own threshold for moving --input-paths into env vars. */
 #define MFS_MF_INPUT_CHUNK (30 * 1024)
-/* Where the code package lands, relative to the sandbox work dir. */
-#define MFS_MF_PACKAGE_REMOTE "metaflow/job.tar"
+/* Where the step runs and the code package lands, relative to the sandbox
+ * work dir. */
+#define MFS_MF_STEP_DIR "metaflow"
+#define MFS_MF_PACKAGE_REMOTE MFS_MF_STEP_DIR "/job.tar"
 
 struct mfs_mf_spec {
 	char *flow_name;

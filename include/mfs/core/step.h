@@ -49,6 +49,18 @@ void mfs_step_set_flow_name(struct mfs_step *st, const char *name);
 enum mfs_code mfs_step_set_option(struct mfs_strv *argv, struct mfs_step *st,
 				  const char *name, const char *value, struct mfs_err *err);
 
+/* Called for every option of a step command that has a value: top-level
+ * ones (top: before the word "step") and the step's own.  idx is the
+ * option's argv index, vidx the index of the word holding the value
+ * (== idx for `--name=value`; idx + 2 for the file of `--config NAME
+ * FILE`); value points into argv[vidx]. */
+typedef void (*mfs_step_opt_fn)(void *ctx, bool top, const char *name, size_t nlen, size_t idx,
+				size_t vidx, const char *value);
+/* Visits the options of the step command argv, parsed into *st; nothing
+ * when *st is not a step. */
+void mfs_step_each_option(const char *const *argv, const struct mfs_step *st, mfs_step_opt_fn fn,
+			  void *ctx);
+
 /* "Flow/run/step/task" into out (appends). */
 void mfs_step_pathspec(const struct mfs_step *st, struct mfs_buf *out);
 
