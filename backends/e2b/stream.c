@@ -77,6 +77,11 @@ static void handle_event(struct e2b_stream *st, json_t *ev)
 		}
 	} else if ((x = json_object_get(ev, "end"))) {
 		const char *status = json_string_value(json_object_get(x, "status"));
+		/* A process ends once; a second end would overwrite the first. */
+		if (st->ended) {
+			stream_fail(st, "envd sent a second end event");
+			return;
+		}
 		st->ended = true;
 		st->exit_code = (int)json_integer_value(json_object_get(x, "exitCode"));
 		if (status && !strncmp(status, "signal: ", 8))

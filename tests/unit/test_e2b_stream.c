@@ -1,0 +1,102 @@
+/* Unit tests for backends/e2b/stream.c: the Connect stream of a Start
+ * call is what carries a step's output and exit status from envd. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "../../backends/e2b/internal.h"
+#include "mfs/util/clock.h"
+
+struct sink {
+	struct mfs_buf out, err;
+};
+
+static void sink_write(void *ctx, enum mfs_stream s, const char *data, size_t len)
+{
+	struct sink *k = ctx;
+	mfs_buf_add(s == MFS_STDOUT ? &k->out : &k->err, data, len);
+}
+
+/* One envelope of json text with the given flag byte. */
+static void frame(struct mfs_buf *b, unsigned flags, const char *json)
+{
+	size_t n = strlen(json);
+	unsigned char p[5] = { (unsigned char)flags, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+			       (unsigned char)(n >> 8), (unsigned char)n };
+	mfs_buf_add(b, p, 5);
+	mfs_buf_add(b, json, n);
+}
+
+static void feed_bytewise(struct e2b_stream *st, const struct mfs_buf *b)
+{
+	for (size_t i = 0; i < b->len; i++)
+		if (!e2b_stream_feed(st, b->data + i, 1))
+			return;
+}
+
+static void split_frames_give_output_and_status(void **state)
+{
+	(void)state;
+	struct sink k = { MFS_BUF_INIT, MFS_BUF_INIT };
+	struct mfs_io io = { sink_write, &k };
+	struct e2b_stream st = { .io = &io, .idle_ms = 60000, .began_ms = mfs_now_ms() };
+	struct mfs_buf b = MFS_BUF_INIT;
+	frame(&b, 0, "{\"event\":{\"start\":{\"pid\":42}}}");
+	frame(&b, 0, "{\"event\":{\"data\":{\"stdout\":\"aGk=\"}}}");
+	frame(&b, 0, "{\"event\":{\"data\":{\"stderr\":\"eA==\"}}}");
+	frame(&b, 0, "{\"event\":{\"end\":{\"exitCode\":-1,\"status\":\"signal: terminated\"}}}");
+	frame(&b, 2, "{}");
+	feed_bytewise(&st, &b);
+	assert_null(st.protocol_error);
+	assert_true(st.started && st.ended && st.end_stream);
+	assert_int_equal(st.pid, 42);
+	assert_string_equal(k.out.data, "hi");
+	assert_string_equal(k.err.data, "x");
+	assert_string_equal(st.signal_name, "terminated");
+	assert_int_equal(e2b_signal_number(st.signal_name), 15);
+	e2b_stream_release(&st);
+	mfs_buf_release(&b);
+	mfs_buf_release(&k.out);
+	mfs_buf_release(&k.err);
+}
+
+/* A second end event is a broken peer: refused, and nothing of the first
+ * one is lost (the sanitizer and valgrind builds catch a leak here). */
+static void repeated_end_event_is_refused(void **state)
+{
+	(void)state;
+	struct e2b_stream st = { .idle_ms = 60000, .began_ms = mfs_now_ms() };
+	struct mfs_buf b = MFS_BUF_INIT;
+	frame(&b, 0, "{\"event\":{\"start\":{\"pid\":7}}}");
+	frame(&b, 0, "{\"event\":{\"end\":{\"exitCode\":-1,\"status\":\"signal: killed\"}}}");
+	frame(&b, 0, "{\"event\":{\"end\":{\"exitCode\":-1,\"status\":\"signal: killed\"}}}");
+	frame(&b, 2, "{}");
+	e2b_stream_feed(&st, b.data, b.len);
+	assert_non_null(st.protocol_error);
+	assert_non_null(strstr(st.protocol_error, "end event"));
+	e2b_stream_release(&st);
+	mfs_buf_release(&b);
+}
+
+static void oversized_frame_is_refused_before_buffering(void **state)
+{
+	(void)state;
+	struct e2b_stream st = { .idle_ms = 60000, .began_ms = mfs_now_ms() };
+	const unsigned char hdr[5] = { 0, 0xff, 0xff, 0xff, 0xff };
+	assert_false(e2b_stream_feed(&st, (const char *)hdr, sizeof(hdr)));
+	assert_non_null(strstr(st.protocol_error, "oversized"));
+	e2b_stream_release(&st);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(split_frames_give_output_and_status),
+		cmocka_unit_test(repeated_end_event_is_refused),
+		cmocka_unit_test(oversized_frame_is_refused_before_buffering),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
