@@ -250,8 +250,26 @@ void e2b_sandbox_free(struct e2b_sandbox *sb)
 	free(sb);
 }
 
+/* What JSON cannot carry is refused before anything exists; an env value
+ * that is not UTF-8 is carried another way by every Start (exec.c). */
+static enum mfs_code check_text(const struct mfs_sandbox_spec *spec, struct mfs_err *err)
+{
+	const struct mfs_kvlist *lists[] = { spec->labels, spec->env };
+	if (spec->image && !e2b_utf8_ok(spec->image))
+		return mfs_fail(err, MFS_ERR_USAGE, "--image is not valid UTF-8: E2B template "
+				"names are text");
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; lists[l] && i < lists[l]->n; i++)
+			if (!e2b_utf8_ok(lists[l]->items[i].key) ||
+			    (l == 0 && !e2b_utf8_ok(lists[l]->items[i].value)))
+				return mfs_fail(err, MFS_ERR_USAGE, "%s is not valid UTF-8, which "
+						"E2B cannot carry: fix or drop it",
+						l ? "an environment variable's name" : "a label");
+	return MFS_OK;
+}
+
 enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,
-				struct mfs_err *err)
+			 struct mfs_err *err)
 {
 	struct e2b_conf c;
 	struct e2b_sandbox *sb = NULL;
@@ -261,6 +279,8 @@ enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox
 
 	*out = NULL;
 	rc = e2b_conf_load(&c, err);
+	if (rc == MFS_OK)
+		rc = check_text(spec, err);
 	if (rc != MFS_OK)
 		goto out;
 

@@ -15,11 +15,15 @@
 #include "mfs/util/err.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define GRACE_MS 2000
+/* Connect-Timeout-Ms has at most 10 digits (envd refuses more). */
+#define MAX_CONNECT_TIMEOUT_S 9999999L
+#define KILL_TIMEOUT_S 30L
 
 /* Unary SendSignal; "not_found" means the process is already gone. */
 static enum mfs_code send_signal(struct e2b_sandbox *sb, long pid, const char *sig,
@@ -72,29 +76,128 @@ static bool sandbox_gone(struct e2b_sandbox *sb)
 	return gone;
 }
 
-static char *start_body(const struct e2b_sandbox *sb, const struct mfs_exec_req *r,
-			size_t *len)
+/* The command runs as `sh -c SCRIPT mfsandbox ARGV...` whose SCRIPT ends
+ * in RUN: under setsid, argv[0]'s pid is its own process group, so a kill
+ * can reach the children too (envd signals only that one pid, and its
+ * deadline kills only that pid).  envd does not make the process a group
+ * leader, so setsid never forks and the pid envd reports is the group id. */
+#define RUN "command -v setsid >/dev/null 2>&1 && exec setsid -- \"$@\"; exec \"$@\""
+/* JSON carries only UTF-8: other bytes travel base64 in the environment
+ * (never in argv: values may be secrets) and the script decodes them. */
+#define DECODE "_mfs_d() { printf %s \"$1\" | base64 -d && printf x; }; "
+
+struct start_args {
+	json_t *args, *envs;
+	struct mfs_buf script;
+	bool decode;              /* the script needs DECODE */
+};
+
+static bool shell_name(const char *k)
 {
-	json_t *args = json_array(), *envs = json_object();
-	struct mfs_buf out = MFS_BUF_INIT;
-	for (size_t i = 1; r->argv[0] && r->argv[i]; i++)
-		json_array_append_new(args, json_string(r->argv[i]));
+	if (!(*k == '_' || (*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z')))
+		return false;
+	for (; *k; k++)
+		if (!(*k == '_' || (*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') ||
+		      (*k >= '0' && *k <= '9')))
+			return false;
+	return true;
+}
+
+/* Sets envs[name] = base64(value); the script then has the value in
+ * $_mfs_v with an "x" after it (command substitution eats newlines). */
+static void add_encoded(struct start_args *a, const char *name, const char *value)
+{
+	struct mfs_buf b = MFS_BUF_INIT;
+	e2b_b64_encode(&b, value);
+	json_object_set_new(a->envs, name, json_string(b.data ? b.data : ""));
+	mfs_buf_release(&b);
+	mfs_buf_addf(&a->script, "_mfs_v=$(_mfs_d \"$%s\") || exit 126; unset %s; ", name, name);
+	a->decode = true;
+}
+
+static enum mfs_code add_env(struct start_args *a, const char *k, const char *v,
+			     struct mfs_err *err)
+{
+	struct mfs_buf name = MFS_BUF_INIT;
+	if (e2b_utf8_ok(k) && e2b_utf8_ok(v)) {
+		json_object_set_new(a->envs, k, json_string(v));
+		return MFS_OK;
+	}
+	if (!shell_name(k))
+		return mfs_fail(err, MFS_ERR_USAGE, "an environment variable's name is not a shell "
+				"name and its value is not UTF-8: E2B cannot carry it; fix or "
+				"drop the variable");
+	mfs_buf_addf(&name, "MFS_E_%s", k);
+	add_encoded(a, name.data, v);
+	mfs_buf_addf(&a->script, "export %s=\"${_mfs_v%%x}\"; ", k);
+	mfs_buf_release(&name);
+	return MFS_OK;
+}
+
+static void add_argv(struct start_args *a, const char *const *argv)
+{
+	bool plain = true;
+	for (size_t i = 0; argv[i]; i++)
+		plain = plain && e2b_utf8_ok(argv[i]);
+	if (plain) {
+		for (size_t i = 0; argv[i]; i++)
+			json_array_append_new(a->args, json_string(argv[i]));
+		return;
+	}
+	mfs_buf_adds(&a->script, "set --; ");
+	for (size_t i = 0; argv[i]; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "MFS_A%zu", i);
+		add_encoded(a, name, argv[i]);
+		mfs_buf_adds(&a->script, "set -- \"$@\" \"${_mfs_v%x}\"; ");
+	}
+}
+
+/* The Start envelope: the script, argv and the sandbox's and the command's
+ * environment (the command's wins). */
+static enum mfs_code start_body(const struct e2b_sandbox *sb, const struct mfs_exec_req *r,
+				struct mfs_buf *out, struct mfs_err *err)
+{
+	struct start_args a = { json_array(), json_object(), MFS_BUF_INIT, false };
+	struct mfs_kvlist env = MFS_KVLIST_INIT;
+	struct mfs_buf script = MFS_BUF_INIT;
+	const char *cwd = r->cwd ? r->cwd : sb->base.workdir;
+	json_t *argv = json_array(), *msg = NULL;
+	enum mfs_code rc = MFS_OK;
+
 	for (size_t i = 0; i < sb->env.n; i++)
-		json_object_set_new(envs, sb->env.items[i].key, json_string(sb->env.items[i].value));
-	if (r->env)
-		for (size_t i = 0; i < r->env->n; i++)
-			json_object_set_new(envs, r->env->items[i].key,
-					    json_string(r->env->items[i].value));
-	json_t *msg = json_pack("{s:{s:s, s:o, s:o, s:s}}", "process", "cmd", r->argv[0],
-				"args", args, "envs", envs,
-				"cwd", r->cwd ? r->cwd : sb->base.workdir);
+		mfs_kvlist_set(&env, sb->env.items[i].key, sb->env.items[i].value);
+	for (size_t i = 0; r->env && i < r->env->n; i++)
+		mfs_kvlist_set(&env, r->env->items[i].key, r->env->items[i].value);
+	for (size_t i = 0; i < env.n && rc == MFS_OK; i++)
+		rc = add_env(&a, env.items[i].key, env.items[i].value, err);
+	if (rc == MFS_OK && !e2b_utf8_ok(cwd))
+		rc = mfs_fail(err, MFS_ERR_USAGE, "the working directory is not UTF-8: "
+			      "E2B cannot carry it");
+	if (rc == MFS_OK) {
+		add_argv(&a, r->argv);
+		mfs_buf_addf(&script, "%s%s" RUN, a.decode ? DECODE : "",
+			     a.script.data ? a.script.data : "");
+		json_array_append_new(argv, json_string("-c"));
+		json_array_append_new(argv, json_string(script.data));
+		json_array_append_new(argv, json_string("mfsandbox"));
+		json_array_extend(argv, a.args);
+		msg = json_pack("{s:{s:s, s:O, s:O, s:s}}", "process", "cmd", "/bin/sh",
+				"args", argv, "envs", a.envs, "cwd", cwd);
+	}
 	/* stdin exists from envd 0.3.0; absent means an open pipe (tools hang). */
-	if (e2b_version_at_least(sb->envd_ver, 0, 3, 0))
+	if (msg && e2b_version_at_least(sb->envd_ver, 0, 3, 0))
 		json_object_set_new(msg, "stdin", json_false());
-	if (!e2b_add_frame(&out, msg))
-		abort();
+	if (rc == MFS_OK && !e2b_add_frame(out, msg))
+		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "cannot encode the Start request");
 	json_decref(msg);
-	return mfs_buf_detach(&out, len);
+	json_decref(argv);
+	json_decref(a.args);
+	json_decref(a.envs);
+	mfs_buf_release(&script);
+	mfs_buf_release(&a.script);
+	mfs_kvlist_release(&env);
+	return rc;
 }
 
 /* One Start request, and what came back. */
@@ -104,17 +207,17 @@ struct start_call {
 	struct e2b_stream st;
 	struct mfs_strv hdrs;
 	struct mfs_buf url;
-	char *body;
+	struct mfs_buf body;
 	struct mfs_http_req req;
 	struct mfs_http_resp resp;
 	time_t began;
 	enum mfs_code rc;          /* of the HTTP call */
 };
 
-static void start_prepare(struct start_call *c, struct e2b_sandbox *sb,
-			  const struct mfs_exec_req *r, const struct mfs_io *io)
+static enum mfs_code start_prepare(struct start_call *c, struct e2b_sandbox *sb,
+				   const struct mfs_exec_req *r, const struct mfs_io *io,
+				   struct mfs_err *err)
 {
-	size_t body_len = 0;
 	/* Keepalives come well inside the idle bound, so silence means death. */
 	long keepalive_s = sb->stream_idle_s / 3 < KEEPALIVE_S ? sb->stream_idle_s / 3 : KEEPALIVE_S;
 
@@ -123,46 +226,70 @@ static void start_prepare(struct start_call *c, struct e2b_sandbox *sb,
 	c->st.io = io;
 	c->st.idle_ms = sb->stream_idle_s * 1000;
 	mfs_http_resp_init(&c->resp);
-	c->body = start_body(sb, r, &body_len);
+	enum mfs_code rc = start_body(sb, r, &c->body, err);
+	if (rc != MFS_OK)
+		return rc;
 	e2b_envd_headers(&c->hdrs, sb);
 	mfs_strv_push(&c->hdrs, "Content-Type: application/connect+json");
 	mfs_strv_push(&c->hdrs, "Connect-Protocol-Version: 1");
 	mfs_strv_pushf(&c->hdrs, "Keepalive-Ping-Interval: %ld", keepalive_s > 0 ? keepalive_s : 1);
-	/* envd bounds the process by this deadline; "0" would mean "already
-	 * expired", so the header is left out when there is no limit. */
-	if (r->timeout_s > 0)
+	/* envd bounds the process by this deadline.  "0" would mean "already
+	 * expired" and more than 10 digits is refused, so the header is left
+	 * out then: our own deadline below and the group kill still hold. */
+	if (r->timeout_s > 0 && r->timeout_s <= MAX_CONNECT_TIMEOUT_S)
 		mfs_strv_pushf(&c->hdrs, "Connect-Timeout-Ms: %ld", r->timeout_s * 1000L);
 	mfs_buf_addf(&c->url, "%s/process.Process/Start", sb->envd_url);
 	c->req = (struct mfs_http_req){
 		.method = "POST", .url = c->url.data, .headers = &c->hdrs,
-		.body = c->body, .body_len = body_len,
+		.body = c->body.data, .body_len = c->body.len,
 		.on_data = e2b_stream_feed, .on_data_ctx = &c->st,
 		/* A backstop in case envd never ends the stream after its deadline. */
 		.timeout_ms = r->timeout_s > 0 ? (r->timeout_s + 60) * 1000L : 0,
 		.idle_timeout_ms = c->st.idle_ms,
 		.cancellable = true,
 	};
+	c->began = time(NULL);
+	c->st.began_ms = c->st.last_frame_ms = mfs_now_ms();
+	return MFS_OK;
 }
 
 static void start_release(struct start_call *c)
 {
 	e2b_stream_release(&c->st);
-	free(c->body);
+	mfs_buf_release(&c->body);
 	mfs_http_resp_release(&c->resp);
 	mfs_buf_release(&c->url);
 	mfs_strv_release(&c->hdrs);
 }
 
-/* Cancelled (a signal): forward it, give the command a grace period, kill. */
+/* Signals the command's process group (see RUN) from a second Start, and
+ * its own pid through SendSignal in case setsid was missing.  Runs after a
+ * cancellation too, so it is not cancellable itself. */
+static void kill_group(struct e2b_sandbox *sb, long pid, const char *sig)
+{
+	struct start_call k = { 0 };
+	struct mfs_err ignored;
+	char script[96];
+	snprintf(script, sizeof(script), "kill -s %s -- -%ld 2>/dev/null; true", sig, pid);
+	const char *argv[] = { "/bin/sh", "-c", script, NULL };
+	struct mfs_exec_req r = { .argv = argv, .timeout_s = KILL_TIMEOUT_S };
+	if (start_prepare(&k, sb, &r, NULL, &ignored) == MFS_OK) {
+		k.req.cancellable = false;
+		mfs_http_do(&k.req, &k.resp, &ignored);
+	}
+	start_release(&k);
+	send_signal(sb, pid, !strcmp(sig, "TERM") ? "SIGNAL_SIGTERM" : "SIGNAL_SIGKILL", &ignored);
+}
+
+/* Cancelled (a signal): forward it to the group, a grace period, kill it. */
 static enum mfs_code stop_cancelled(struct start_call *c, struct mfs_err *err)
 {
-	struct mfs_err ignored;
 	if (c->st.pid > 0) {
 		int signo = mfs_cancel_signal();
-		send_signal(c->sb, c->st.pid, signo == SIGINT || signo == SIGTERM || signo == 0
-			    ? "SIGNAL_SIGTERM" : "SIGNAL_SIGKILL", &ignored);
+		kill_group(c->sb, c->st.pid, signo == SIGINT || signo == SIGTERM || signo == 0
+			   ? "TERM" : "KILL");
 		mfs_sleep_ms(GRACE_MS);
-		send_signal(c->sb, c->st.pid, "SIGNAL_SIGKILL", &ignored);
+		kill_group(c->sb, c->st.pid, "KILL");
 	}
 	return mfs_fail(err, MFS_ERR_CANCELLED, "cancelled; the E2B process was signalled");
 }
@@ -173,13 +300,22 @@ static enum mfs_code sandbox_disappeared(struct start_call *c, struct mfs_err *e
 			"(killed, or past its lifetime)", c->sb->base.id);
 }
 
+/* Past the timeout: envd killed the command's own pid at its deadline (or
+ * never did); what it started lives on in the group until killed here. */
+static enum mfs_code stop_timed_out(struct start_call *c, const char *how, struct mfs_err *err)
+{
+	if (c->st.pid > 0)
+		kill_group(c->sb, c->st.pid, "KILL");
+	return mfs_fail(err, MFS_ERR_TIMEOUT, "the command ran past its %lds timeout %s",
+			c->timeout_s, how);
+}
+
 /* No byte for the idle bound, or keepalives but never a start event. */
 static enum mfs_code stop_stalled(struct start_call *c, struct mfs_err *err)
 {
-	struct mfs_err ignored;
 	bool gone = sandbox_gone(c->sb);
 	if (c->st.pid > 0 && !gone)
-		send_signal(c->sb, c->st.pid, "SIGNAL_SIGKILL", &ignored);
+		kill_group(c->sb, c->st.pid, "KILL");
 	if (gone)
 		return sandbox_disappeared(c, err);
 	return mfs_fail(err, MFS_ERR_BACKEND, "envd %s for %ld s; gave up on the stream (bound: "
@@ -199,8 +335,7 @@ static enum mfs_code check_transfer(struct start_call *c, struct mfs_err *err)
 				st->protocol_error);
 	if (c->rc == MFS_ERR_HTTP && c->timeout_s > 0 && st->started && !st->ended &&
 	    time(NULL) - c->began >= c->timeout_s + 60)
-		return mfs_fail(err, MFS_ERR_TIMEOUT, "the command outlived its %lds timeout "
-				"and envd did not end the stream", c->timeout_s);
+		return stop_timed_out(c, "and envd did not end the stream", err);
 	if (st->stalled || (c->rc == MFS_ERR_HTTP && mfs_now_ms() - st->last_frame_ms >= st->idle_ms))
 		return stop_stalled(c, err);
 	if (c->rc != MFS_OK || (c->resp.status == 200 && !st->end_stream)) {
@@ -221,14 +356,14 @@ static enum mfs_code check_result(struct start_call *c, int *status, struct mfs_
 {
 	const struct e2b_stream *st = &c->st;
 	if (st->error_code && !strcmp(st->error_code, "deadline_exceeded"))
-		return mfs_fail(err, MFS_ERR_TIMEOUT, "the command ran past its %lds timeout "
-				"and was killed", c->timeout_s);
+		return stop_timed_out(c, "and was killed", err);
 	if (st->error_code)
 		return mfs_fail(err, MFS_ERR_BACKEND, "envd: %s: %.300s", st->error_code,
 				st->error_msg);
 	if (!st->started || !st->ended)
 		return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/Start: the stream %s",
 				st->started ? "has no end event" : "has no start event");
+	/* A signal death is exitCode -1 with status "signal: <name>". */
 	if (st->signal_name) {
 		int no = e2b_signal_number(st->signal_name);
 		*status = no ? 128 + no : 255;
@@ -247,11 +382,11 @@ enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 	*status = -1;
 	if (!r->argv || !r->argv[0])
 		return mfs_fail(err, MFS_ERR_USAGE, "nothing to run");
-	start_prepare(&c, (struct e2b_sandbox *)base, r, io);
-	c.began = time(NULL);
-	c.st.began_ms = c.st.last_frame_ms = mfs_now_ms();
-	c.rc = mfs_http_do(&c.req, &c.resp, err);
-	rc = check_transfer(&c, err);
+	rc = start_prepare(&c, (struct e2b_sandbox *)base, r, io, err);
+	if (rc == MFS_OK) {
+		c.rc = mfs_http_do(&c.req, &c.resp, err);
+		rc = check_transfer(&c, err);
+	}
 	if (rc == MFS_OK)
 		rc = check_result(&c, status, err);
 	start_release(&c);

@@ -187,8 +187,11 @@ def test_start_envelope_is_exact(emu, e2b_env):
     frames = parse_envelopes(raw[0])
     assert len(frames) == 1 and frames[0][0] == 0
     msg = frames[0][1]
-    assert msg == {"process": {"cmd": "printf", "args": ["%s", "a b"], "envs": {},
-                               "cwd": "/home/user"}, "stdin": False}
+    # argv runs exactly, under setsid so that a kill reaches its children
+    run_script = 'command -v setsid >/dev/null 2>&1 && exec setsid -- "$@"; exec "$@"'
+    assert msg == {"process": {"cmd": "/bin/sh",
+                               "args": ["-c", run_script, "mfsandbox", "printf", "%s", "a b"],
+                               "envs": {}, "cwd": "/home/user"}, "stdin": False}
 
 
 def test_debug_mode_uses_envd_only(emu, e2b_env):

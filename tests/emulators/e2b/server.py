@@ -13,6 +13,21 @@ E2B_SANDBOX_URL / E2B_API_URL pointed here) and mfsandbox reach it.
 Tests drive faults through `Emulator.faults` and read `requests`,
 `violations` (requests a real envd would crash on or reject) and
 `live_count()` (sandboxes not yet killed) to prove nothing leaked.
+
+Fidelity mode (`Emulator(fidelity=True)`, the default) reproduces what the
+genuine envd 0.6.13 does where it surprises a client:
+* all commands of a sandbox share one process space (vm.py); envd signals,
+  and at a Connect-Timeout-Ms deadline SIGKILLs, only the command's own pid:
+  its children live on.  The end event comes when that pid exits;
+* a command killed by a signal ends with exitCode -1, `signal: terminated`;
+* unknown StartRequest fields are ignored (connect-go discards them);
+* a Connect-Timeout-Ms that is not 1 to 10 digits is an HTTP 200 stream
+  whose end-of-stream frame carries invalid_argument;
+* commands see `E2B_SANDBOX=true`;
+* `Keepalive-Ping-Interval: 0` panics envd: the stream is cut and every
+  later envd request gets the edge's 502 "port is not open".
+Without it, each command is its own namespace, killed as a whole tree,
+and the requests above are refused strictly (the older, gentler double).
 """
 import base64
 import datetime
@@ -34,6 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from emulators.common.nsbox import Box
 
 from . import connect
+from .vm import VM
 
 ENVD_PORT = 49983
 HOME = "/home/user"  # the default user's home in E2B templates
@@ -81,29 +97,46 @@ class Faults:
 
 
 class Process:
-    def __init__(self, popen, deadline):
+    def __init__(self, popen, deadline, vm=None):
         self.popen = popen
         self.pid = popen.pid
         self.events = queue.Queue()
         self.deadline = deadline
         self.killed_by_deadline = False
+        self.vm = vm  # fidelity: the sandbox's process space
+        self.exited_at = None
+
+    def _read(self, f, name):
+        fd = f.fileno()
+        while True:
+            if self.vm is not None:
+                # envd stops reading once the pid exited: what is in the
+                # pipe by then comes through, later output of children not
+                if not select.select([fd], [], [], 0.1)[0]:
+                    if self.exited_at is not None:
+                        break
+                    continue
+                if self.exited_at is not None and time.time() - self.exited_at > 0.5:
+                    break
+            data = os.read(fd, CHUNK)
+            if not data:
+                break
+            self.events.put(("data", name, data))
+        f.close()
 
     def pump(self):
         """Forwards stdout/stderr chunks to the event queue as they come."""
-        def reader(f, name):
-            while True:
-                data = os.read(f.fileno(), CHUNK)
-                if not data:
-                    break
-                self.events.put(("data", name, data))
-            f.close()
-
-        threads = [threading.Thread(target=reader, args=(self.popen.stdout, "stdout"), daemon=True),
-                   threading.Thread(target=reader, args=(self.popen.stderr, "stderr"), daemon=True)]
+        threads = [threading.Thread(target=self._read, args=(self.popen.stdout, "stdout"),
+                                    daemon=True),
+                   threading.Thread(target=self._read, args=(self.popen.stderr, "stderr"),
+                                    daemon=True)]
         for t in threads:
             t.start()
 
         def waiter():
+            if self.vm is not None:
+                self.popen.wait()
+                self.exited_at = time.time()
             for t in threads:
                 t.join()
             rc = self.popen.wait()
@@ -111,6 +144,9 @@ class Process:
         threading.Thread(target=waiter, daemon=True).start()
 
     def signal(self, signo):
+        if self.vm is not None:
+            self.vm.signal(self.pid, signo)  # that pid only, as envd
+            return
         try:
             os.killpg(self.popen.pid, signo)
         except ProcessLookupError:
@@ -128,9 +164,26 @@ class Sandbox:
         self.started = time.time()
         self.end_at = self.started + timeout
         self.fs = Box(parent_dir=emu.workdir, home=HOME, allow_ports=emu.allow_ports)
+        self.vm = None
+        if emu.fidelity:
+            try:
+                self.vm = VM(self.fs, ":".join(emu.image_path + [STD_PATH]))
+            except BaseException:
+                self.fs.close()
+                raise
+        self.envd_dead = False  # envd panicked (Keepalive-Ping-Interval: 0)
         self.processes = {}
         self.alive = True
         self.lock = threading.Lock()
+
+    def spawn(self, argv, env, cwd, stdin):
+        if self.vm is not None:
+            return self.vm.spawn(argv, env, cwd, stdin)
+        return self.fs.spawn(argv, env, cwd, stdin=stdin)
+
+    def ps(self):
+        """[(pid, pgid, argv)] alive in the sandbox (fidelity mode)."""
+        return self.vm.ps()
 
     def view(self, detail=False):
         d = {"templateID": self.template, "sandboxID": self.id, "clientID": "6532622b",
@@ -147,14 +200,18 @@ class Sandbox:
             self.alive = False
             procs = list(self.processes.values())
         for p in procs:
-            p.signal(signal.SIGKILL)
-        self.fs.close()
+            if self.vm is None:
+                p.signal(signal.SIGKILL)
+        self.fs.close()  # ends the namespace: everything in it dies
+        if self.vm is not None:
+            self.vm.close()
 
 
 class Emulator:
     def __init__(self, api_key="e2b_" + "0" * 40, envd_version="0.6.13", domain="e2b.local",
-                 workdir=None, image_path=(), allow_ports=()):
+                 workdir=None, image_path=(), allow_ports=(), fidelity=True):
         self.api_key = api_key
+        self.fidelity = fidelity
         self.envd_version = envd_version
         self.domain = domain
         self.workdir = workdir
@@ -459,6 +516,9 @@ class _Handler(BaseHTTPRequestHandler):
             sb = emu.sandboxes.get(sid)
         if sb is None or not sb.alive:
             return self._sandbox_not_found(sid)
+        if sb.envd_dead:
+            return self._send(502, {"sandboxId": sid, "message": "The sandbox is running but "
+                                    "port is not open", "port": ENVD_PORT, "code": 502})
         if path == "/health" and self.command == "GET":
             return self._send(204)
         if sb.token and path not in ("/health",) and \
@@ -572,8 +632,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(415, b"", "text/plain")
         keepalive = h.get("Keepalive-Ping-Interval")
         if keepalive is not None and keepalive.strip() == "0":
-            # envd <= 0.9.0 panics on a zero ticker: the connection just drops.
+            # envd <= 0.9.0 panics on a zero ticker: the connection just drops
+            # and (fidelity) envd is gone for good.
             emu.violate("Keepalive-Ping-Interval: 0 (crashes envd <= 0.9.0)")
+            sb.envd_dead = emu.fidelity
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
@@ -587,6 +649,10 @@ class _Handler(BaseHTTPRequestHandler):
         tmo = h.get("Connect-Timeout-Ms")
         if tmo is not None:
             if not re.fullmatch(r"[0-9]{1,10}", tmo):
+                if emu.fidelity:  # connect-go: a protocol error in the stream
+                    return self._stream_error_only(
+                        "invalid_argument", "protocol error: timeout %r has >10 digits" % tmo
+                        if tmo.isdigit() else "protocol error: invalid timeout %r" % tmo)
                 return self._connect_error(400, "invalid_argument", "bad Connect-Timeout-Ms")
             if int(tmo) == 0:
                 emu.violate("Connect-Timeout-Ms: 0 (an already-expired deadline)")
@@ -597,11 +663,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError("want exactly one data envelope")
             req = frames[0][1]
             unknown = set(req) - START_FIELDS
-            if unknown:
+            if unknown and not emu.fidelity:
                 raise ValueError("unknown field %s" % sorted(unknown))
             proc_cfg = req["process"]
             unknown = set(proc_cfg) - PROCESS_FIELDS
-            if unknown:
+            if unknown and not emu.fidelity:
                 raise ValueError("unknown field %s" % sorted(unknown))
             cmd = proc_cfg["cmd"]
             args = list(proc_cfg.get("args") or [])
@@ -617,6 +683,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._stream_error_only("invalid_argument", "cwd '%s' does not exist" % cwd)
         env = {"PATH": ":".join(emu.image_path + [STD_PATH]), "HOME": home, "USER": user,
                "LOGNAME": user}
+        if emu.fidelity:
+            env["E2B_SANDBOX"] = "true"
         env.update(sb.env_vars)
         env.update(proc_cfg.get("envs") or {})
 
@@ -626,11 +694,11 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(min(keepalive_s, max(0.0, stall_until - time.time())))
             self._frame({"event": {"keepalive": {}}})
         try:
-            popen = sb.fs.spawn([cmd] + args, env, os.path.normpath(host_cwd[len(sb.fs.root):]),
-                                stdin=req.get("stdin", True))
+            popen = sb.spawn([cmd] + args, env, os.path.normpath(host_cwd[len(sb.fs.root):]),
+                             stdin=req.get("stdin", True))
         except OSError as e:
             return self._stream_end({"error": {"code": "internal", "message": str(e)}})
-        proc = Process(popen, deadline)
+        proc = Process(popen, deadline, sb.vm)
         with sb.lock:
             if not sb.alive:
                 proc.signal(signal.SIGKILL)
