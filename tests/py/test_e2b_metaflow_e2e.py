@@ -41,7 +41,8 @@ def test_e2b_flow_end_to_end(s3_server, metadata_service, emu, e2b_env, tmp_path
     a1 = fr.read("start", 1, "_success", "attempt_seen", "fresh", "greeting_seen", "colour", "home",
                  "backend", "e2b_env", "service_reachable")
     assert a1 == dict(a1, _success=True, attempt_seen=1, fresh=True, greeting_seen="it's \"quoted\"  \u2713",
-                      colour="teal", home="/home/user", backend="e2b", e2b_env=[])
+                      colour="teal", home="/home/user", backend="e2b",
+                      e2b_env=["E2B_SANDBOX"])  # envd's own marker; no credential
     assert a1["service_reachable"] is False  # only the relay may talk to the service
     assert a1["stdout"].count("unicode: h\u00e9llo \u2713") == 1
     assert "to stderr: \u00fcber" in a1["stderr"] and "\u00fcber" not in a1["stdout"]
