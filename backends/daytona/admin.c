@@ -3,6 +3,7 @@
  */
 #include "daytona.h"
 #include "mfs/util/clock.h"
+#include "mfs/util/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,15 +58,6 @@ enum mfs_code dt_delete_sandbox(const struct dt_conf *c, const char *id, bool *g
 	return rc;
 }
 
-static time_t parse_iso8601(const char *s)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
-		return 0;
-	return timegm(&tm);
-}
-
 /* Hands one row of GET /sandbox to fn if it carries key=value and is not
  * on its way out.  Filtered here too: an API that ignored the filter must
  * not make us touch sandboxes that are not ours. */
@@ -82,7 +74,7 @@ static void list_row(json_t *row, const char *key, const char *value, mfs_list_f
 		.id = json_string_value(json_object_get(row, "id")),
 		.state = json_string_value(json_object_get(row, "state")),
 		.labels = &labels,
-		.created = parse_iso8601(json_string_value(json_object_get(row, "createdAt"))),
+		.created = mfs_parse_iso8601(json_string_value(json_object_get(row, "createdAt"))),
 	};
 	const char *have = mfs_kvlist_get(&labels, key);
 	if (info.id && have && !strcmp(have, value) &&

@@ -43,21 +43,6 @@ bool dt_nap(long ms, bool honour_cancel)
 	return true;
 }
 
-void dt_random_hex(char *out, size_t nbytes)
-{
-	unsigned char r[16];
-	if (nbytes > sizeof(r))
-		nbytes = sizeof(r);
-	if (getrandom(r, nbytes, 0) != (ssize_t)nbytes) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		for (size_t i = 0; i < nbytes; i++)
-			r[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (getpid() >> (i % 2 * 8)) ^ i);
-	}
-	for (size_t i = 0; i < nbytes; i++)
-		sprintf(out + 2 * i, "%02x", r[i]);
-}
-
 json_t *dt_body_json(const struct mfs_http_resp *resp)
 {
 	return json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);

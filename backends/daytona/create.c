@@ -3,6 +3,7 @@
  */
 #include "daytona.h"
 #include "mfs/util/clock.h"
+#include "mfs/util/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,7 +393,7 @@ enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox 
 		for (size_t i = 0; i < spec->env->n; i++)
 			mfs_kvlist_set(&sb->env, spec->env->items[i].key, spec->env->items[i].value);
 
-	dt_random_hex(nonce, 16);
+	mfs_random_hex(nonce, 16);
 	body = create_body(spec, &sb->conf, nonce);
 	rc = post_create(&sb->conf, body, nonce, deadline, &id, &s, err);
 	if (rc != MFS_OK) {

@@ -76,7 +76,6 @@ struct dt_state {
 long dt_ms_until(double deadline, long cap);
 bool dt_passed(double deadline);
 bool dt_nap(long ms, bool honour_cancel);
-void dt_random_hex(char *out, size_t nbytes);
 json_t *dt_body_json(const struct mfs_http_resp *resp);
 long dt_retry_after_s(const char *value);
 

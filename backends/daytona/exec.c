@@ -4,6 +4,7 @@
 #include "daytona.h"
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
+#include "mfs/util/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,7 +383,7 @@ static enum mfs_code prepare(struct exec_run *x, struct mfs_buf *cmd, struct mfs
 
 	if (!sb->session) {
 		snprintf(sb->sid, sizeof(sb->sid), "mfs-");
-		dt_random_hex(sb->sid + 4, 12);
+		mfs_random_hex(sb->sid + 4, 12);
 	}
 	/* Without env there is nothing to keep out of the session's command
 	 * records, so the script goes inline and costs no upload. */

@@ -2,6 +2,7 @@
  * files.c - files in and out through the toolbox.
  */
 #include "daytona.h"
+#include "mfs/util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const c
 	enum mfs_code rc;
 
 	mfs_http_resp_init(&resp);
-	dt_random_hex(boundary + 10, 12);
+	mfs_random_hex(boundary + 10, 12);
 	dt_abs_path(&dest, sb, remote);
 	mfs_buf_addf(&body, "--%s\r\nContent-Disposition: form-data; name=\"files[0].path\"\r\n\r\n"
 		     "%s\r\n--%s\r\nContent-Disposition: form-data; name=\"files[0].file\"; "

@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
+#include "mfs/util/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -178,21 +179,6 @@ enum mfs_code e2b_envd_status_fail(struct mfs_err *err, const struct e2b_sandbox
 	return rc;
 }
 
-void e2b_random_hex(char *out, size_t nbytes)
-{
-	unsigned char r[32];
-	if (nbytes > sizeof(r))
-		nbytes = sizeof(r);
-	if (getrandom(r, nbytes, 0) != (ssize_t)nbytes) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		for (size_t i = 0; i < nbytes; i++)
-			r[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (getpid() >> (i % 2 * 8)) ^ i);
-	}
-	for (size_t i = 0; i < nbytes; i++)
-		sprintf(out + 2 * i, "%02x", r[i]);
-}
-
 /* METHOD /sandboxes/{id} on the control plane (idempotent, so retried);
  * a status not in the 0-terminated `ok` is an error. */
 enum mfs_code e2b_sandbox_call(const struct e2b_conf *c, const char *method, const char *id,
@@ -234,15 +220,6 @@ enum mfs_code e2b_delete_sandbox(const struct e2b_conf *c, const char *id, bool 
 		mfs_err_prefix(err, "deleting E2B sandbox %s", id);
 	mfs_http_resp_release(&resp);
 	return rc;
-}
-
-static time_t parse_iso8601(const char *s)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
-		return 0;
-	return timegm(&tm);
 }
 
 enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
@@ -295,7 +272,7 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 				.id = json_string_value(json_object_get(row, "sandboxID")),
 				.state = json_string_value(json_object_get(row, "state")),
 				.labels = &labels,
-				.created = parse_iso8601(json_string_value(
+				.created = mfs_parse_iso8601(json_string_value(
 					json_object_get(row, "startedAt"))),
 			};
 			if (info.id)

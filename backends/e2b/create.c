@@ -21,6 +21,7 @@
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
 #include "mfs/util/err.h"
+#include "mfs/util/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -241,10 +242,7 @@ void e2b_sandbox_free(struct e2b_sandbox *sb)
 	free(sb->base.id);
 	free(sb->base.workdir);
 	free(sb->envd_url);
-	if (sb->token) {
-		memset(sb->token, 0, strlen(sb->token));
-		free(sb->token);
-	}
+	mfs_wipe_free(sb->token);
 	mfs_kvlist_release(&sb->env);
 	free(sb->api_url);
 	free(sb);
@@ -303,7 +301,7 @@ enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox
 		goto done;
 	}
 
-	e2b_random_hex(nonce, 16);
+	mfs_random_hex(nonce, 16);
 	rc = post_create(&c, spec, nonce, sb, &ambiguous, err);
 	if (rc != MFS_OK) {
 		/* A cut line, a signal or the deadline may have left one behind. */

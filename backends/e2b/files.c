@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
+#include "mfs/util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ static enum mfs_code multipart_body(const char *local, struct mfs_buf *body,
 	FILE *f = fopen(local, "rb");
 	if (!f)
 		return mfs_fail(err, MFS_ERR_IO, "cannot read %s: %s", local, strerror(errno));
-	e2b_random_hex(boundary + 10, 12);
+	mfs_random_hex(boundary + 10, 12);
 	mfs_buf_addf(body, "--%s\r\nContent-Disposition: form-data; name=\"file\"; "
 		     "filename=\"upload\"\r\nContent-Type: application/octet-stream\r\n\r\n",
 		     boundary);

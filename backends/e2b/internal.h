@@ -81,7 +81,6 @@ enum mfs_code e2b_delete_sandbox(const struct e2b_conf *c, const char *id, bool 
 				 struct mfs_err *err);
 enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 				   mfs_list_fn fn, void *ctx, struct mfs_err *err);
-void e2b_random_hex(char *out, size_t nbytes);
 /* True when s is well-formed UTF-8: the only strings a JSON body can carry. */
 bool e2b_utf8_ok(const char *s);
 

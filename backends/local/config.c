@@ -3,6 +3,7 @@
  * bubblewrap it runs: both from the environment, checked before use.
  */
 #include "local.h"
+#include "mfs/util/env.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,16 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *env_nonempty(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : NULL;
-}
-
 
 char *local_state_root_path(void)
 {
-	const char *v = env_nonempty("MFSANDBOX_LOCAL_STATE_DIR");
+	const char *v = mfs_env_nonempty("MFSANDBOX_LOCAL_STATE_DIR");
 	if (v)
 		return mfs_xstrdup(v);
 	/* /var/tmp, not /tmp: /tmp inside the sandbox is a private bind, so a
@@ -69,7 +64,7 @@ out:
 /* Absolute path of bubblewrap: MFSANDBOX_BWRAP, else `bwrap` on PATH. */
 enum mfs_code local_find_bwrap(char **out, struct mfs_err *err)
 {
-	const char *forced = env_nonempty("MFSANDBOX_BWRAP");
+	const char *forced = mfs_env_nonempty("MFSANDBOX_BWRAP");
 	if (forced) {
 		if (access(forced, X_OK) != 0)
 			return mfs_fail(err, MFS_ERR_CONFIG,
@@ -77,7 +72,7 @@ enum mfs_code local_find_bwrap(char **out, struct mfs_err *err)
 		*out = mfs_xstrdup(forced);
 		return MFS_OK;
 	}
-	const char *path = env_nonempty("PATH");
+	const char *path = mfs_env_nonempty("PATH");
 	if (!path)
 		path = "/usr/local/bin:/usr/bin:/bin";
 	const char *s = path;

@@ -16,6 +16,7 @@
 
 #include "cli_internal.h"
 #include "mfs/core/registry.h"
+#include "mfs/util/file.h"
 
 int mfs_exit_for(enum mfs_code code, int cmd_status, int signo)
 {
@@ -42,18 +43,6 @@ int mfs_exit_for(enum mfs_code code, int cmd_status, int signo)
 	return MFS_EXIT_BACKEND;
 }
 
-/* One write so the line is not interleaved with the command's stderr. */
-static void write_line(const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(2, p, n);
-		if (w <= 0)
-			break;
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 /* One line whatever the message quotes: a control byte from the user's
  * input (a newline in an --env name) would split it. */
 static void add_printable(struct mfs_buf *line, const char *msg)
@@ -77,14 +66,14 @@ void mfs_cli_note(void *ctx, enum mfs_say_level level, const char *msg)
 	if (level == MFS_SAY_PROGRESS) {
 		if (!*msg) {
 			if (progress_open)
-				write_line("\n", 1);
+				mfs_write_all(2, "\n", 1);
 			progress_open = false;
 		} else if (isatty(2) == 1) {
 			/* \r and erase-to-end redraw the status in place. */
 			mfs_buf_adds(&line, "\rmfsandbox: ");
 			add_printable(&line, msg);
 			mfs_buf_adds(&line, "\033[K");
-			write_line(line.data, line.len);
+			mfs_write_all(2, line.data, line.len);
 			progress_open = true;
 		}
 		mfs_buf_release(&line);
@@ -95,7 +84,7 @@ void mfs_cli_note(void *ctx, enum mfs_say_level level, const char *msg)
 	add_printable(&line, msg);
 	mfs_buf_addch(&line, '\n');
 	progress_open = false;
-	write_line(line.data, line.len);
+	mfs_write_all(2, line.data, line.len);
 	mfs_buf_release(&line);
 }
 

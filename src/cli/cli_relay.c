@@ -15,6 +15,7 @@
 #include "mfs/net/http.h"
 #include "mfs/core/job_relay.h"
 #include "mfs/relay/relay.h"
+#include "mfs/util/env.h"
 
 const char mfs_relay_help[] =
 	"usage: mfsandbox relay replay [--spool DIR] PATHSPEC\n"
@@ -30,20 +31,12 @@ const char mfs_relay_help[] =
 enum mfs_code mfs_cli_forward_env_name(const char *name, struct mfs_strv *names,
 				       struct mfs_err *err)
 {
-	bool ok = *name && !isdigit((unsigned char)*name);
-	for (const char *p = name; ok && *p; p++)
-		ok = isalnum((unsigned char)*p) || *p == '_';
-	if (!ok)
+	if (!mfs_env_name_ok(name, strlen(name)))
 		/* Never echo it: it may be NAME=secret. */
 		return mfs_fail(err, MFS_ERR_USAGE,
 				"--forward-env takes a variable name (letters, digits, _), not a value");
 	mfs_strv_push(names, name);
 	return MFS_OK;
-}
-
-static bool truthy(const char *v)
-{
-	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
 }
 
 /* MFSANDBOX_FORWARD_ENV: the --forward-env names for runs started by
@@ -88,7 +81,7 @@ enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_run_opts *opts
 	bool service = job->step.metadata && !strcmp(job->step.metadata, "service");
 	bool remote_ds = job->step.datastore && strcmp(job->step.datastore, "local") != 0;
 	bool spec_relay = opts->metaflow_spec && (service || remote_ds);
-	if (opts->relay || truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
+	if (opts->relay || mfs_truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
 		mfs_job_relay_arm(job, relay);
 	return MFS_OK;
 }

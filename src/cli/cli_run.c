@@ -21,6 +21,7 @@
 #include "mfs/core/metaflow_task.h"
 #include "mfs/core/registry.h"
 #include "mfs/util/file.h"
+#include "mfs/util/env.h"
 
 #define BACKEND_ENV "METAFLOW_SANDBOX_BACKEND"
 /* Linux's PATH_MAX - 1 and NAME_MAX: no sandbox can hold more. */
@@ -84,23 +85,13 @@ static enum mfs_code parse_cpu(const char *text, double *out, struct mfs_err *er
 	return MFS_OK;
 }
 
-static bool valid_env_name(const char *s, size_t n)
-{
-	if (!n || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
-		return false;
-	for (size_t i = 1; i < n; i++)
-		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
-			return false;
-	return true;
-}
-
 /* "KEY=VALUE", or "KEY" copied from our environment.  `where` prefixes errors. */
 static enum mfs_code add_env(struct mfs_kvlist *env, const char *spec, const char *where,
 			     struct mfs_err *err)
 {
 	const char *eq = strchr(spec, '=');
 	size_t n = eq ? (size_t)(eq - spec) : strlen(spec);
-	if (!valid_env_name(spec, n)) {
+	if (!mfs_env_name_ok(spec, n)) {
 		/* Without '=' the name cannot be told from the value ("KEY: secret",
 		 * a bare token); '/' and '+' mark base64, i.e. a key, not a name. */
 		const char *b64 = strpbrk(spec, "/+");

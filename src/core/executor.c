@@ -23,6 +23,7 @@
 #include "mfs/util/pack.h"
 #include "mfs/util/launcher_id.h"
 #include "mfs/util/redact.h"
+#include "mfs/util/file.h"
 
 /* Where --code lands in the work dir before it is unpacked and removed. */
 #define CODE_REMOTE ".mfs-code.tar"
@@ -105,32 +106,10 @@ static void filtered_say(void *ctx, enum mfs_say_level level, const char *line)
 
 /* ---- output passthrough ------------------------------------------------ */
 
-/* Writes everything, riding out EINTR and a non-blocking fd inherited from
- * the parent.  Output to a closed pipe is dropped: the command keeps running
- * and its status still matters. */
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-				(void)poll(&pfd, 1, -1);
-				continue;
-			}
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static void passthrough(void *ctx, enum mfs_stream stream, const char *data, size_t len)
 {
 	(void)ctx;
-	write_all(stream == MFS_STDERR ? 2 : 1, data, len);
+	mfs_write_all(stream == MFS_STDERR ? 2 : 1, data, len);
 }
 
 static const struct mfs_io passthrough_io = { passthrough, NULL };

@@ -2,6 +2,7 @@
 #include "mfs/core/forward_env.h"
 
 #include "mfs/net/aws_creds.h"
+#include "mfs/util/env.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -13,11 +14,6 @@ static const char *const forwarded[] = {
 	"AWS_REGION", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG",
 	"AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY",
 };
-
-static bool truthy(const char *v)
-{
-	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
-}
 
 static bool copy(struct mfs_kvlist *env, const char *name)
 {
@@ -33,7 +29,7 @@ static bool drop_session_token(void)
 {
 	const char *endpoint = getenv("METAFLOW_S3_ENDPOINT_URL");
 	return endpoint && strstr(endpoint, "r2.cloudflarestorage.com") &&
-	       !truthy(getenv("METAFLOW_SANDBOX_FORWARD_AWS_SESSION_TOKEN"));
+	       !mfs_truthy(getenv("METAFLOW_SANDBOX_FORWARD_AWS_SESSION_TOKEN"));
 }
 
 unsigned mfs_forward_credentials(struct mfs_kvlist *env, const struct mfs_strv *extra)

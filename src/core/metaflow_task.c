@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "mfs/util/file.h"
+#include "mfs/util/env.h"
+#include "mfs/util/file.h"
 
 void mfs_mf_spec_init(struct mfs_mf_spec *spec)
 {
@@ -122,14 +124,7 @@ static bool env_name_ok(const char *s, bool allow_colon)
 	size_t n = strlen(s);
 	if (allow_colon && n && s[n - 1] == ':')
 		n--;
-	if (!n || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
-		return false;
-	for (size_t i = 1; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-			return false;
-	}
-	return true;
+	return mfs_env_name_ok(s, n);
 }
 
 static bool pkg_name_ok(const char *s)
@@ -378,20 +373,6 @@ enum mfs_code mfs_mf_build_script(const struct mfs_mf_spec *spec, const struct m
 
 /* ---- output decoration ----------------------------------------------- */
 
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return; /* a closed pipe: nothing useful left to do */
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static void emit(struct mfs_mf_task *t, enum mfs_stream stream, const char *line, size_t n)
 {
 	struct mfs_buf out = MFS_BUF_INIT;
@@ -411,7 +392,7 @@ static void emit(struct mfs_mf_task *t, enum mfs_stream stream, const char *line
 	if (t->down)
 		t->down->write(t->down->ctx, stream, out.data, out.len);
 	else
-		write_all(stream == MFS_STDERR ? 2 : 1, out.data, out.len);
+		mfs_write_all(stream == MFS_STDERR ? 2 : 1, out.data, out.len);
 	mfs_buf_release(&out);
 }
 

@@ -11,12 +11,7 @@
 #include <string.h>
 
 #include "mfs/util/buf.h"
-
-static const char *env_nonempty(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : NULL;
-}
+#include "mfs/util/env.h"
 
 static char *trim(char *s)
 {
@@ -64,7 +59,7 @@ static bool read_ini_section(const char *path, const char *section, const char *
 
 static char *home_file(const char *env, const char *rel)
 {
-	const char *v = env_nonempty(env), *home = env_nonempty("HOME");
+	const char *v = mfs_env_nonempty(env), *home = mfs_env_nonempty("HOME");
 	struct mfs_buf b = MFS_BUF_INIT;
 	if (v)
 		return mfs_xstrdup(v);
@@ -79,19 +74,11 @@ static char *dup_or_null(const char *s)
 	return s && *s ? mfs_xstrdup(s) : NULL;
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		memset(s, 0, strlen(s));
-		free(s);
-	}
-}
-
 void mfs_aws_creds_release(struct mfs_aws_creds *c)
 {
 	free(c->key_id);
-	wipe_free(c->secret);
-	wipe_free(c->token);
+	mfs_wipe_free(c->secret);
+	mfs_wipe_free(c->token);
 	free(c->region);
 	free(c->profile);
 	memset(c, 0, sizeof(*c));
@@ -99,10 +86,10 @@ void mfs_aws_creds_release(struct mfs_aws_creds *c)
 
 enum mfs_code mfs_aws_creds_load(struct mfs_aws_creds *c, struct mfs_err *err)
 {
-	const char *id = env_nonempty("AWS_ACCESS_KEY_ID");
-	const char *secret = env_nonempty("AWS_SECRET_ACCESS_KEY");
-	const char *token = env_nonempty("AWS_SESSION_TOKEN");
-	const char *named = env_nonempty("AWS_PROFILE");
+	const char *id = mfs_env_nonempty("AWS_ACCESS_KEY_ID");
+	const char *secret = mfs_env_nonempty("AWS_SECRET_ACCESS_KEY");
+	const char *token = mfs_env_nonempty("AWS_SESSION_TOKEN");
+	const char *named = mfs_env_nonempty("AWS_PROFILE");
 	const char *profile = named ? named : "default";
 	struct mfs_kvlist creds = MFS_KVLIST_INIT, conf = MFS_KVLIST_INIT;
 	struct mfs_buf sect = MFS_BUF_INIT;

@@ -17,6 +17,7 @@
 #include "mfs/util/clock.h"
 #include "mfs/net/http.h"
 #include "mfs/util/sha256.h"
+#include "mfs/util/env.h"
 
 #define HTTP_RETRIES 4
 #define SERVER_ERROR_RETRIES 3
@@ -36,20 +37,6 @@ struct mfs_s3 {
 };
 
 /* ---- configuration ---- */
-
-static const char *env_nonempty(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : NULL;
-}
-
-static void wipe_free(char *s)
-{
-	if (s) {
-		memset(s, 0, strlen(s));
-		free(s);
-	}
-}
 
 static enum mfs_code load_credentials(struct mfs_s3 *s3, char **profile_region,
 				      struct mfs_err *err)
@@ -79,20 +66,20 @@ static enum mfs_code load_credentials(struct mfs_s3 *s3, char **profile_region,
 enum mfs_code mfs_s3_open(struct mfs_s3 **out, struct mfs_err *err)
 {
 	struct mfs_s3 *s3 = mfs_xcalloc(1, sizeof(*s3));
-	const char *endpoint = env_nonempty("METAFLOW_S3_ENDPOINT_URL");
-	const char *region = env_nonempty("AWS_REGION");
-	const char *style = env_nonempty("MFSANDBOX_S3_ADDRESSING");
+	const char *endpoint = mfs_env_nonempty("METAFLOW_S3_ENDPOINT_URL");
+	const char *region = mfs_env_nonempty("AWS_REGION");
+	const char *style = mfs_env_nonempty("MFSANDBOX_S3_ADDRESSING");
 	char *profile_region = NULL;
 	struct mfs_buf b = MFS_BUF_INIT;
 	enum mfs_code rc;
 
 	*out = NULL;
 	if (!endpoint)
-		endpoint = env_nonempty("AWS_ENDPOINT_URL_S3");
+		endpoint = mfs_env_nonempty("AWS_ENDPOINT_URL_S3");
 	if (!endpoint)
-		endpoint = env_nonempty("AWS_ENDPOINT_URL");
+		endpoint = mfs_env_nonempty("AWS_ENDPOINT_URL");
 	if (!region)
-		region = env_nonempty("AWS_DEFAULT_REGION");
+		region = mfs_env_nonempty("AWS_DEFAULT_REGION");
 	s3->is_r2 = endpoint && strstr(endpoint, "r2.cloudflarestorage.com");
 
 	rc = load_credentials(s3, &profile_region, err);
@@ -148,8 +135,8 @@ void mfs_s3_close(struct mfs_s3 *s3)
 	free(s3->region);
 	free(s3->key_id);
 	/* The secret should not outlive the client in freed heap. */
-	wipe_free(s3->userpwd);
-	wipe_free(s3->token);
+	mfs_wipe_free(s3->userpwd);
+	mfs_wipe_free(s3->token);
 	free(s3->sigv4);
 	free(s3);
 }

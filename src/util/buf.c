@@ -14,6 +14,16 @@ static void oom(void)
 	abort();
 }
 
+void mfs_wipe_free(char *s)
+{
+	if (s) {
+		/* volatile: the stores must not be dropped as dead before free() */
+		for (volatile char *p = s; *p; p++)
+			*p = 0;
+		free(s);
+	}
+}
+
 void *mfs_xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

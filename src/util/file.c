@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,4 +30,24 @@ enum mfs_code mfs_fopen_regular(const char *path, const char *what, enum mfs_cod
 	}
 	*out = f;
 	return MFS_OK;
+}
+
+void mfs_write_all(int fd, const void *data, size_t n)
+{
+	const char *p = data;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+				(void)poll(&pfd, 1, -1);
+				continue;
+			}
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
 }

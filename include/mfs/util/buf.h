@@ -20,6 +20,9 @@ void *mfs_xcalloc(size_t n, size_t size);
 void *mfs_xrealloc(void *p, size_t n);
 char *mfs_xstrdup(const char *s);
 char *mfs_xstrndup(const char *s, size_t n);
+/* Zeroes a secret string, then frees it (NULL is fine): no key outlives its
+ * owner in freed heap. */
+void mfs_wipe_free(char *s);
 
 /* Always NUL-terminated; data may also hold binary bytes (use len). */
 struct mfs_buf {

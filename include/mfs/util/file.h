@@ -17,4 +17,10 @@
 enum mfs_code mfs_fopen_regular(const char *path, const char *what, enum mfs_code code,
 				FILE **out, struct mfs_err *err);
 
+/* Writes all n bytes, riding out EINTR and a non-blocking fd inherited
+ * from the parent (EAGAIN: wait for POLLOUT).  Other errors (a closed
+ * pipe) drop the rest: output we can no longer deliver is not a failure
+ * of the run. */
+void mfs_write_all(int fd, const void *data, size_t n);
+
 #endif

@@ -1,0 +1,17 @@
+/*
+ * text.h - small text helpers the backends share: random hex (nonces,
+ * multipart boundaries, session ids) and ISO-8601 timestamps from APIs.
+ */
+#ifndef MFS_TEXT_H
+#define MFS_TEXT_H
+
+#include <stddef.h>
+#include <time.h>
+
+/* Writes 2*nbytes lowercase hex digits and a NUL to out (nbytes <= 32).
+ * From getrandom(); if that fails, from the clock and pid (ids, not keys). */
+void mfs_random_hex(char *out, size_t nbytes);
+/* "2024-05-01T12:34:56[.fff][Z]" as UTC seconds; 0 when NULL or not one. */
+time_t mfs_parse_iso8601(const char *s);
+
+#endif
