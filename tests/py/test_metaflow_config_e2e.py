@@ -129,3 +129,37 @@ def test_missing_or_special_file_is_one_line_and_202(tmp_path):
         lines = r.stderr.splitlines()
         assert len(lines) == 1, lines
         assert lines[0].startswith("mfsandbox: --local-config-file %s: %s" % (path, why)), lines
+
+
+READER = """import sys
+args = sys.argv[1:]
+for opt in ("--local-config-file", "--input-paths-filename"):
+    path = args[args.index(opt) + 1]
+    print(opt, path, open(path).read())
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("backend", ["local", "daytona", "e2b"])
+def test_plain_step_command_finds_its_files(backend, request, tmp_path):
+    """Without --metaflow-spec (a scheduler's `mfsandbox run -- <step>`),
+    the step runs in the work dir and finds the copies there."""
+    env = dict(os.environ)
+    env.pop("METAFLOW_SANDBOX_BACKEND", None)
+    if backend != "local":
+        emu = request.getfixturevalue(backend + "_emulator")
+        emu.image_path = [os.path.dirname(shutil.which("python3"))]
+        env.update(request.getfixturevalue(backend + "_env"))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "flow.py").write_text(READER)
+    (tmp_path / "cfg.json").write_text('{"cfg": 1}')
+    (tmp_path / "inputs").write_text("1/start/1")
+    r = mfs("run", "--backend", backend, "--quiet", "--code", code, "--", "python3", "flow.py",
+            "--local-config-file", tmp_path / "cfg.json", "step", "a", "--run-id", "1",
+            "--task-id", "2", "--input-paths-filename", tmp_path / "inputs", env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ['--local-config-file .mfs-files/0-cfg.json {"cfg": 1}',
+                                     "--input-paths-filename .mfs-files/1-inputs 1/start/1"]
+    if backend != "local":
+        assert emu.live_count() == 0
