@@ -73,6 +73,20 @@ def test_config_flow_local(tmp_path):
     """)
     assert out["ok"] is True and out["backend"] == "local"
     check(out["start"], out["scales"], out["join"])
+    # resume re-runs join in a new sandbox with the first run's configs
+    # (--config is refused with resume): the runtime writes them to a new
+    # --local-config-file
+    fd.run("resume", "join")
+    out = fd.client("""
+        run = Flow('MfsConfigFlow').latest_run
+        j = run['join'].task
+        out = dict(ok=run.successful, origin=j.metadata_dict.get('origin-run-id'),
+                   values=j.data.values, over_name=j.data.over_name,
+                   workload=j.metadata_dict.get('sandbox-backend'))
+    """)
+    assert out["ok"] is True and out["origin"] not in (None, "None")
+    assert out["workload"] == "local"
+    assert (out["values"], out["over_name"]) == ([10, 20, 30], "over-from-config-option")
 
 
 def remote_flow(backend, s3_server, metadata_service, emu, env, tmp_path):
