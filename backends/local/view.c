@@ -22,6 +22,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,12 +73,15 @@ struct etc_walk {
 	size_t seen;
 };
 
-/* Records one entry of an /etc directory: hidden when others may not read
- * it (a directory: not read or not enter), queued when a readable dir. */
-static void etc_entry(struct local_sandbox *ls, struct etc_walk *w, const char *path, int depth)
+/* Records one entry of an /etc directory (dirfd: that directory): hidden
+ * when others may not read it (a directory: not read or not enter), queued
+ * when a readable directory.  Relative to dirfd, no path walk per entry:
+ * this runs for every file of /etc at each create(). */
+static void etc_entry(struct local_sandbox *ls, struct etc_walk *w, int dirfd,
+		      const char *path, const char *name, int depth)
 {
 	struct stat st;
-	if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISLNK(st.st_mode))
 		return;
 	bool dir = S_ISDIR(st.st_mode);
 	bool open_to_all = dir ? (st.st_mode & (S_IROTH | S_IXOTH)) == (S_IROTH | S_IXOTH)
@@ -96,14 +100,42 @@ static void etc_entry(struct local_sandbox *ls, struct etc_walk *w, const char *
 static void etc_link(struct local_sandbox *ls, const char *path)
 {
 	struct stat st;
-	if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
-		return;
 	char *real = realpath(path, NULL);
 	if (real && !in_system_view(real) && !under(real, "/proc") && !under(real, "/sys") &&
 	    !under(real, "/dev") && stat(real, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (st.st_mode & S_IROTH))
 		mfs_strv_push(&ls->etc_links, real);
 	free(real);
+}
+
+/* One directory of the walk; false when a bound is passed. */
+static bool etc_dir(struct local_sandbox *ls, struct etc_walk *w, const char *dir, int depth)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return true;  /* unreadable to us: hidden by its own mode, or gone */
+	}
+	struct dirent *e;
+	bool ok = true;
+	while (ok && (e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		struct mfs_buf p = MFS_BUF_INIT;
+		mfs_buf_addf(&p, "%s/%s", dir, e->d_name);
+		if (e->d_type == DT_LNK) {
+			if (depth == 1)
+				etc_link(ls, p.data);
+		} else {
+			etc_entry(ls, w, dirfd(d), p.data, e->d_name, depth);
+		}
+		mfs_buf_release(&p);
+		ok = ++w->seen <= ETC_MAX_ENTRIES && ls->etc_hidden.n <= ETC_MAX_HIDDEN;
+	}
+	closedir(d);
+	return ok;
 }
 
 /* Fills ls->etc_hidden and ls->etc_links; a breadth-first walk whose
@@ -114,29 +146,11 @@ enum mfs_code local_view_scan_etc(struct local_sandbox *ls, struct mfs_err *err)
 	enum mfs_code rc = MFS_OK;
 	mfs_strv_push(&w.todo, "/etc");
 	mfs_strv_push(&w.depth, "1");
-	for (size_t i = 0; i < w.todo.n && rc == MFS_OK; i++) {
-		DIR *d = opendir(w.todo.v[i]);
-		int depth = atoi(w.depth.v[i]);
-		struct dirent *e;
-		while (d && (e = readdir(d)) != NULL) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			struct mfs_buf p = MFS_BUF_INIT;
-			mfs_buf_addf(&p, "%s/%s", w.todo.v[i], e->d_name);
-			etc_entry(ls, &w, p.data, depth);
-			if (depth == 1)
-				etc_link(ls, p.data);
-			mfs_buf_release(&p);
-			if (++w.seen > ETC_MAX_ENTRIES || ls->etc_hidden.n > ETC_MAX_HIDDEN) {
-				rc = mfs_fail(err, MFS_ERR_CONFIG,
-					      "/etc has more than %d entries or %d private ones; the local "
-					      "backend cannot hide them all", ETC_MAX_ENTRIES, ETC_MAX_HIDDEN);
-				break;
-			}
-		}
-		if (d)
-			closedir(d);
-	}
+	for (size_t i = 0; i < w.todo.n && rc == MFS_OK; i++)
+		if (!etc_dir(ls, &w, w.todo.v[i], atoi(w.depth.v[i])))
+			rc = mfs_fail(err, MFS_ERR_CONFIG,
+				      "/etc has more than %d entries or %d private ones; the local "
+				      "backend cannot hide them all", ETC_MAX_ENTRIES, ETC_MAX_HIDDEN);
 	mfs_strv_release(&w.todo);
 	mfs_strv_release(&w.depth);
 	return rc;
