@@ -320,6 +320,24 @@ static bool is_stale(const struct found *f, const struct mfs_launcher_id *self)
 				  mfs_kvlist_get(&f->labels, MFS_LABEL_PIDSTART)) == MFS_LAUNCHER_GONE;
 }
 
+/* Kills one sandbox: "killed ID (backend)" on stdout (already gone counts),
+ * else one line on stderr and the first such error kept in *first. */
+static void kill_one(const struct found *f, struct mfs_err *first)
+{
+	struct mfs_err kerr = { MFS_OK, "" };
+	if (f->ops->kill(f->id, &kerr) == MFS_OK || kerr.code == MFS_ERR_NOTFOUND) {
+		struct mfs_buf id = MFS_BUF_INIT;
+		shown(&id, f->id);
+		printf("killed %s (%s)\n", id.data, f->ops->name);
+		mfs_buf_release(&id);
+		return;
+	}
+	mfs_err_prefix(&kerr, "killing %s sandbox %s", f->ops->name, f->id);
+	mfs_cli_say(NULL, kerr.msg);
+	if (first->code == MFS_OK)
+		*first = kerr;
+}
+
 int mfs_cmd_kill(int argc, char **argv)
 {
 	struct mfs_err err = { MFS_OK, "" }, first = { MFS_OK, "" };
@@ -376,20 +394,8 @@ int mfs_cmd_kill(int argc, char **argv)
 			hit = true;
 		if (!hit && stale && is_stale(f, &self))
 			hit = true;
-		if (!hit)
-			continue;
-		struct mfs_err kerr = { MFS_OK, "" };
-		if (f->ops->kill(f->id, &kerr) == MFS_OK || kerr.code == MFS_ERR_NOTFOUND) {
-			struct mfs_buf id = MFS_BUF_INIT;
-			shown(&id, f->id);
-			printf("killed %s (%s)\n", id.data, f->ops->name);
-			mfs_buf_release(&id);
-		} else {
-			mfs_err_prefix(&kerr, "killing %s sandbox %s", f->ops->name, f->id);
-			mfs_cli_say(NULL, kerr.msg);
-			if (first.code == MFS_OK)
-				first = kerr;
-		}
+		if (hit)
+			kill_one(f, &first);
 	}
 	fflush(stdout);
 	for (size_t k = 0; k < n_ids; k++) {

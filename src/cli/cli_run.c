@@ -281,6 +281,8 @@ void mfs_run_opts_release(struct mfs_run_opts *opts)
 	mfs_run_opts_init(opts);
 }
 
+/* Long on purpose: one flat case per flag, each a line or two, reads
+ * better as one table than split across helpers. */
 enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job,
 				struct mfs_run_opts *opts, bool *help, struct mfs_err *err)
 {

@@ -528,19 +528,11 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 	mfs_buf_release(&how);
 }
 
-enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struct mfs_err *err)
+/* Everything that can refuse the job before the world is touched; a dry
+ * run stops after it. */
+static enum mfs_code check_job(struct mfs_job *job, struct mfs_err *err)
 {
 	enum mfs_code rc;
-	struct mfs_sandbox *sb = NULL;
-	struct mfs_kvlist labels = MFS_KVLIST_INIT;
-	struct mfs_buf name = MFS_BUF_INIT;
-	char *tarball = NULL, *temp = NULL;
-	long long deadline = (long long)mfs_now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
-	struct mfs_job_outcome outcome = { false, 0, MFS_ERR_BACKEND };
-	const struct mfs_say chan = { filtered_say, job };
-
-	res->ran = false;
-	res->status = 0;
 	if (!job->ops)
 		return mfs_fail(err, MFS_ERR_USAGE, "no backend chosen");
 	/* Before prepare, which may turn the step command into a script. */
@@ -559,17 +551,17 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		return mfs_fail(err, MFS_ERR_USAGE,
 				"--ro-bind/--bind show host paths inside a sandbox on this machine; the %s "
 				"backend runs elsewhere: use --upload or --code", job->ops->name);
-	if (job->dry_run) {
-		mfs_job_describe(job, &res->plan);
-		return MFS_OK;
-	}
+	return MFS_OK;
+}
 
-	if ((rc = check_local_files(job, err)) != MFS_OK)
-		goto out;
-	if ((rc = stage_code(job, &tarball, &temp, err)) != MFS_OK)
-		goto out;
-	if ((rc = check_between_steps(job, deadline, err)) != MFS_OK)
-		goto out;
+/* create() with the job's name, labels and limits; *sb stays NULL unless it
+ * succeeded, and then it carries the message channel. */
+static enum mfs_code create_sandbox(const struct mfs_job *job, long long deadline,
+				    const struct mfs_say *chan, struct mfs_sandbox **sb,
+				    struct mfs_err *err)
+{
+	struct mfs_kvlist labels = MFS_KVLIST_INIT;
+	struct mfs_buf name = MFS_BUF_INIT;
 
 	mfs_job_sandbox_name(job, &name);
 	make_labels(job, &labels);
@@ -580,22 +572,31 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		.create_timeout_s = time_left(job, deadline),
 		.env = &job->env,
 		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,
-		.say = &chan,
+		.say = chan,
 		.ro_binds = job->ro_binds.n ? &job->ro_binds : NULL,
 		.rw_binds = job->rw_binds.n ? &job->rw_binds : NULL,
 	};
 	fill_spec_limits(job, &spec);
-	rc = job->ops->create(&spec, &sb, err);
-	mfs_sayf(&chan, MFS_SAY_PROGRESS, "%s", ""); /* ends a progress line create left */
+	enum mfs_code rc = job->ops->create(&spec, sb, err);
+	mfs_sayf(chan, MFS_SAY_PROGRESS, "%s", ""); /* ends a progress line create left */
 	if (rc != MFS_OK) {
-		sb = NULL; /* a failed create owns nothing we must destroy */
+		*sb = NULL; /* a failed create owns nothing we must destroy */
 		rc = explain_create_failure(job, rc, err);
-		goto out;
+	} else {
+		(*sb)->say = chan;
 	}
-	sb->say = &chan;
-	header(job, sb);
+	mfs_kvlist_release(&labels);
+	mfs_buf_release(&name);
+	return rc;
+}
 
-	/* From here on every failure falls through to finish + destroy. */
+/* Uploads, code, then the command itself; what happened goes to outcome. */
+static enum mfs_code run_in_sandbox(const struct mfs_job *job, struct mfs_sandbox *sb,
+				    const char *tarball, long long deadline,
+				    struct mfs_job_result *res, struct mfs_job_outcome *outcome,
+				    struct mfs_err *err)
+{
+	enum mfs_code rc = MFS_OK;
 	for (size_t i = 0; i < job->uploads.n && rc == MFS_OK; i++) {
 		if ((rc = check_between_steps(job, deadline, err)) != MFS_OK)
 			break;
@@ -607,61 +608,93 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 		rc = ship_code(job, sb, tarball, deadline, err);
 	if (rc == MFS_OK)
 		rc = check_between_steps(job, deadline, err);
+	if (rc != MFS_OK)
+		return outcome->code = rc;
 
+	struct mfs_exec_req req = {
+		.argv = (const char *const *)job->argv.v,
+		.timeout_s = time_left(job, deadline),
+	};
+	int status = 0;
+	outcome->ran = res->ran = true;
+	rc = job->ops->exec(sb, &req, job->io ? job->io : &passthrough_io, &status, err);
+	if (rc == MFS_OK)
+		res->status = status;
+	else if (rc == MFS_ERR_TIMEOUT)
+		mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout %lds reached; the command was killed",
+			 job->timeout_s);
+	/* A signal that arrived while the command ran wins over its status:
+	 * the caller asked us to stop. */
+	if (rc == MFS_OK && mfs_cancelled())
+		rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled by signal %d", mfs_cancel_signal());
+	outcome->status = res->status;
+	return outcome->code = rc;
+}
+
+/* The finish hook's error fails a job that had none; else it is a warning
+ * and the first error stands. */
+static enum mfs_code finish(struct mfs_job *job, struct mfs_sandbox *sb, enum mfs_code rc,
+			    const struct mfs_job_outcome *outcome, struct mfs_err *err)
+{
+	struct mfs_err ferr = { MFS_OK, "" };
+	enum mfs_code frc = mfs_job_finish(job, sb, outcome, &ferr);
+	if (frc == MFS_OK)
+		return rc;
 	if (rc == MFS_OK) {
-		struct mfs_exec_req req = {
-			.argv = (const char *const *)job->argv.v,
-			.timeout_s = time_left(job, deadline),
-		};
-		int status = 0;
-		outcome.ran = true;
-		res->ran = true;
-		rc = job->ops->exec(sb, &req, job->io ? job->io : &passthrough_io, &status, err);
-		if (rc == MFS_OK)
-			res->status = status;
-		else if (rc == MFS_ERR_TIMEOUT)
-			mfs_fail(err, MFS_ERR_TIMEOUT, "--timeout %lds reached; the command was killed",
-				 job->timeout_s);
-		/* A signal that arrived while the command ran wins over its
-		 * status: the caller asked us to stop. */
-		if (rc == MFS_OK && mfs_cancelled())
-			rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled by signal %d", mfs_cancel_signal());
-		outcome.status = res->status;
+		*err = ferr;
+		return frc;
 	}
-	outcome.code = rc;
+	say(job, MFS_SAY_WARN, "%s", ferr.msg);
+	return rc;
+}
 
-	{
-		struct mfs_err ferr = { MFS_OK, "" };
-		enum mfs_code frc = mfs_job_finish(job, sb, &outcome, &ferr);
-		if (frc != MFS_OK) {
-			if (rc == MFS_OK) {
-				*err = ferr;
-				rc = frc;
-			} else {
-				say(job, MFS_SAY_WARN, "%s", ferr.msg);
-			}
-		}
+/* --keep releases the handle and says how to reach the sandbox; else it is
+ * destroyed, and a failure to is a warning naming the command that retries. */
+static void teardown(const struct mfs_job *job, struct mfs_sandbox *sb)
+{
+	if (job->keep) {
+		keep_notice(job, sb);
+		job->ops->release(sb); /* the handle goes, the sandbox stays */
+		return;
 	}
+	struct mfs_err derr = { MFS_OK, "" };
+	char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;
+	if (job->ops->destroy(sb, &derr) != MFS_OK)
+		say(job, MFS_SAY_WARN, "could not remove %s sandbox %s: %s (retry with: mfsandbox kill --backend %s %s)",
+		    job->ops->name, id ? id : "?", derr.msg, job->ops->name, id ? id : "ID");
+	free(id);
+}
 
-out:
-	if (sb) {
-		if (job->keep) {
-			keep_notice(job, sb);
-			job->ops->release(sb); /* the handle goes, the sandbox stays */
-		} else {
-			struct mfs_err derr = { MFS_OK, "" };
-			char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;
-			if (job->ops->destroy(sb, &derr) != MFS_OK)
-				say(job, MFS_SAY_WARN, "could not remove %s sandbox %s: %s (retry with: mfsandbox kill --backend %s %s)",
-				    job->ops->name, id ? id : "?", derr.msg, job->ops->name, id ? id : "ID");
-			free(id);
-		}
+enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struct mfs_err *err)
+{
+	struct mfs_sandbox *sb = NULL;
+	char *tarball = NULL, *temp = NULL;
+	long long deadline = (long long)mfs_now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
+	struct mfs_job_outcome outcome = { false, 0, MFS_ERR_BACKEND };
+	const struct mfs_say chan = { filtered_say, job };
+
+	res->ran = false;
+	res->status = 0;
+	enum mfs_code rc = check_job(job, err);
+	if (rc != MFS_OK)
+		return rc;
+	if (job->dry_run) {
+		mfs_job_describe(job, &res->plan);
+		return MFS_OK;
+	}
+	if ((rc = check_local_files(job, err)) == MFS_OK &&
+	    (rc = stage_code(job, &tarball, &temp, err)) == MFS_OK &&
+	    (rc = check_between_steps(job, deadline, err)) == MFS_OK &&
+	    (rc = create_sandbox(job, deadline, &chan, &sb, err)) == MFS_OK) {
+		header(job, sb);
+		/* From here on every failure falls through to finish + teardown. */
+		rc = run_in_sandbox(job, sb, tarball, deadline, res, &outcome, err);
+		rc = finish(job, sb, rc, &outcome, err);
+		teardown(job, sb);
 	}
 	if (temp)
 		unlink(temp);
 	free(temp);
 	free(tarball);
-	mfs_kvlist_release(&labels);
-	mfs_buf_release(&name);
 	return rc;
 }

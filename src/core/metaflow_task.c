@@ -281,6 +281,9 @@ static void add_step_command(const struct mfs_mf_spec *spec, const struct mfs_st
 	}
 }
 
+/* Long on purpose: it writes one shell script top to bottom, and the
+ * numbered sections below are that script's sections in order; split, the
+ * script could no longer be read from here. */
 enum mfs_code mfs_mf_build_script(const struct mfs_mf_spec *spec, const struct mfs_step *st,
 				  const char *const *argv, struct mfs_kvlist *env_out,
 				  struct mfs_buf *out, struct mfs_err *err)

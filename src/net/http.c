@@ -467,6 +467,101 @@ static enum mfs_code setup(CURL *h, const struct mfs_http_req *req, struct xfer 
 	return MFS_OK;
 }
 
+/* What the retry loop does after one try. */
+enum next { DONE, RETRY, CANCELLED };
+
+/* One try on a reset handle: *cc is libcurl's verdict, the return value
+ * our own (options, the out_file). */
+static enum mfs_code try_once(CURL *h, const struct mfs_http_req *req, struct mfs_http_resp *resp,
+			      struct xfer *x, char *errbuf, CURLcode *cc, struct mfs_err *err)
+{
+	struct curl_slist *hdrs = NULL;
+	mfs_buf_reset(&resp->body);
+	mfs_kvlist_release(&resp->headers);
+	resp->status = 0;
+	if (x->in)
+		rewind(x->in);
+	enum mfs_code rc = setup(h, req, x, &hdrs, errbuf, err);
+	*cc = rc == MFS_OK ? curl_easy_perform(h) : CURLE_OK;
+	curl_slist_free_all(hdrs);
+	if (x->out && fclose(x->out) != 0 && !x->out_failed) {
+		x->out_failed = true;
+		x->out_errno = errno;
+	}
+	return rc;
+}
+
+/* An answer came: keep it, or wait (Retry-After, else back-off) and retry
+ * a retryable status while retries and the deadline allow. */
+static enum next after_answer(CURL *h, const struct mfs_http_req *req, struct mfs_http_resp *resp,
+			      const struct xfer *x, bool may_retry, int *attempt, const char *where,
+			      enum mfs_code *rc, struct mfs_err *err)
+{
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	/* A 2xx with an empty body still means "the object is empty". */
+	if (req->out_file && is_2xx(resp->status) && !x->out) {
+		FILE *f = fopen(req->out_file, "wb");
+		if (!f || fclose(f) != 0) {
+			*rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot write %s: %s", req->method, where,
+				       req->out_file, strerror(errno));
+			return DONE;
+		}
+	}
+	if (!may_retry || *attempt >= req->retries || !status_retryable(resp->status))
+		return DONE;
+	long wait = mfs_http_retry_after_ms(mfs_http_header(resp, "retry-after"), (long long)time(NULL));
+	if (wait < 0)
+		wait = backoff_ms(*attempt);
+	if (deadline_left_ms(req) > 0 && wait >= deadline_left_ms(req))
+		return DONE; /* no time for another try: this answer stands */
+	(*attempt)++;
+	return backoff_sleep(wait, req->cancellable) ? RETRY : CANCELLED;
+}
+
+/* No answer: our own side's failure, a cancellation, a retryable
+ * transport error, or the one-line error naming what libcurl saw. */
+static enum next after_failure(const struct mfs_http_req *req, struct mfs_http_resp *resp,
+			       const struct xfer *x, CURLcode cc, const char *errbuf, bool may_retry,
+			       int *attempt, const char *where, enum mfs_code *rc, struct mfs_err *err)
+{
+	if (x->out_failed)
+		*rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot write %s: %s", req->method, where,
+			       req->out_file, strerror(x->out_errno));
+	else if (x->receiver_abort)
+		*rc = mfs_fail(err, MFS_ERR_IO, "%s %s: the receiver stopped the transfer",
+			       req->method, where);
+	else if (x->in_failed || cc == CURLE_READ_ERROR)
+		*rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot read %s", req->method, where,
+			       req->body_file ? req->body_file : "request body");
+	if (*rc != MFS_OK)
+		return DONE;
+	if (x->idle_abort) {
+		resp->status = 0;
+		*rc = mfs_fail(err, MFS_ERR_HTTP, "%s %s: nothing received for %ld s", req->method,
+			       where, req->idle_timeout_ms / 1000);
+		return DONE;
+	}
+	if (cc == CURLE_ABORTED_BY_CALLBACK || (req->cancellable && mfs_cancelled()))
+		return CANCELLED;
+	/* Bytes already handed to on_data cannot be taken back. */
+	if (may_retry && *attempt < req->retries && transport_retryable(cc) &&
+	    !(x->delivered && req->on_data) && !deadline_passed(req)) {
+		long wait = backoff_ms(*attempt), left = deadline_left_ms(req);
+		(*attempt)++;
+		return backoff_sleep(left > 0 && left < wait ? left : wait, req->cancellable) ? RETRY
+											   : CANCELLED;
+	}
+	resp->status = 0;
+	if (deadline_passed(req))
+		*rc = mfs_fail(err, MFS_ERR_TIMEOUT, "%s %s: cut at the deadline (%d attempt%s)",
+			       req->method, where, *attempt + 1, *attempt ? "s" : "");
+	else /* errbuf names the host or the OS error, never headers. */
+		*rc = mfs_fail(err, MFS_ERR_HTTP, "%s %s: %s%s%s (%d attempt%s)", req->method, where,
+			       curl_easy_strerror(cc), errbuf[0] ? ": " : "", errbuf, *attempt + 1,
+			       *attempt ? "s" : "");
+	return DONE;
+}
+
 enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *resp,
 			  struct mfs_err *err)
 {
@@ -474,119 +569,34 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 	enum mfs_code rc = MFS_OK;
 	bool may_retry = req->retries > 0 && (is_idempotent(req->method) || req->retry_safe);
 	int attempt = 0;
+	enum next next = RETRY;
 	FILE *in = NULL;
 
 	if ((rc = mfs_need_curl(err)) != MFS_OK)
 		return rc;
 	mfs_http_url_for_log(&where, req->url);
-	if (req->body_file) {
-		in = fopen(req->body_file, "rb");
-		if (!in) {
-			rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot read %s: %s", req->method,
-				      where.data, req->body_file, strerror(errno));
-			goto out;
-		}
-	}
-
-	for (;;) {
+	if (req->body_file && !(in = fopen(req->body_file, "rb")))
+		rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot read %s: %s", req->method, where.data,
+			      req->body_file, strerror(errno));
+	while (rc == MFS_OK && next == RETRY) {
 		char errbuf[CURL_ERROR_SIZE] = "";
-		struct curl_slist *hdrs = NULL;
 		struct xfer x = { .req = req, .resp = resp, .in = in };
+		CURLcode cc;
 		CURL *h = get_handle();
-
 		if (!h) {
 			rc = mfs_fail(err, MFS_ERR_NOMEM, "cannot create a libcurl handle");
-			goto out;
-		}
-		mfs_buf_reset(&resp->body);
-		mfs_kvlist_release(&resp->headers);
-		resp->status = 0;
-		resp->attempts = attempt + 1;
-		if (in)
-			rewind(in);
-
-		rc = setup(h, req, &x, &hdrs, errbuf, err);
-		CURLcode cc = rc == MFS_OK ? curl_easy_perform(h) : CURLE_OK;
-		curl_slist_free_all(hdrs);
-		if (x.out && fclose(x.out) != 0 && !x.out_failed) {
-			x.out_failed = true;
-			x.out_errno = errno;
-		}
-		if (rc != MFS_OK)
-			goto out;
-
-		if (cc == CURLE_OK) {
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-			/* A 2xx with an empty body still means "the object is empty". */
-			if (req->out_file && is_2xx(resp->status) && !x.out) {
-				FILE *f = fopen(req->out_file, "wb");
-				if (!f || fclose(f) != 0) {
-					rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot write %s: %s",
-						      req->method, where.data, req->out_file,
-						      strerror(errno));
-					goto out;
-				}
-			}
-			if (!may_retry || attempt >= req->retries || !status_retryable(resp->status))
-				goto out;
-			long wait = mfs_http_retry_after_ms(mfs_http_header(resp, "retry-after"),
-							    (long long)time(NULL));
-			if (wait < 0)
-				wait = backoff_ms(attempt);
-			if (deadline_left_ms(req) > 0 && wait >= deadline_left_ms(req))
-				goto out; /* no time for another try: this answer stands */
-			attempt++;
-			if (!backoff_sleep(wait, req->cancellable))
-				break;
-			continue;
-		}
-
-		if (x.out_failed) {
-			rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot write %s: %s", req->method,
-				      where.data, req->out_file, strerror(x.out_errno));
-			goto out;
-		}
-		if (x.receiver_abort) {
-			rc = mfs_fail(err, MFS_ERR_IO, "%s %s: the receiver stopped the transfer",
-				      req->method, where.data);
-			goto out;
-		}
-		if (x.in_failed || cc == CURLE_READ_ERROR) {
-			rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot read %s", req->method,
-				      where.data, req->body_file ? req->body_file : "request body");
-			goto out;
-		}
-		if (x.idle_abort) {
-			resp->status = 0;
-			rc = mfs_fail(err, MFS_ERR_HTTP, "%s %s: nothing received for %ld s",
-				      req->method, where.data, req->idle_timeout_ms / 1000);
-			goto out;
-		}
-		if (cc == CURLE_ABORTED_BY_CALLBACK || (req->cancellable && mfs_cancelled()))
 			break;
-		/* Bytes already handed to on_data cannot be taken back. */
-		if (may_retry && attempt < req->retries && transport_retryable(cc) &&
-		    !(x.delivered && req->on_data) && !deadline_passed(req)) {
-			attempt++;
-			long wait = backoff_ms(attempt - 1), left = deadline_left_ms(req);
-			if (!backoff_sleep(left > 0 && left < wait ? left : wait, req->cancellable))
-				break;
-			continue;
 		}
-		resp->status = 0;
-		if (deadline_passed(req)) {
-			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "%s %s: cut at the deadline (%d attempt%s)",
-				      req->method, where.data, attempt + 1, attempt ? "s" : "");
-			goto out;
-		}
-		/* errbuf names the host or the OS error, never headers. */
-		rc = mfs_fail(err, MFS_ERR_HTTP, "%s %s: %s%s%s (%d attempt%s)", req->method,
-			      where.data, curl_easy_strerror(cc), errbuf[0] ? ": " : "", errbuf,
-			      attempt + 1, attempt ? "s" : "");
-		goto out;
+		resp->attempts = attempt + 1;
+		if ((rc = try_once(h, req, resp, &x, errbuf, &cc, err)) != MFS_OK)
+			break;
+		next = cc == CURLE_OK
+			       ? after_answer(h, req, resp, &x, may_retry, &attempt, where.data, &rc, err)
+			       : after_failure(req, resp, &x, cc, errbuf, may_retry, &attempt, where.data,
+					       &rc, err);
 	}
-	rc = mfs_fail(err, MFS_ERR_CANCELLED, "%s %s: cancelled", req->method, where.data);
-out:
+	if (next == CANCELLED)
+		rc = mfs_fail(err, MFS_ERR_CANCELLED, "%s %s: cancelled", req->method, where.data);
 	if (in)
 		fclose(in);
 	mfs_buf_release(&where);

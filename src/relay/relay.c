@@ -717,6 +717,45 @@ out:
 	return rc;
 }
 
+/* A relay that failed keeps what is needed to finish later (`relay
+ * replay`); only a failure to keep it is fatal. */
+static enum mfs_code keep_for_later(struct relay *r, bool service, const struct mfs_err *why,
+				    struct mfs_err *err)
+{
+	enum mfs_code rc = MFS_OK;
+	if (!service) {
+		rc = mkdirs(r->entry.data, err);
+		if (rc == MFS_OK)
+			rc = spool_write(r, "state", "pending\n", err);
+	}
+	if (rc == MFS_OK)
+		rc = spool_save_spec(r, err);
+	if (rc != MFS_OK) {
+		mfs_err_prefix(err, "relay of %s attempt %d failed (%s) and could not be kept",
+			       r->pathspec.data, r->spec->attempt, why->msg);
+		return rc;
+	}
+	r->rep->spooled = true;
+	warn(r, "not relayed, kept for later: run `mfsandbox relay replay %s/%d` (spool %s): %s",
+	     r->pathspec.data, r->spec->attempt, r->entry.data, why->msg);
+	return MFS_OK;
+}
+
+static void relay_release(struct relay *r)
+{
+	if (r->s3) {
+		r->rep->s3_requests = mfs_s3_request_count(r->s3);
+		mfs_s3_close(r->s3);
+	}
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+	json_decref(r->meta_rows);
+	json_decref(r->artifact_rows);
+	free(r->local_root);
+	mfs_buf_release(&r->pathspec);
+	mfs_buf_release(&r->entry);
+}
+
 enum mfs_code mfs_relay_run(const struct mfs_relay_spec *spec, struct mfs_relay_report *rep,
 			    struct mfs_err *err)
 {
@@ -789,38 +828,11 @@ send:
 	if (rc == MFS_OK)
 		goto out;
 spool:
-	/* Keep what is needed to finish later; only a failure to keep it is fatal. */
-	if (!service) {
-		rc = mkdirs(r.entry.data, err);
-		if (rc == MFS_OK)
-			rc = spool_write(&r, "state", "pending\n", err);
-	} else {
-		rc = MFS_OK;
-	}
-	if (rc == MFS_OK)
-		rc = spool_save_spec(&r, err);
-	if (rc != MFS_OK) {
-		mfs_err_prefix(err, "relay of %s attempt %d failed (%s) and could not be kept",
-			       r.pathspec.data, spec->attempt, why.msg);
-		goto out;
-	}
-	rep->spooled = true;
-	warn(&r, "not relayed, kept for later: run `mfsandbox relay replay %s/%d` (spool %s): %s",
-	     r.pathspec.data, spec->attempt, r.entry.data, why.msg);
+	rc = keep_for_later(&r, service, &why, err);
 out:
-	if (r.s3) {
-		rep->s3_requests = mfs_s3_request_count(r.s3);
-		mfs_s3_close(r.s3);
-	}
-	if (r.lock_fd >= 0)
-		close(r.lock_fd);
-	json_decref(r.meta_rows);
-	json_decref(r.artifact_rows);
-	free(r.local_root);
+	relay_release(&r);
 	free(spool);
 	mfs_buf_release(&state);
-	mfs_buf_release(&r.pathspec);
-	mfs_buf_release(&r.entry);
 	return rc;
 }
 
