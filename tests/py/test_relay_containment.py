@@ -17,7 +17,7 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-RELAY = str(ROOT / "build" / "tests" / "relaytool")
+RELAY = str(pathlib.Path(os.environ.get("MFS_BUILD_DIR") or ROOT / "build") / "tests" / "relaytool")
 MFS = os.environ.get("MFSANDBOX_BIN", str(ROOT / "mfsandbox"))
 FLOW, RUN, STEP, TASK = "HostileFlow", "1700000000000001", "start", "2"
 OWN = ".metaflow/%s/%s/%s/%s/_meta" % (FLOW, RUN, STEP, TASK)
