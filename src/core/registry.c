@@ -1,18 +1,21 @@
-/* registry.c - the static name -> ops table (include/mfs/core/registry.h).
- * Adding a backend is adding one row here and one file under backends/. */
+/* registry.c - the static name -> ops table (include/mfs/core/registry.h),
+ * made from the one list in include/mfs/core/backends.h: adding a backend
+ * is one line there and its folder under backends/, nothing here. */
 #include "mfs/core/registry.h"
 
 #include <string.h>
 
 #include "mfs/core/backends.h"
 
+#define DECLARE(name) extern const struct mfs_backend_ops mfs_##name##_ops;
+MFS_BACKEND_LIST(DECLARE)
+
 static const struct {
 	const char *name;
 	const struct mfs_backend_ops *ops;
 } backends[] = {
-	{ "local", &mfs_local_ops },
-	{ "daytona", &mfs_daytona_ops },
-	{ "e2b", &mfs_e2b_ops },
+#define ROW(name) { #name, &mfs_##name##_ops },
+	MFS_BACKEND_LIST(ROW)
 };
 
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))

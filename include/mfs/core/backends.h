@@ -1,14 +1,17 @@
 /*
- * backends.h - the ops table of every compiled-in backend.
- * Included only by src/core/registry.c (the structural test checks it).
+ * backends.h - the compiled-in backends, in the order `mfsandbox backends`
+ * lists them.  Adding a backend is adding its folder under backends/ and one
+ * X(<name>) line here; the folder defines `mfs_<name>_ops`.  Included only by
+ * src/core/registry.c (the structural test checks it).
  */
 #ifndef MFS_BACKENDS_H
 #define MFS_BACKENDS_H
 
 #include "mfs/backend.h"
 
-extern const struct mfs_backend_ops mfs_local_ops;   /* backends/local/local.c */
-extern const struct mfs_backend_ops mfs_daytona_ops; /* backends/daytona/daytona.c */
-extern const struct mfs_backend_ops mfs_e2b_ops;     /* backends/e2b/e2b.c */
+#define MFS_BACKEND_LIST(X) \
+	X(local)            \
+	X(daytona)          \
+	X(e2b)
 
 #endif
