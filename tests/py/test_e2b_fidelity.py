@@ -100,6 +100,17 @@ def test_envd_kills_only_the_pid_and_reports_the_signal(emu):
     emu.remove(sb.id)
 
 
+def test_commands_run_as_the_template_user(emu, env, tmp_path):
+    if emu.uid is None:
+        pytest.skip("the emulator cannot switch users unless it runs as root")
+    src = tmp_path / "in.txt"
+    src.write_text("x")
+    r = mfs("run", "--backend", "e2b", "--upload", f"{src}:sub/dir/in.txt", "--", "sh", "-c",
+            "id -u; stat -c %u sub/dir sub/dir/in.txt; echo $E2B_SANDBOX", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1000", "1000", "1000", "true"]
+
+
 def test_bad_timeout_header_is_an_error_in_the_stream(emu):
     sb = emu.create("base", 600, {}, {}, True)
     status, frames = start(emu, sb, {"process": {"cmd": "true"}, "stdin": False},

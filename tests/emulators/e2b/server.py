@@ -23,7 +23,9 @@ genuine envd 0.6.13 does where it surprises a client:
 * unknown StartRequest fields are ignored (connect-go discards them);
 * a Connect-Timeout-Ms that is not 1 to 10 digits is an HTTP 200 stream
   whose end-of-stream frame carries invalid_argument;
-* commands see `E2B_SANDBOX=true`;
+* commands see `E2B_SANDBOX=true` and, where the emulator can switch users
+  (it runs as root), run as the template user's uid 1000, not as root;
+  uploads and the directories made for them belong to that user;
 * `Keepalive-Ping-Interval: 0` panics envd: the stream is cut and every
   later envd request gets the edge's 502 "port is not open".
 Without it, each command is its own namespace, killed as a whole tree,
@@ -53,6 +55,7 @@ from .vm import VM
 
 ENVD_PORT = 49983
 HOME = "/home/user"  # the default user's home in E2B templates
+USER_UID = 1000  # `user` in E2B's templates
 CHUNK = 32 << 10  # envd reads stdout/stderr 32 KiB at a time
 DEFAULT_KEEPALIVE_S = 90.0
 STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -165,9 +168,13 @@ class Sandbox:
         self.end_at = self.started + timeout
         self.fs = Box(parent_dir=emu.workdir, home=HOME, allow_ports=emu.allow_ports)
         self.vm = None
+        self.uid = emu.uid
+        if self.uid is not None:
+            os.chown(self.fs.root + HOME, self.uid, self.uid)
+            os.chmod(self.fs.root + "/tmp", 0o1777)
         if emu.fidelity:
             try:
-                self.vm = VM(self.fs, ":".join(emu.image_path + [STD_PATH]))
+                self.vm = VM(self.fs, ":".join(emu.image_path + [STD_PATH]), self.uid)
             except BaseException:
                 self.fs.close()
                 raise
@@ -212,6 +219,7 @@ class Emulator:
                  workdir=None, image_path=(), allow_ports=(), fidelity=True):
         self.api_key = api_key
         self.fidelity = fidelity
+        self.uid = USER_UID if fidelity and os.geteuid() == 0 else None
         self.envd_version = envd_version
         self.domain = domain
         self.workdir = workdir
@@ -572,9 +580,16 @@ class _Handler(BaseHTTPRequestHandler):
             raise PermissionError("open %s: permission denied" % path)
         if os.path.isdir(host):
             raise IsADirectoryError("path '%s' is a directory" % path)
+        made, d = [], os.path.dirname(host)
+        while not os.path.isdir(d):
+            made.append(d)
+            d = os.path.dirname(d)
         os.makedirs(os.path.dirname(host), exist_ok=True)
         with open(host, "wb") as f:
             f.write(data)
+        if sb.uid is not None:  # envd chowns what it writes to the user
+            for x in made + [host]:
+                os.chown(x, sb.uid, sb.uid)
         full = host[len(sb.fs.root):]
         return {"path": full, "name": os.path.basename(full), "type": "file"}
 
