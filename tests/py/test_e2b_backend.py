@@ -11,7 +11,7 @@ import pytest
 from emulators.e2b.connect import parse_envelopes
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TOOL = ROOT / "build" / "tests" / "e2btool"
+TOOL = pathlib.Path(os.environ.get("MFS_BUILD_DIR", ROOT / "build")) / "tests" / "e2btool"
 
 
 def run(env, *args, timeout=60, **kw):
