@@ -46,7 +46,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 
 .PHONY: all clean check unit venv pytest tools demo install asan valgrind bench bench-scale \
-	bench-compare
+	bench-compare fuzz fuzz-regress fuzz-bins asan-ci
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -92,10 +92,12 @@ $(VENV)/.ext-stamp: $(VENV)/.stamp $(EXT_SRC)
 
 venv: $(VENV)/.stamp $(VENV)/.ext-stamp
 
+# PYTEST_FILES narrows the run (asan-ci).
+PYTEST_FILES ?= tests/py
 # MFSANDBOX_BIN / MFS_BUILD_DIR let the tests find the binary and drivers of
 # the build under test (`make asan` points them at build-asan).
 pytest: all tools venv
-	MFSANDBOX_BIN=$(abspath $(BIN)) MFS_BUILD_DIR=$(abspath $(BUILD)) $(PY) -m pytest -q tests/py
+	MFSANDBOX_BIN=$(abspath $(BIN)) MFS_BUILD_DIR=$(abspath $(BUILD)) $(PY) -m pytest -q $(PYTEST_FILES)
 
 check: all unit pytest
 
@@ -118,6 +120,53 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(MAKE) BUILD=build-asan BIN=build-asan/mfsandbox CFLAGS="-O1 -g" \
 		EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" unit pytest
+
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c), one per parser of outside
+# input.  `make fuzz` builds them with clang (scripts/install-deps.sh --fuzz
+# installs it) and runs each for FUZZ_S seconds; `make fuzz-regress` replays
+# the checked-in corpora once each through tests/fuzz/replay.c, built with the
+# usual compiler under ASan+UBSan (no clang needed; CI runs it).
+FUZZ_S    ?= 60
+FUZZ_CC   ?= clang
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/fuzz/%)
+FUZZ_MAIN ?= tests/fuzz/replay.c
+
+$(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_MAIN) $(BUILD)/libmfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(FUZZ_MAIN) $(BUILD)/libmfs.a $(PKG_LIBS) $(ALL_LDFLAGS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs $(FUZZ_CC): scripts/install-deps.sh --fuzz" >&2; exit 1; }
+	$(MAKE) CC=$(FUZZ_CC) BUILD=build-fuzz FUZZ_MAIN= CFLAGS="-O1 -g" \
+		EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Wno-format-nonliteral" \
+		EXTRA_LDFLAGS="-fsanitize=fuzzer,address,undefined" fuzz-bins
+	tests/fuzz/run.sh fuzz build-fuzz $(FUZZ_S)
+
+fuzz-regress:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" \
+		EXTRA_LDFLAGS="$(SAN_FLAGS)" fuzz-bins
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		tests/fuzz/run.sh regress build-asan
+
+# What CI runs under ASan+UBSan after `make check`: every unit test, the
+# end-to-end files that drive each parser and backend path with the real
+# binary (bad input, the local backend, HTTP/S3 clients, the Daytona and E2B
+# emulators, the relay), and the fuzz corpora.  The Metaflow flows are left
+# to `make asan`: they run the same C paths as these, ten times slower.
+ASAN_CI_PYTEST := tests/py/test_bad_input.py tests/py/test_cli_usage.py \
+	tests/py/test_cli_local.py tests/py/test_http_client.py tests/py/test_s3_client.py \
+	tests/py/test_daytona_cli.py tests/py/test_e2b_cli.py tests/py/test_e2b_faults.py \
+	tests/py/test_relay.py
+asan-ci:
+	$(MAKE) tools
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(MAKE) BUILD=build-asan BIN=build-asan/mfsandbox CFLAGS="-O1 -g" \
+		EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" \
+		PYTEST_FILES="$(ASAN_CI_PYTEST)" unit pytest
+	$(MAKE) fuzz-regress
 
 # Unit tests and a few real runs under valgrind; any error or leak fails.
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
@@ -169,6 +218,6 @@ bench-compare: all venv $(ORIG_VENV)/.stamp $(PLOT_VENV)/.stamp
 		build/bench/daytona_compare.png
 
 clean:
-	rm -rf $(BUILD) build-asan $(BIN)
+	rm -rf $(BUILD) build-asan build-fuzz $(BIN)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
