@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "mfs/net/s3.h"
+#include "mfs/net/aws_creds.h"
 
 static char dir[64];
 static char creds_path[96], config_path[96];
