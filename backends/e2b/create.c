@@ -63,7 +63,7 @@ static char *create_body(const struct mfs_sandbox_spec *spec, const char *nonce)
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (!s)
-		abort(); /* jansson only fails here on allocation */
+		abort(); /* only on allocation: check_text made sure every string is UTF-8 */
 	return s;
 }
 
