@@ -2,7 +2,6 @@
  * files.c - files in and out through the toolbox.
  */
 #include "daytona.h"
-#include "mfs/util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,29 +17,29 @@ void dt_abs_path(struct mfs_buf *out, const struct dt_sandbox *sb, const char *r
 		mfs_buf_addf(out, "%s/%s", sb->base.workdir, remote);
 }
 
-/* POST /files/bulk-upload with one file: "files[0].path" before "files[0].file". */
-enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const char *data,
-				  size_t len, const char *local_name, struct mfs_err *err)
+/* POST /files/bulk-upload with one file: "files[0].path" before
+ * "files[0].file", whose bytes libcurl streams (from memory or a file). */
+static enum mfs_code upload_part(struct dt_sandbox *sb, const char *remote,
+				 struct mfs_http_part *file_part, const char *local_name,
+				 struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
-	struct mfs_buf url = MFS_BUF_INIT, body = MFS_BUF_INIT, dest = MFS_BUF_INIT;
+	struct mfs_buf url = MFS_BUF_INIT, dest = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
-	char boundary[40] = "mfsandbox-";
 	enum mfs_code rc;
 
 	mfs_http_resp_init(&resp);
-	mfs_random_hex(boundary + 10, 12);
 	dt_abs_path(&dest, sb, remote);
-	mfs_buf_addf(&body, "--%s\r\nContent-Disposition: form-data; name=\"files[0].path\"\r\n\r\n"
-		     "%s\r\n--%s\r\nContent-Disposition: form-data; name=\"files[0].file\"; "
-		     "filename=\"upload\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-		     boundary, dest.data, boundary);
-	mfs_buf_add(&body, data, len);
-	mfs_buf_addf(&body, "\r\n--%s--\r\n", boundary);
-	mfs_strv_pushf(&hdrs, "Content-Type: multipart/form-data; boundary=%s", boundary);
+	file_part->name = "files[0].file";
+	file_part->filename = "upload";
+	file_part->type = "application/octet-stream";
+	struct mfs_http_part form[2] = {
+		{ .name = "files[0].path", .data = dest.data, .len = dest.len },
+		*file_part,
+	};
 	/* Overwriting a file is idempotent, so the POST may be retried. */
 	struct mfs_http_req req = {
-		.body = body.data, .body_len = body.len, .retries = API_RETRIES,
+		.form = form, .form_n = 2, .retries = API_RETRIES,
 		.retry_safe = true, .cancellable = true, .deadline = sb->deadline,
 	};
 	rc = dt_toolbox_call(sb, "POST", "/files/bulk-upload", &req, &resp, &url, &hdrs, err);
@@ -55,34 +54,23 @@ enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const c
 	}
 	mfs_http_resp_release(&resp);
 	mfs_buf_release(&dest);
-	mfs_buf_release(&body);
 	mfs_buf_release(&url);
 	mfs_strv_release(&hdrs);
 	return rc;
 }
 
+enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const char *data,
+			      size_t len, const char *local_name, struct mfs_err *err)
+{
+	struct mfs_http_part part = { .data = data, .len = len };
+	return upload_part(sb, remote, &part, local_name, err);
+}
+
 enum mfs_code dt_upload(struct mfs_sandbox *base, const char *local_path,
 				    const char *remote_path, struct mfs_err *err)
 {
-	struct dt_sandbox *sb = (struct dt_sandbox *)base;
-	struct mfs_buf data = MFS_BUF_INIT;
-	char chunk[65536];
-	size_t n;
-	enum mfs_code rc;
-	FILE *f = fopen(local_path, "rb");
-	if (!f)
-		return mfs_fail(err, MFS_ERR_IO, "cannot read %s: %s", local_path, strerror(errno));
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		mfs_buf_add(&data, chunk, n);
-	bool bad = ferror(f);
-	fclose(f);
-	if (bad)
-		rc = mfs_fail(err, MFS_ERR_IO, "cannot read %s", local_path);
-	else
-		rc = dt_upload_bytes(sb, remote_path, data.data ? data.data : "", data.len, local_path,
-				  err);
-	mfs_buf_release(&data);
-	return rc;
+	struct mfs_http_part part = { .file = local_path };
+	return upload_part((struct dt_sandbox *)base, remote_path, &part, local_path, err);
 }
 
 enum mfs_code dt_download(struct mfs_sandbox *base, const char *remote_path,

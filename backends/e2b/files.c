@@ -6,7 +6,6 @@
 #include "internal.h"
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
-#include "mfs/util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,38 +27,16 @@ static void files_url(struct mfs_buf *url, const struct e2b_sandbox *sb, const c
 	mfs_buf_adds(url, "&username=user");
 }
 
-/* multipart/form-data with one part named "file": what envd < 0.5.7 takes. */
-static enum mfs_code multipart_body(const char *local, struct mfs_buf *body,
-				    struct mfs_strv *hdrs, struct mfs_err *err)
-{
-	char boundary[40] = "mfsandbox-";
-	char chunk[65536];
-	size_t n;
-	FILE *f = fopen(local, "rb");
-	if (!f)
-		return mfs_fail(err, MFS_ERR_IO, "cannot read %s: %s", local, strerror(errno));
-	mfs_random_hex(boundary + 10, 12);
-	mfs_buf_addf(body, "--%s\r\nContent-Disposition: form-data; name=\"file\"; "
-		     "filename=\"upload\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-		     boundary);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		mfs_buf_add(body, chunk, n);
-	bool bad = ferror(f);
-	fclose(f);
-	if (bad)
-		return mfs_fail(err, MFS_ERR_IO, "cannot read %s", local);
-	mfs_buf_addf(body, "\r\n--%s--\r\n", boundary);
-	mfs_strv_pushf(hdrs, "Content-Type: multipart/form-data; boundary=%s", boundary);
-	return MFS_OK;
-}
-
 enum mfs_code e2b_upload(struct mfs_sandbox *base, const char *local_path,
 				const char *remote_path, struct mfs_err *err)
 {
 	struct e2b_sandbox *sb = (struct e2b_sandbox *)base;
 	struct mfs_strv hdrs = MFS_STRV_INIT;
-	struct mfs_buf url = MFS_BUF_INIT, body = MFS_BUF_INIT;
+	struct mfs_buf url = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
+	/* multipart/form-data with one part named "file": what envd < 0.5.7 takes. */
+	struct mfs_http_part part = { .name = "file", .file = local_path, .filename = "upload",
+				      .type = "application/octet-stream" };
 	enum mfs_code rc = MFS_OK;
 
 	mfs_http_resp_init(&resp);
@@ -74,20 +51,15 @@ enum mfs_code e2b_upload(struct mfs_sandbox *base, const char *local_path,
 		mfs_strv_push(&hdrs, "Content-Type: application/octet-stream");
 		req.body_file = local_path;
 	} else {
-		rc = multipart_body(local_path, &body, &hdrs, err);
-		if (rc != MFS_OK)
-			goto out;
-		req.body = body.data;
-		req.body_len = body.len;
+		req.form = &part;
+		req.form_n = 1;
 	}
 	rc = mfs_http_do(&req, &resp, err);
 	if (rc == MFS_OK && resp.status != 200)
 		rc = e2b_envd_status_fail(err, sb, &req, &resp);
-out:
 	if (rc != MFS_OK)
 		mfs_err_prefix(err, "uploading %s to %s", local_path, remote_path);
 	mfs_http_resp_release(&resp);
-	mfs_buf_release(&body);
 	mfs_buf_release(&url);
 	mfs_strv_release(&hdrs);
 	return rc;

@@ -162,6 +162,7 @@ struct xfer {
 	bool out_failed;
 	int out_errno;
 	bool in_failed;
+	curl_mime *mime;      /* req->form, freed after the try */
 };
 
 static bool is_2xx(long s)
@@ -392,6 +393,37 @@ static bool deadline_passed(const struct mfs_http_req *req)
 	return req->deadline > 0 && deadline_left_s(req) <= 0;
 }
 
+/* The parts as a curl_mime, which libcurl frames and streams (a file part
+ * is read while sent, and read again on a retry). */
+static enum mfs_code set_form(CURL *h, const struct mfs_http_req *req, struct xfer *x,
+			      struct mfs_err *err)
+{
+	x->mime = curl_mime_init(h);
+	if (!x->mime)
+		return mfs_fail(err, MFS_ERR_NOMEM, "out of memory building a form");
+	for (size_t i = 0; i < req->form_n; i++) {
+		const struct mfs_http_part *p = &req->form[i];
+		curl_mimepart *part = curl_mime_addpart(x->mime);
+		CURLcode cc = part ? curl_mime_name(part, p->name) : CURLE_OUT_OF_MEMORY;
+		if (cc == CURLE_OK)
+			cc = p->file ? curl_mime_filedata(part, p->file)
+				     : curl_mime_data(part, p->data ? p->data : "", p->len);
+		/* filedata names the part after the file: say what we mean. */
+		if (cc == CURLE_OK && (p->file || p->filename))
+			cc = curl_mime_filename(part, p->filename);
+		if (cc == CURLE_OK && p->type)
+			cc = curl_mime_type(part, p->type);
+		if (cc != CURLE_OK)
+			return mfs_fail(err, p->file ? MFS_ERR_IO : MFS_ERR_NOMEM, "form part %s%s%s: %s",
+					p->name, p->file ? " from " : "", p->file ? p->file : "",
+					curl_easy_strerror(cc));
+	}
+	curl_easy_setopt(h, CURLOPT_MIMEPOST, x->mime);
+	if (strcmp(req->method, "POST"))
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	return MFS_OK;
+}
+
 static enum mfs_code setup(CURL *h, const struct mfs_http_req *req, struct xfer *x,
 			   struct curl_slist **hdrs, char *errbuf, struct mfs_err *err)
 {
@@ -454,6 +486,8 @@ static enum mfs_code setup(CURL *h, const struct mfs_http_req *req, struct xfer 
 		curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
 		if (strcmp(m, "PUT"))
 			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+	} else if (req->form) {
+		return set_form(h, req, x, err);
 	} else if (req->body || !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH")) {
 		/* POSTFIELDS is what libcurl's SigV4 code hashes when the caller
 		 * gives no x-amz-content-sha256; keep in-memory bodies there. */
@@ -484,6 +518,12 @@ static enum mfs_code try_once(CURL *h, const struct mfs_http_req *req, struct mf
 	enum mfs_code rc = setup(h, req, x, &hdrs, errbuf, err);
 	*cc = rc == MFS_OK ? curl_easy_perform(h) : CURLE_OK;
 	curl_slist_free_all(hdrs);
+	/* The handle keeps a pointer to the form until reset: drop it first. */
+	if (x->mime) {
+		curl_easy_setopt(h, CURLOPT_MIMEPOST, (curl_mime *)NULL);
+		curl_mime_free(x->mime);
+		x->mime = NULL;
+	}
 	if (x->out && fclose(x->out) != 0 && !x->out_failed) {
 		x->out_failed = true;
 		x->out_errno = errno;

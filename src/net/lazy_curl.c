@@ -47,6 +47,14 @@ static struct {
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
 	void (*slist_free_all)(struct curl_slist *);
 	time_t (*getdate)(const char *, const time_t *);
+	curl_mime *(*mime_init)(CURL *);
+	void (*mime_free)(curl_mime *);
+	curl_mimepart *(*mime_addpart)(curl_mime *);
+	CURLcode (*mime_name)(curl_mimepart *, const char *);
+	CURLcode (*mime_data)(curl_mimepart *, const char *, size_t);
+	CURLcode (*mime_filedata)(curl_mimepart *, const char *);
+	CURLcode (*mime_filename)(curl_mimepart *, const char *);
+	CURLcode (*mime_type)(curl_mimepart *, const char *);
 } fn;
 
 static bool loaded;
@@ -66,6 +74,14 @@ static void load(void)
 		{ "curl_slist_append", (void **)&fn.slist_append },
 		{ "curl_slist_free_all", (void **)&fn.slist_free_all },
 		{ "curl_getdate", (void **)&fn.getdate },
+		{ "curl_mime_init", (void **)&fn.mime_init },
+		{ "curl_mime_free", (void **)&fn.mime_free },
+		{ "curl_mime_addpart", (void **)&fn.mime_addpart },
+		{ "curl_mime_name", (void **)&fn.mime_name },
+		{ "curl_mime_data", (void **)&fn.mime_data },
+		{ "curl_mime_filedata", (void **)&fn.mime_filedata },
+		{ "curl_mime_filename", (void **)&fn.mime_filename },
+		{ "curl_mime_type", (void **)&fn.mime_type },
 		{ NULL, NULL },
 	};
 	loaded = mfs_lazy_load(MFS_LIBCURL_SONAME, syms, load_error, sizeof(load_error)) == 0;
@@ -90,6 +106,14 @@ const char *curl_easy_strerror(CURLcode c) { LOAD(); return fn.easy_strerror(c);
 struct curl_slist *curl_slist_append(struct curl_slist *l, const char *s) { LOAD(); return fn.slist_append(l, s); }
 void curl_slist_free_all(struct curl_slist *l) { LOAD(); fn.slist_free_all(l); }
 time_t curl_getdate(const char *p, const time_t *unused) { LOAD(); return fn.getdate(p, unused); }
+curl_mime *curl_mime_init(CURL *h) { LOAD(); return fn.mime_init(h); }
+void curl_mime_free(curl_mime *m) { LOAD(); fn.mime_free(m); }
+curl_mimepart *curl_mime_addpart(curl_mime *m) { LOAD(); return fn.mime_addpart(m); }
+CURLcode curl_mime_name(curl_mimepart *p, const char *s) { LOAD(); return fn.mime_name(p, s); }
+CURLcode curl_mime_data(curl_mimepart *p, const char *d, size_t n) { LOAD(); return fn.mime_data(p, d, n); }
+CURLcode curl_mime_filedata(curl_mimepart *p, const char *f) { LOAD(); return fn.mime_filedata(p, f); }
+CURLcode curl_mime_filename(curl_mimepart *p, const char *f) { LOAD(); return fn.mime_filename(p, f); }
+CURLcode curl_mime_type(curl_mimepart *p, const char *t) { LOAD(); return fn.mime_type(p, t); }
 
 /* The option number says which type the one variadic argument has
  * (CURLOPTTYPE_* ranges): forward it with that type. */

@@ -107,6 +107,32 @@ def test_streams_upload_from_file_and_memory(http_server, tmp_path):
     assert status_of(r) == 200
 
 
+def test_multipart_form_streams_a_file_part(http_server, tmp_path):
+    """The form helper (libcurl's curl_mime) frames parts the stdlib parses
+    back byte for byte, in order, with a binary file read while sending."""
+    src = tmp_path / "big.bin"
+    data = payload(20 * 1024 * 1024 + 7)
+    src.write_bytes(data)
+    r = run("-X", "POST", "--form-data", "files[0].path=/home/x/data.bin",
+            "--form-file", "files[0].file=" + str(src), "-r", "2", "--retry-safe",
+            http_server.url + "/echo")
+    assert status_of(r) == 200, r.stderr
+    doc = json.loads(r.stdout.split(b"\n", 1)[1])
+    assert doc["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+    path, blob = doc["parts"]
+    assert path["name"] == "files[0].path" and path["filename"] is None
+    assert path["sha256"] == hashlib.sha256(b"/home/x/data.bin").hexdigest()
+    assert (blob["name"], blob["filename"], blob["type"]) == \
+        ("files[0].file", "upload.bin", "application/octet-stream")
+    assert blob["len"] == len(data) and blob["sha256"] == hashlib.sha256(data).hexdigest()
+    # a file that cannot be read is an io error naming it, and nothing is sent
+    before = len(http_server.log)
+    r = run("-X", "POST", "--form-file", "f=" + str(tmp_path / "missing"),
+            http_server.url + "/echo")
+    assert r.returncode == 1 and b"httptool: io: " in r.stderr and b"missing" in r.stderr
+    assert len(http_server.log) == before
+
+
 def test_keep_alive_reuses_the_connection(http_server):
     # Retries go through the cached handle: one TCP connection for all three.
     r = run("-r", "3", http_server.url + "/flaky/k?fail=2&retry_after=0")

@@ -5,11 +5,14 @@
  *   httptool [-X METHOD] [-H 'Name: v']... [-d BODY | -f BODYFILE]
  *            [-o OUTFILE] [--on-data] [--abort-after N] [-r RETRIES]
  *            [--retry-safe] [--cancel-on-sigterm] [-t TIMEOUT_MS]
- *            [--deadline-ms MS] [--prime URL0] URL
+ *            [--deadline-ms MS] [--prime URL0]
+ *            [--form-data NAME=VALUE]... [--form-file NAME=PATH]... URL
  *
  * --prime first GETs URL0 on the same handle (its answer is not printed),
  * so the request to URL may go out on a reused connection.  --deadline-ms
- * sets req.deadline that many milliseconds from now.
+ * sets req.deadline that many milliseconds from now.  --form-* build a
+ * multipart/form-data body (req.form), parts in order; a file part is named
+ * "upload.bin" and typed application/octet-stream.
  * Prints "status <n>" then, for memory bodies, the body; --on-data prints the
  * byte count the callback saw.  Errors: "httptool: <code>: <message>", exit 1.
  */
@@ -48,6 +51,8 @@ int main(int argc, char **argv)
 	struct mfs_err err = { 0 };
 	struct counter ctr = { 0 };
 	const char *prime = NULL;
+	struct mfs_http_part form[8];
+	size_t nform = 0;
 	int i, rc = 0;
 
 	for (i = 1; i < argc - 1; i++) {
@@ -80,6 +85,23 @@ int main(int argc, char **argv)
 			req.deadline = (double)ts.tv_sec + ts.tv_nsec / 1e9 + atol(argv[++i]) / 1000.0;
 		} else if (!strcmp(a, "--prime"))
 			prime = argv[++i];
+		else if ((!strcmp(a, "--form-data") || !strcmp(a, "--form-file")) && nform < 8 &&
+			 strchr(argv[i + 1], '=')) {
+			char *eq = strchr(argv[++i], '=');
+			struct mfs_http_part *p = &form[nform++];
+			*eq = '\0';
+			*p = (struct mfs_http_part){ .name = argv[i] };
+			if (a[7] == 'f') {
+				p->file = eq + 1;
+				p->filename = "upload.bin";
+				p->type = "application/octet-stream";
+			} else {
+				p->data = eq + 1;
+				p->len = strlen(eq + 1);
+			}
+			req.form = form;
+			req.form_n = nform;
+		}
 		else if (!strcmp(a, "--cancel-on-sigterm")) {
 			req.cancellable = true;
 			mfs_cancel_init();

@@ -18,6 +18,18 @@
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
 
+/* One part of a multipart/form-data body (mfs_http_req.form).  libcurl
+ * writes the framing and streams a file part while sending, so a file is
+ * never held in memory whole. */
+struct mfs_http_part {
+	const char *name;
+	const char *data;               /* the part's bytes ... */
+	size_t len;
+	const char *file;               /* ... or this file's, read as sent */
+	const char *filename;           /* NULL: no filename= */
+	const char *type;               /* NULL: libcurl's default */
+};
+
 struct mfs_http_req {
 	const char *method;             /* "GET", "PUT", "POST", "DELETE", "HEAD" */
 	const char *url;
@@ -25,7 +37,11 @@ struct mfs_http_req {
 
 	const void *body;               /* request body in memory ... */
 	size_t body_len;
-	const char *body_file;          /* ... or streamed from this file */
+	const char *body_file;          /* ... or streamed from this file ... */
+	/* ... or a multipart/form-data body of these parts, in order (POST;
+	 * Content-Type with its boundary is set here). */
+	const struct mfs_http_part *form;
+	size_t form_n;
 
 	const char *out_file;           /* response body to this file instead of memory */
 	/* Streaming response body: called per chunk; return false to abort. */
