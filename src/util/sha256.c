@@ -1,4 +1,5 @@
-/* sha256.c - SHA-256 for S3 payload hashes (include/mfs/util/sha256.h). */
+/* sha256.c - SHA-256 for S3 payload hashes and launcher ids; why it is ours
+ * and not libcrypto's: include/mfs/util/sha256.h. */
 #include "mfs/util/sha256.h"
 
 #include <string.h>

@@ -1,9 +1,16 @@
 /*
- * sha256.h - SHA-256 (FIPS 180-4) for S3 payload hashes.
+ * sha256.h - SHA-256 (FIPS 180-4) for S3 payload hashes and the launcher
+ * id in every sandbox's labels (src/util/launcher_id.c).
  *
- * libcurl does not expose its hash and the project links no crypto library,
- * so this small implementation is ours.  Not constant-time: it hashes
- * payloads, never secrets (libcurl does the HMAC signing).
+ * Why ours and not libcrypto's, which libcurl loads anyway: libcurl does
+ * not expose its hash, and every run, the local ones too, hashes the
+ * launcher id before creating its sandbox.  Taking SHA-256 from libcrypto
+ * would map libcrypto (about 4.5 MiB, its own start-up work) into every
+ * local run, the cost the lazy loading of libcurl exists to avoid
+ * (docs/architecture.md, "Start-up cost"); linking it would also pin
+ * OpenSSL where libcurl's TLS library is a build choice.  100 lines, tested
+ * against the FIPS vectors (tests/unit/test_sha256.c).  Not constant-time:
+ * it hashes payloads and ids, never secrets (libcurl does the HMAC signing).
  */
 #ifndef MFS_SHA256_H
 #define MFS_SHA256_H
