@@ -3,6 +3,7 @@
  * trees, read and publish small files.
  */
 #include "local.h"
+#include "mfs/util/file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -97,26 +98,13 @@ int local_rm_dir(const char *path)
 /* Reads a whole (small) file; NULL with errno set on failure. */
 char *local_read_text(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
 	struct mfs_buf b = MFS_BUF_INIT;
-	char chunk[4096];
-	ssize_t n;
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int saved = errno;
-			close(fd);
-			mfs_buf_release(&b);
-			errno = saved;
-			return NULL;
-		}
-		mfs_buf_add(&b, chunk, (size_t)n);
+	if (!mfs_read_file(path, &b)) {
+		int saved = errno;
+		mfs_buf_release(&b);
+		errno = saved;
+		return NULL;
 	}
-	close(fd);
-	mfs_buf_addch(&b, '\0');  /* data non-NULL even for an empty file */
 	return mfs_buf_detach(&b, NULL);
 }
 

@@ -19,6 +19,7 @@
 
 #include "mfs/relay/contain.h"
 #include "mfs/util/buf.h"
+#include "mfs/util/file.h"
 #include "mfs/util/lazy.h"
 #include "mfs/util/redact.h"
 #include "mfs/net/http.h"
@@ -99,23 +100,6 @@ static enum mfs_code write_file(const char *path, const void *data, size_t len, 
 out:
 	mfs_buf_release(&tmp);
 	return rc;
-}
-
-static bool read_file(const char *path, struct mfs_buf *out)
-{
-	FILE *f = fopen(path, "rb");
-	char chunk[8192];
-	size_t n;
-
-	if (!f)
-		return false;
-	mfs_buf_reset(out);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		mfs_buf_add(out, chunk, n);
-	fclose(f);
-	mfs_buf_grow(out, 0);
-	out->data[out->len] = '\0';
-	return true;
 }
 
 char *mfs_relay_default_spool(void)
@@ -209,7 +193,7 @@ static enum mfs_code fetch(struct relay *r, const char *rel, struct mfs_buf *out
 
 	if (!strcmp(sp->ds_type, "local")) {
 		mfs_buf_addf(&path, "%s/%s", sp->ds_root, rel);
-		if (read_file(path.data, out))
+		if (mfs_read_file(path.data, out))
 			rc = MFS_OK;
 		else
 			rc = mfs_fail(err, errno == ENOENT ? MFS_ERR_NOTFOUND : MFS_ERR_IO,
@@ -487,7 +471,7 @@ static void spool_read_state(struct relay *r, struct mfs_buf *state)
 {
 	struct mfs_buf p = MFS_BUF_INIT;
 	spool_path(r, "state", &p);
-	if (!read_file(p.data, state))
+	if (!mfs_read_file(p.data, state))
 		mfs_buf_reset(state);
 	while (state->len && (state->data[state->len - 1] == '\n'))
 		state->data[--state->len] = '\0';
@@ -630,7 +614,7 @@ static bool load_payload(struct relay *r)
 	bool ok = false;
 
 	spool_path(r, "payload.json", &p);
-	if (read_file(p.data, &text)) {
+	if (mfs_read_file(p.data, &text)) {
 		json_t *j = json_loads(text.data, 0, NULL);
 		json_t *m = json_object_get(j, "metadata"), *a = json_object_get(j, "artifact");
 		if (json_is_array(m) && json_is_array(a)) {
@@ -847,7 +831,7 @@ static enum mfs_code replay_entry(const char *dir, const char *spool, unsigned *
 	json_t *j = NULL;
 
 	mfs_buf_addf(&p, "%s/spec.json", dir);
-	if (!read_file(p.data, &text))
+	if (!mfs_read_file(p.data, &text))
 		goto out; /* finished ("done" without spec) or not an entry */
 	j = json_loads(text.data, 0, NULL);
 	struct mfs_relay_spec sp = {

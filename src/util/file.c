@@ -51,3 +51,28 @@ void mfs_write_all(int fd, const void *data, size_t n)
 		n -= (size_t)w;
 	}
 }
+
+bool mfs_read_file(const char *path, struct mfs_buf *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char chunk[8192];
+	ssize_t n;
+	mfs_buf_reset(out);
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			return false;
+		}
+		mfs_buf_add(out, chunk, (size_t)n);
+	}
+	close(fd);
+	mfs_buf_grow(out, 0);
+	out->data[out->len] = '\0';
+	return true;
+}

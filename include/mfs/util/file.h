@@ -8,14 +8,20 @@
 #ifndef MFS_FILE_H
 #define MFS_FILE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
+#include "mfs/util/buf.h"
 #include "mfs/util/err.h"
 
 /* Opens path read-only without blocking and sets *out only when it is a
  * regular file; else returns `code` with "<what> <path>: <why>" in err. */
 enum mfs_code mfs_fopen_regular(const char *path, const char *what, enum mfs_code code,
 				FILE **out, struct mfs_err *err);
+
+/* Reads a whole (small) file into out, NUL-terminated (data non-NULL even
+ * when empty); false with errno set when it cannot be opened or read. */
+bool mfs_read_file(const char *path, struct mfs_buf *out);
 
 /* Writes all n bytes, riding out EINTR and a non-blocking fd inherited
  * from the parent (EAGAIN: wait for POLLOUT).  Other errors (a closed
