@@ -34,6 +34,9 @@ def _bundle():
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    # setuptools reuses build/lib between builds: a binary copied there by an
+    # earlier bundled build would slip into a binary-less wheel.
+    shutil.rmtree(os.path.join(_HERE, "build"), ignore_errors=True)
     _bundle()
     name = _st.build_wheel(wheel_directory, config_settings, metadata_directory)
     return _retag(wheel_directory, name)

@@ -5,7 +5,6 @@ the wheel (package mfsandbox_bin), then PATH.  Only the launcher looks: the
 sandbox itself never needs the binary.
 """
 import os
-import shutil
 
 
 def _not_found(msg):
@@ -27,6 +26,20 @@ def _bundled():
     return mfsandbox_bin.path()
 
 
+def _on_path():
+    """The first `mfsandbox` executable on PATH that is not a script: a
+    binary-less install's console command (a Python script) only says that
+    no executable is bundled."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        exe = os.path.join(d or ".", "mfsandbox")
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            continue
+        with open(exe, "rb") as f:
+            if f.read(2) != b"#!":
+                return exe
+    return None
+
+
 def find_binary():
     explicit = os.environ.get("MFSANDBOX_BIN")
     if explicit:
@@ -39,7 +52,7 @@ def find_binary():
     bundled = _bundled()
     if bundled:
         return bundled
-    on_path = shutil.which("mfsandbox")
+    on_path = _on_path()
     if on_path:
         return on_path
     raise _not_found(

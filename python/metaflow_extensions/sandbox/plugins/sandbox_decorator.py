@@ -14,6 +14,7 @@ import tempfile
 from metaflow.decorators import StepDecorator
 from metaflow.exception import MetaflowException
 
+from . import scheduled
 from .binary import find_binary
 from .spec import write_spec
 
@@ -75,7 +76,8 @@ class SandboxDecorator(StepDecorator):
         self.logger = logger
         self.decos = decos
         # Chosen here, not at import time, so the variable set for a run counts.
-        self.backend = self.attributes.get("backend") or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+        self.explicit_backend = self.attributes.get("backend") or os.environ.get(BACKEND_ENV)
+        self.backend = self.explicit_backend or DEFAULT_BACKEND
         if not isinstance(self.attributes.get("env"), dict):
             raise SandboxException("@%s(env=...) must be a dict of strings" % self.name)
         # Sizes the user wrote (on this decorator or through @resources), as
@@ -94,6 +96,12 @@ class SandboxDecorator(StepDecorator):
             )
         if any(d.name == "parallel" for d in decos):
             raise SandboxException("@%s does not support @parallel" % self.name)
+        scheduler = scheduled.deploying()
+        if scheduler:
+            scheduled.check_deploy(self, scheduler)
+        task = scheduled.scheduled_task(step)
+        if task:
+            scheduled.launch(self, flow, graph, task)  # does not return
 
     def _merge_resources(self, decos):
         for deco in decos:
@@ -165,8 +173,12 @@ class SandboxDecorator(StepDecorator):
             if deco.name in ("conda", "pypi") and hasattr(deco, "interpreter"):
                 deco.interpreter = None
         if self._spec_path is None:
-            self._spec_path = write_spec(self, cli_args)
-        binary = find_binary()
+            self._spec_path = write_spec(self, cli_args.top_level_options.get("metadata"))
+        cmd = self.mfsandbox_argv(find_binary(), self._spec_path)
+        cli_args.entrypoint = cmd + [sys.executable] + list(cli_args.entrypoint[1:])
+
+    def mfsandbox_argv(self, binary, spec_path):
+        """`mfsandbox run ... --metaflow-spec SPEC --`: the step command follows."""
         cmd = [binary, "run", "--backend", self.backend]
         for key, flag in (("cpu", "--cpu"), ("memory", "--memory"), ("disk", "--disk")):
             value = self.attributes.get(key)
@@ -179,8 +191,7 @@ class SandboxDecorator(StepDecorator):
             cmd += ["--gpu", str(self.attributes["gpu"])]
         if self.attributes.get("image"):
             cmd += ["--image", str(self.attributes["image"])]
-        cmd += ["--timeout", str(self.run_time_limit), "--metaflow-spec", self._spec_path, "--"]
-        cli_args.entrypoint = cmd + [sys.executable] + list(cli_args.entrypoint[1:])
+        return cmd + ["--timeout", str(self.run_time_limit), "--metaflow-spec", spec_path, "--"]
 
     def task_pre_step(
         self, step_name, task_datastore, metadata, run_id, task_id, flow, graph,

@@ -59,15 +59,14 @@ def _user():
     return os.environ.get("METAFLOW_USER") or get_username() or "mfsandbox"
 
 
-def build_spec(deco, cli_args):
-    """The spec as a dict; `deco` is the step's SandboxDecorator."""
+def build_spec(deco, metadata):
+    """The spec as a dict; `deco` is the step's SandboxDecorator, `metadata`
+    the launcher's metadata provider type."""
     from metaflow.package import MetaflowPackage
 
     ds = deco.flow_datastore
     ds_type = ds.TYPE
     ds_root = ds.datastore_root
-    opts = cli_args.top_level_options
-    metadata = opts.get("metadata")
     relay = False
     if metadata == "service":
         # A sandbox cannot reach the launcher's service: it writes local
@@ -141,8 +140,8 @@ def build_spec(deco, cli_args):
     }
 
 
-def write_spec(deco, cli_args):
-    spec = build_spec(deco, cli_args)
+def write_spec(deco, metadata):
+    spec = build_spec(deco, metadata)
     path = os.path.join(deco._temp(), "spec-%s-%s.json" % (deco.run_id, deco.step))
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
