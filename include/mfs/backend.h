@@ -81,7 +81,6 @@ struct mfs_sandbox_spec {
 	 * HOST (absolute, existing); only for MFS_CAP_HOST_BINDS backends */
 	const struct mfs_kvlist *ro_binds;
 	const struct mfs_kvlist *rw_binds;
-	bool quiet;                       /* --quiet (the channel drops already) */
 	/* Where create() speaks (progress, notes); owned by the executor,
 	 * which also stores it in the sandbox's `say` for later ops. */
 	const struct mfs_say *say;

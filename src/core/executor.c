@@ -355,7 +355,6 @@ static void fill_spec_limits(const struct mfs_job *job, struct mfs_sandbox_spec 
 	spec->disk_gb = job->disk_gb;
 	spec->gpu = job->gpu;
 	spec->network = job->network;
-	spec->quiet = job->quiet;
 }
 
 /* "--a", "--a and --b", "--a, --b and --c" */

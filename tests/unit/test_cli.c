@@ -302,7 +302,7 @@ static void daytona_without_credentials_refuses(void **state)
 	struct mfs_buf notes = MFS_BUF_INIT;
 	struct mfs_err err;
 	struct mfs_sandbox *sb = (struct mfs_sandbox *)&err;
-	struct mfs_sandbox_spec spec = { .name = "x", .quiet = true };
+	struct mfs_sandbox_spec spec = { .name = "x" };
 	unsetenv("DAYTONA_API_KEY");
 	unsetenv("DAYTONA_JWT_TOKEN");
 	setenv("DAYTONA_API_URL", "http://127.0.0.1:9/api", 1);
