@@ -8,8 +8,8 @@ Faults come from the emulator's own knobs (tests/emulators/daytona):
 `statuses` answers a status once per listed entry before the real handler
 (429 with Retry-After, 502 with an empty body, 0 cuts the line unanswered),
 `lose_response` carries the request out and cuts the line before the answer
-(the reset that loses a body), `stalls` hangs the request (here: until the
-launcher gets SIGTERM)."""
+(the reset that loses a body), `stalls` hangs the request (here: until --timeout
+runs out, or the launcher gets SIGTERM or SIGKILL)."""
 import os
 import re
 import signal
@@ -30,20 +30,27 @@ OPS = {
     "log stream": ("GET /toolbox/process/session/*/logs", "GET", r"/logs$"),
     "delete": ("DELETE /sandbox/*", "DELETE", r"/api/sandbox/[^/]+$"),
 }
-FAULTS = ["429", "500", "502 empty", "503", "reset", "answer lost", "SIGTERM"]
+FAULTS = ["429", "500", "502 empty", "503", "reset", "answer lost", "past --timeout", "SIGTERM",
+          "SIGKILL + kill --stale"]
 
 # Expected exit code per (op, fault); a transient fault is retried and the
 # run succeeds, a server error that persists is 203, SIGTERM is 128+15.
 EXPECT = {(op, f): 0 for op in OPS for f in FAULTS}
 for op in OPS:
     EXPECT[(op, "500")] = 203
+    EXPECT[(op, "past --timeout")] = 204
     EXPECT[(op, "SIGTERM")] = 143
+    # The launcher dies (-9); `kill --stale` then removes what it left.
+    EXPECT[(op, "SIGKILL + kill --stale")] = -signal.SIGKILL
 # A delete that keeps failing cannot fail a run that already ended: the
 # step's status stands and the sandbox is named for `mfsandbox kill`.
 EXPECT[("delete", "500")] = 0
 # SIGTERM while deleting: the command has ended, its status stands, and the
 # delete is still carried through.
 EXPECT[("delete", "SIGTERM")] = 0
+# --timeout bounds the run, not the delete after it: a slow delete is waited for.
+EXPECT[("delete", "past --timeout")] = 0
+TIMEOUT_S = 4
 
 
 def faulted(emu, op, fault):
@@ -57,9 +64,10 @@ def faulted(emu, op, fault):
         emu.faults.statuses = {key: [0]}
     elif fault == "answer lost":
         emu.faults.lose_response = {key: 1}
-    elif fault == "SIGTERM":
+    elif fault in ("SIGTERM", "SIGKILL + kill --stale", "past --timeout"):
         # A delete is carried through, not cut short, whatever the signal
-        # (that is what keeps the sandbox from leaking): a short stall.
+        # or the deadline (that is what keeps the sandbox from leaking): a
+        # short stall there.  Elsewhere the stall outlasts the run.
         emu.faults.stalls = {key: [3 if op == "delete" else 60]}
 
 
@@ -92,16 +100,17 @@ def test_fault_matrix_cell(daytona_emulator, daytona_env, op, fault):
     # Output first, then a pause long enough for status polls and log reads.
     script = f"echo {marker} once; echo to-err >&2; sleep 1.5; : {marker}"
     faulted(emu, op, fault)
+    flags = ["--timeout", str(TIMEOUT_S)] if fault == "past --timeout" else []
     p = subprocess.Popen([str(BINARY), "run", "--backend", "daytona", "--env", "STEP_ENV=1",
-                          "--", "sh", "-c", script],
+                          *flags, "--", "sh", "-c", script],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    if fault == "SIGTERM":
+    if fault.startswith("SIG"):
         for _ in range(2400):
             if seen(emu, op) or p.poll() is not None:
                 break
             time.sleep(0.025)
         assert seen(emu, op), f"the run never reached {op}"
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(signal.SIGTERM if fault == "SIGTERM" else signal.SIGKILL)
     out, err = p.communicate(timeout=180)
     out, err = out.decode(), err.decode()
     assert p.returncode == EXPECT[(op, fault)], (p.returncode, err)
@@ -116,6 +125,12 @@ def test_fault_matrix_cell(daytona_emulator, daytona_env, op, fault):
         emu.faults.statuses = {}
         sid = re.search(r"could not remove daytona sandbox ([0-9a-f-]+)", err).group(1)
         k = subprocess.run([str(BINARY), "kill", "--backend", "daytona", sid], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert k.returncode == 0, k.stderr
+    if fault == "SIGKILL + kill --stale":
+        # Nothing cleaned up after a SIGKILL; the launcher is gone, so its
+        # sandbox is stale (this test process is not its launcher).
+        k = subprocess.run([str(BINARY), "kill", "--backend", "daytona", "--stale"], env=env,
                            capture_output=True, text=True, timeout=120)
         assert k.returncode == 0, k.stderr
     assert emu.live_count() == 0, "a sandbox leaked"
