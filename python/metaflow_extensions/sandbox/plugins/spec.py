@@ -2,8 +2,9 @@
 
 Layer: Metaflow integration.  Written once per (run, step) in the
 decorator's temp dir.  It holds what only Metaflow can compute and never a
-secret: secrets travel by NAME in `forward_env`, and mfsandbox copies their
-values from its own environment into the sandbox.  Format: docs/architecture.md
+secret: which credentials reach the sandbox is mfsandbox's policy (the C side
+copies the datastore's credentials from its own environment, see
+src/core/forward_env.c), not this file's.  Format: docs/architecture.md
 "Metaflow integration".
 """
 import json
@@ -25,13 +26,6 @@ _CONFIG_PREFIXES = (
     "METAFLOW_OTEL_",
     "METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE",
 )
-# Names (never values) of credentials mfsandbox copies from its environment.
-_FORWARD = {
-    "s3": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-           "AWS_DEFAULT_REGION", "AWS_REGION"],
-    "gs": ["GOOGLE_APPLICATION_CREDENTIALS"],
-    "azure": ["AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY"],
-}
 _SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "KEY", "HEADERS", "CREDENTIAL")
 # Client libraries Metaflow's remote bootstrap installs for each datastore.
 _DEPENDENCIES = {"s3": ["boto3", "requests"]}
@@ -135,7 +129,6 @@ def build_spec(deco, metadata):
         "dependencies": [] if local else _DEPENDENCIES.get(ds_type, []),
         "post_extract_env": post,
         "env": env,
-        "forward_env": _FORWARD.get(ds_type, []),
         "rw_paths": rw_paths,
     }
 
