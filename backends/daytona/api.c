@@ -231,15 +231,20 @@ enum mfs_code dt_get_state(const struct dt_conf *c, const char *id, struct dt_st
 }
 /* ---- toolbox ---- */
 
+void dt_toolbox_headers(const struct dt_sandbox *sb, struct mfs_strv *h)
+{
+	auth_headers(h, &sb->conf);
+	/* Raw session logs: per-line stdout/stderr markers kept (logs.c). */
+	mfs_strv_push(h, "X-Daytona-Split-Output: true");
+}
+
 enum mfs_code dt_toolbox_call(struct dt_sandbox *sb, const char *method, const char *path,
-				  struct mfs_http_req *req, struct mfs_http_resp *resp,
-				  struct mfs_buf *url, struct mfs_strv *hdrs, struct mfs_err *err)
+			      struct mfs_http_req *req, struct mfs_http_resp *resp,
+			      struct mfs_buf *url, struct mfs_strv *hdrs, struct mfs_err *err)
 {
 	mfs_buf_reset(url);
 	mfs_buf_addf(url, "%s%s", sb->toolbox, path);
-	auth_headers(hdrs, &sb->conf);
-	/* Raw session logs: per-line stdout/stderr markers kept (see file comment). */
-	mfs_strv_push(hdrs, "X-Daytona-Split-Output: true");
+	dt_toolbox_headers(sb, hdrs);
 	req->method = method;
 	req->url = url->data;
 	req->headers = hdrs;

@@ -387,7 +387,6 @@ enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox 
 	rc = dt_conf_load(&sb->conf, err);
 	if (rc != MFS_OK)
 		goto out;
-	sb->base.workdir = mfs_xstrdup(DEFAULT_WORKDIR);
 	mfs_kvlist_init(&sb->env);
 	if (spec->env)
 		for (size_t i = 0; i < spec->env->n; i++)
@@ -409,10 +408,14 @@ enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox 
 	}
 	sb->base.id = id;
 	sb->deadline = deadline;
+	snprintf(sb->script_dir, sizeof(sb->script_dir), "/tmp/.mfs-");
+	mfs_random_hex(sb->script_dir + 10, 12);
 	id = NULL;
 	rc = wait_started(&sb->conf, sb->base.id, &s, image, deadline, &pg, err);
 	if (rc == MFS_OK)
 		rc = toolbox_url(&sb->conf, sb->base.id, s.toolbox, &sb->toolbox, err);
+	if (rc == MFS_OK)
+		rc = dt_work_dir(sb, err);
 	if (rc != MFS_OK) {
 		struct mfs_err ignored;
 		dt_delete_sandbox(&sb->conf, sb->base.id, NULL, &ignored);

@@ -5,7 +5,8 @@
  * admin.c   delete, list by label, `ls` and `kill`
  * create.c  create without duplicates, wait for "started", destroy
  * files.c   upload and download through the toolbox
- * exec.c    a step as an async session command, its log read to the end
+ * exec.c    a step as an async session command, run to its exit code
+ * logs.c    the command's log, followed or polled, back into stdout/stderr
  * ops.c     the ops table: the one symbol the rest of mfsandbox sees
  *
  * Why the pieces look the way they do is written in ops.c's comment; facts
@@ -27,6 +28,7 @@
 
 #define DEFAULT_API_URL    "https://app.daytona.io/api"
 #define DEFAULT_WORKDIR    "/home/daytona"  /* when the toolbox cannot say */
+#define SCRIPT_DIR_MODE    "0700"           /* the env scripts' dir: only the user */
 #define NONCE_KEY          "mfsandbox.nonce"
 #define SNAPSHOT_CPU       1.0      /* daytona-small, the usual default snapshot */
 #define SNAPSHOT_MEMORY_MB 1024L
@@ -63,6 +65,22 @@ struct dt_sandbox {
 	char sid[40];
 	bool session;
 	double deadline;       /* --timeout as a mfs_now_s() time (0: none), for uploads */
+	/* Where the per-command env scripts go: a directory only the sandbox's
+	 * user can enter, made by the first exec that needs one, so a script
+	 * left behind (a start that failed, --keep) is not world-readable. */
+	char script_dir[40];
+	bool script_dir_made;
+};
+
+/* A command's log on its way to stdout/stderr (logs.c). */
+struct dt_log {
+	const struct mfs_io *io;
+	size_t offset;          /* raw log bytes handed on */
+	bool talking;           /* the last poll brought new lines */
+	bool mid_line;          /* a long line was handed on in part ... */
+	enum mfs_stream stream; /* ... and goes on in this stream */
+	struct mfs_buf pending; /* streamed bytes after offset, not a whole line yet */
+	bool streamed;          /* the follow stream brought the whole log */
 };
 
 /* A sandbox's state as GET /sandbox/{id} tells it; all owned. */
@@ -88,6 +106,7 @@ enum mfs_code dt_api_call(const struct dt_conf *c, const char *method, const cha
 			  const char *body, int retries, long timeout_ms, bool cancellable,
 			  struct mfs_http_req *req_out, struct mfs_http_resp *resp,
 			  struct mfs_buf *url, struct mfs_strv *hdrs, struct mfs_err *err);
+void dt_toolbox_headers(const struct dt_sandbox *sb, struct mfs_strv *h);
 enum mfs_code dt_toolbox_call(struct dt_sandbox *sb, const char *method, const char *path,
 			      struct mfs_http_req *req, struct mfs_http_resp *resp,
 			      struct mfs_buf *url, struct mfs_strv *hdrs, struct mfs_err *err);
@@ -112,6 +131,8 @@ enum mfs_code dt_destroy(struct mfs_sandbox *base, struct mfs_err *err);
 void dt_release(struct mfs_sandbox *base);
 
 /* files.c */
+enum mfs_code dt_work_dir(struct dt_sandbox *sb, struct mfs_err *err);
+enum mfs_code dt_private_dir(struct dt_sandbox *sb, const char *dir, struct mfs_err *err);
 void dt_abs_path(struct mfs_buf *out, const struct dt_sandbox *sb, const char *remote);
 enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const char *data,
 			      size_t len, const char *local_name, struct mfs_err *err);
@@ -119,6 +140,20 @@ enum mfs_code dt_upload(struct mfs_sandbox *base, const char *local_path,
 			const char *remote_path, struct mfs_err *err);
 enum mfs_code dt_download(struct mfs_sandbox *base, const char *remote_path,
 			  const char *local_path, struct mfs_err *err);
+
+/* logs.c */
+void dt_log_init(struct dt_log *lg, const struct mfs_io *io);
+void dt_log_release(struct dt_log *lg);
+/* The lines of the whole log after offset (and a last one without newline
+ * when final) handed on; true if there were any. */
+bool dt_log_poll(struct dt_log *lg, const char *log, size_t len, bool final);
+/* Hands on what the stream left without a newline (the log is whole). */
+void dt_log_finish(struct dt_log *lg);
+/* Follows the log over the WebSocket until it closes; lg->streamed when it
+ * brought the whole log.  MFS_ERR_TIMEOUT at deadline, MFS_ERR_CANCELLED;
+ * any other error means: poll instead. */
+enum mfs_code dt_log_follow(struct dt_sandbox *sb, const char *logs_path, struct dt_log *lg,
+			    double deadline, struct mfs_err *err);
 
 /* exec.c */
 enum mfs_code dt_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,

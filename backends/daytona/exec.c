@@ -14,46 +14,7 @@
 #define POLL_MAX_MS        150L
 #define POLL_IDLE_MAX_MS   500L     /* after POLL_IDLE_S without a line */
 #define POLL_IDLE_S        10.0
-#define OUT_MARK           "\x01\x01\x01"
-#define ERR_MARK           "\x02\x02\x02"
-
-/* ---- exec: an async session command, its log polled ---- */
-
-struct logpoll {
-	const struct mfs_io *io;
-	size_t offset;        /* bytes of the raw log already handed on */
-	bool talking;         /* the last poll brought new lines */
-};
-
-/* Hands on the complete lines after offset (and, when final, a last line
- * without its newline); true if there were any. */
-static bool emit_new_lines(struct logpoll *lp, const char *log, size_t len, bool final)
-{
-	bool any = false;
-	if (len < lp->offset)
-		lp->offset = 0; /* a log never shrinks; start over rather than skip */
-	while (lp->offset < len) {
-		const char *p = log + lp->offset;
-		const char *nl = memchr(p, '\n', len - lp->offset);
-		if (!nl && !final)
-			break;
-		if (!nl)
-			nl = log + len - 1;
-		size_t n = (size_t)(nl - p) + 1;
-		enum mfs_stream st = MFS_STDOUT;
-		if (n >= 3 && !memcmp(p, ERR_MARK, 3)) {
-			st = MFS_STDERR;
-			p += 3, n -= 3;
-		} else if (n >= 3 && !memcmp(p, OUT_MARK, 3)) {
-			p += 3, n -= 3;
-		}
-		if (lp->io && lp->io->write)
-			lp->io->write(lp->io->ctx, st, p, n);
-		lp->offset = (size_t)(nl - log) + 1;
-		any = true;
-	}
-	return any;
-}
+#define EXIT_CODE_RACE     "failed to convert exit code to int"
 
 /* The per-command script: env, cwd, then exec the argv exactly.  It runs as
  * its own `sh` process, so nothing it does changes the session's shell.  An
@@ -141,13 +102,24 @@ static enum mfs_code exec_call(struct dt_sandbox *sb, const char *method, const 
 	return toolbox_json_call(sb, method, path, msg, want, timeout_ms, false, resp, err);
 }
 
-/* A failure worth another try: no answer, or the proxy's/throttler's. */
+/* The daemon appends the exit code to its file (`echo >> exit_code`), so
+ * the file exists empty for a moment and a status read then fails with
+ * this 500; the next read has the code.  Only this 500 is retried. */
+static bool exit_code_race(const struct mfs_http_resp *resp)
+{
+	return resp->status == 500 && resp->body.data &&
+	       memmem(resp->body.data, resp->body.len, EXIT_CODE_RACE,
+		      strlen(EXIT_CODE_RACE)) != NULL;
+}
+
+/* A failure worth another try: no answer, the proxy's/throttler's, or the
+ * daemon's exit-code race. */
 static bool transient(enum mfs_code rc, const struct mfs_http_resp *resp)
 {
 	if (rc == MFS_ERR_HTTP)
 		return true;
 	return resp->status == 429 || resp->status == 502 || resp->status == 503 ||
-	       resp->status == 504;
+	       resp->status == 504 || exit_code_race(resp);
 }
 
 /* The deadline of one exec, and what every call in it may take. */
@@ -294,67 +266,104 @@ static enum mfs_code start_command(struct dt_sandbox *sb, const char *sid, const
 	return rc;
 }
 
-/* One poll.  Quiet command: its exit code, then the log (whole once the
- * exit code is in).  A command that printed at the last poll: the log
- * first, and only if nothing came, the exit code (and then the log once
- * more).  Output that keeps coming thus costs one request a poll, a quiet
- * command two, as before. */
-static enum mfs_code poll_once(struct dt_sandbox *sb, const char *sid, const char *cmd_id,
-			       struct logpoll *lp, const struct exec_clock *ck, bool *done,
-			       int *code, bool *fresh, struct mfs_http_resp *resp,
-			       struct mfs_err *err)
-{
-	struct mfs_buf status = MFS_BUF_INIT, logs = MFS_BUF_INIT;
-	enum mfs_code rc = MFS_OK;
-	bool exited = false;
-	*done = false;
-	*fresh = false;
-	mfs_buf_addf(&status, "/process/session/%s/command/%s", sid, cmd_id);
-	mfs_buf_addf(&logs, "%s/logs", status.data);
-	if (lp->talking) {
-		rc = exec_call(sb, "GET", logs.data, NULL, 200, call_timeout_ms(ck), resp, err);
-		if (rc != MFS_OK)
-			goto out;
-		*fresh = emit_new_lines(lp, resp->body.data ? resp->body.data : "",
-					resp->body.len, false);
-		if (*fresh)
-			goto out;
-	}
-	rc = exec_call(sb, "GET", status.data, NULL, 200, call_timeout_ms(ck), resp, err);
-	if (rc != MFS_OK)
-		goto out;
-	{
-		json_t *j = dt_body_json(resp), *ec = json_object_get(j, "exitCode");
-		if (json_is_integer(ec)) {
-			exited = true;
-			*code = (int)json_integer_value(ec);
-		}
-		json_decref(j);
-	}
-	if (lp->talking && !exited)
-		goto out; /* the log was read just now */
-	rc = exec_call(sb, "GET", logs.data, NULL, 200, call_timeout_ms(ck), resp, err);
-	if (rc == MFS_OK) { /* else the log is not whole yet: poll again */
-		*done = exited;
-		*fresh = emit_new_lines(lp, resp->body.data ? resp->body.data : "",
-					resp->body.len, exited);
-	}
-out:
-	lp->talking = rc == MFS_OK && *fresh;
-	mfs_buf_release(&status);
-	mfs_buf_release(&logs);
-	return rc;
-}
-
 /* One exec in flight: what its steps share. */
 struct exec_run {
 	struct dt_sandbox *sb;
 	const struct mfs_exec_req *r;
 	struct exec_clock ck;
-	struct logpoll lp;
+	struct dt_log lg;
 	struct mfs_http_resp resp;
 	char *cmd_id;
 };
+
+/* GET the command: *exited, and *code once its exit code is in. */
+static enum mfs_code read_status(struct exec_run *x, const char *path, bool *exited, int *code,
+				 struct mfs_err *err)
+{
+	enum mfs_code rc = exec_call(x->sb, "GET", path, NULL, 200, call_timeout_ms(&x->ck),
+				     &x->resp, err);
+	*exited = false;
+	if (rc == MFS_OK) {
+		json_t *j = dt_body_json(&x->resp), *ec = json_object_get(j, "exitCode");
+		if (json_is_integer(ec)) {
+			*exited = true;
+			*code = (int)json_integer_value(ec);
+		}
+		json_decref(j);
+	}
+	return rc;
+}
+
+/* GET the whole log and hand on what is new. */
+static enum mfs_code read_log(struct exec_run *x, const char *path, bool final, bool *fresh,
+			      struct mfs_err *err)
+{
+	enum mfs_code rc = exec_call(x->sb, "GET", path, NULL, 200, call_timeout_ms(&x->ck),
+				     &x->resp, err);
+	if (rc == MFS_OK)
+		*fresh = dt_log_poll(&x->lg, x->resp.body.data ? x->resp.body.data : "",
+				     x->resp.body.len, final);
+	return rc;
+}
+
+/* One poll.  After a whole follow stream only the exit code is missing.
+ * Else, a quiet command: its exit code, then the log (whole once the exit
+ * code is in).  A command that printed at the last poll: the log first,
+ * and only if nothing came, the exit code (and then the log once more).
+ * Output that keeps coming thus costs one request a poll, a quiet command
+ * two. */
+static enum mfs_code poll_once(struct exec_run *x, bool *done, int *code, bool *fresh,
+			       struct mfs_err *err)
+{
+	struct mfs_buf status = MFS_BUF_INIT, logs = MFS_BUF_INIT;
+	struct dt_log *lg = &x->lg;
+	enum mfs_code rc = MFS_OK;
+	bool exited = false;
+	*done = *fresh = false;
+	mfs_buf_addf(&status, "/process/session/%s/command/%s", x->sb->sid, x->cmd_id);
+	mfs_buf_addf(&logs, "%s/logs", status.data);
+	if (lg->streamed) {
+		rc = read_status(x, status.data, &exited, code, err);
+		if (rc == MFS_OK && exited)
+			dt_log_finish(lg);
+		else if (rc == MFS_OK)
+			lg->streamed = false; /* the stream ended early: poll the log */
+		*done = rc == MFS_OK && exited;
+	} else if (lg->talking && (rc = read_log(x, logs.data, false, fresh, err)) == MFS_OK &&
+		   *fresh) {
+		/* output keeps coming: this poll is done */
+	} else if (rc == MFS_OK && (rc = read_status(x, status.data, &exited, code, err)) ==
+		   MFS_OK && (exited || !lg->talking)) {
+		rc = read_log(x, logs.data, exited, fresh, err);
+		*done = rc == MFS_OK && exited; /* else the log is not whole yet */
+	}
+	lg->talking = rc == MFS_OK && *fresh;
+	mfs_buf_release(&status);
+	mfs_buf_release(&logs);
+	return rc;
+}
+
+/* MFSANDBOX_DAYTONA_FOLLOW=0 reads logs by polling only. */
+static bool follow_enabled(void)
+{
+	const char *v = getenv("MFSANDBOX_DAYTONA_FOLLOW");
+	return !v || strcmp(v, "0") != 0;
+}
+
+/* Follows the log over the WebSocket; whatever else happens to it, the
+ * polling in follow() takes over from where it got. */
+static enum mfs_code stream_log(struct exec_run *x)
+{
+	struct mfs_buf path = MFS_BUF_INIT;
+	struct mfs_err ignored;
+	double deadline = x->ck.timeout_s > 0 ? x->ck.t0 + (double)x->ck.timeout_s : 0;
+	mfs_buf_addf(&path, "/process/session/%s/command/%s/logs", x->sb->sid, x->cmd_id);
+	enum mfs_code rc = dt_log_follow(x->sb, path.data, &x->lg, deadline, &ignored);
+	mfs_buf_release(&path);
+	if (rc == MFS_ERR_CANCELLED || mfs_cancelled())
+		return MFS_ERR_CANCELLED;
+	return rc == MFS_ERR_TIMEOUT || past_deadline(&x->ck) ? MFS_ERR_TIMEOUT : MFS_OK;
+}
 
 /* The command text that runs this exec's script.  Either way it is unique
  * (it names the script path), which is how a lost exec answer finds its
@@ -388,9 +397,13 @@ static enum mfs_code prepare(struct exec_run *x, struct mfs_buf *cmd, struct mfs
 	/* Without env there is nothing to keep out of the session's command
 	 * records, so the script goes inline and costs no upload. */
 	bool upload = sb->env.n || (x->r->env && x->r->env->n);
-	mfs_buf_addf(&script_path, "/tmp/.%s-%u.sh", sb->sid, sb->seq++);
+	mfs_buf_addf(&script_path, "%s/%s-%u.sh", sb->script_dir, sb->sid, sb->seq++);
 	char *script = command_script(sb, x->r, upload);
-	if (upload)
+	if (upload && !sb->script_dir_made) {
+		rc = dt_private_dir(sb, sb->script_dir, err);
+		sb->script_dir_made = rc == MFS_OK;
+	}
+	if (upload && rc == MFS_OK)
 		rc = dt_upload_bytes(sb, script_path.data, script, strlen(script),
 				     "the command script", err);
 	if (rc == MFS_OK)
@@ -433,11 +446,15 @@ static enum mfs_code follow(struct exec_run *x, int *status, struct mfs_err *err
 	long interval = POLL_MIN_MS;
 	double last_line = mfs_now_s();
 	int failures = 0;
+	if (follow_enabled()) {
+		enum mfs_code rc = stream_log(x);
+		if (rc != MFS_OK)
+			return rc;
+	}
 	for (;;) {
 		bool done, fresh;
 		int code = 0;
-		enum mfs_code rc = poll_once(x->sb, x->sb->sid, x->cmd_id, &x->lp, &x->ck, &done,
-					     &code, &fresh, &x->resp, err);
+		enum mfs_code rc = poll_once(x, &done, &code, &fresh, err);
 		if (rc == MFS_OK && done) {
 			*status = code < 0 ? 255 : code & 0xff;
 			return MFS_OK;
@@ -483,7 +500,7 @@ static enum mfs_code failed(struct exec_run *x, enum mfs_code rc, struct mfs_err
 enum mfs_code dt_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 		      const struct mfs_io *io, int *status, struct mfs_err *err)
 {
-	struct exec_run x = { .sb = (struct dt_sandbox *)base, .r = r, .lp = { .io = io },
+	struct exec_run x = { .sb = (struct dt_sandbox *)base, .r = r,
 			      .ck = { .t0 = mfs_now_s(), .timeout_s = r->timeout_s } };
 	struct mfs_buf cmd = MFS_BUF_INIT;
 	enum mfs_code rc;
@@ -492,6 +509,7 @@ enum mfs_code dt_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 	if (!r->argv || !r->argv[0])
 		return mfs_fail(err, MFS_ERR_USAGE, "nothing to run");
 	mfs_http_resp_init(&x.resp);
+	dt_log_init(&x.lg, io);
 	rc = prepare(&x, &cmd, err);
 	if (rc != MFS_OK) {
 		drop_session(x.sb);
@@ -503,6 +521,7 @@ enum mfs_code dt_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 			rc = failed(&x, rc, err);
 	}
 	free(x.cmd_id);
+	dt_log_release(&x.lg);
 	mfs_http_resp_release(&x.resp);
 	mfs_buf_release(&cmd);
 	return rc;

@@ -66,6 +66,84 @@ enum mfs_code dt_upload_bytes(struct dt_sandbox *sb, const char *remote, const c
 	return upload_part(sb, remote, &part, local_name, err);
 }
 
+/* POST /files/folder with mode 0700: mkdir -p, so sending it twice is
+ * harmless. */
+enum mfs_code dt_private_dir(struct dt_sandbox *sb, const char *dir, struct mfs_err *err)
+{
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT, path = MFS_BUF_INIT;
+	struct mfs_http_resp resp;
+	struct mfs_http_req req = { .retries = API_RETRIES, .retry_safe = true, .cancellable = true,
+				    .deadline = sb->deadline, .timeout_ms = API_TIMEOUT_MS };
+	enum mfs_code rc;
+
+	mfs_http_resp_init(&resp);
+	mfs_buf_adds(&path, "/files/folder?path=");
+	mfs_http_urlencode(&path, dir, true);
+	mfs_buf_adds(&path, "&mode=" SCRIPT_DIR_MODE);
+	rc = dt_toolbox_call(sb, "POST", path.data, &req, &resp, &url, &hdrs, err);
+	if (rc == MFS_OK && resp.status != 201 && resp.status != 200)
+		rc = dt_status_fail(err, &req, &resp);
+	if (rc != MFS_OK) {
+		rc = dt_explain_failure(sb, rc, err);
+		mfs_err_prefix(err, "making %s", dir);
+	}
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&path);
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
+	return rc;
+}
+
+/* GET one of the toolbox's directory answers ({"dir": "/abs"}): MFS_OK
+ * with *dir set, MFS_ERR_NOTFOUND when this daemon has no such route. */
+static enum mfs_code ask_dir(struct dt_sandbox *sb, const char *path, char **dir,
+			     struct mfs_err *err)
+{
+	struct mfs_strv hdrs = MFS_STRV_INIT;
+	struct mfs_buf url = MFS_BUF_INIT;
+	struct mfs_http_resp resp;
+	struct mfs_http_req req = { .retries = API_RETRIES, .cancellable = true,
+				    .deadline = sb->deadline, .timeout_ms = API_TIMEOUT_MS };
+	enum mfs_code rc;
+
+	mfs_http_resp_init(&resp);
+	rc = dt_toolbox_call(sb, "GET", path, &req, &resp, &url, &hdrs, err);
+	if (rc == MFS_OK && resp.status != 200) {
+		rc = dt_status_fail(err, &req, &resp);
+	} else if (rc == MFS_OK) {
+		json_t *j = dt_body_json(&resp);
+		const char *d = json_string_value(json_object_get(j, "dir"));
+		if (d && d[0] == '/' && strlen(d) < 4096)
+			*dir = mfs_xstrdup(d);
+		else
+			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET %s: no absolute \"dir\"", path);
+		json_decref(j);
+	}
+	mfs_http_resp_release(&resp);
+	mfs_buf_release(&url);
+	mfs_strv_release(&hdrs);
+	return rc;
+}
+
+/* The work dir as the toolbox reports it (an image's WORKDIR, else the
+ * user's home; with --image the user and home may not be daytona's):
+ * /work-dir, or on daemons without it /project-dir, then /user-home-dir. */
+enum mfs_code dt_work_dir(struct dt_sandbox *sb, struct mfs_err *err)
+{
+	static const char *const routes[] = { "/work-dir", "/project-dir", "/user-home-dir" };
+	enum mfs_code rc = MFS_ERR_NOTFOUND;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(*routes) && rc == MFS_ERR_NOTFOUND; i++)
+		rc = ask_dir(sb, routes[i], &sb->base.workdir, err);
+	if (rc == MFS_ERR_NOTFOUND) {
+		sb->base.workdir = mfs_xstrdup(DEFAULT_WORKDIR);
+		rc = MFS_OK;
+	}
+	if (rc != MFS_OK)
+		mfs_err_prefix(err, "asking the toolbox for the work dir");
+	return rc;
+}
+
 enum mfs_code dt_upload(struct mfs_sandbox *base, const char *local_path,
 				    const char *remote_path, struct mfs_err *err)
 {

@@ -55,6 +55,8 @@ static struct {
 	CURLcode (*mime_filedata)(curl_mimepart *, const char *);
 	CURLcode (*mime_filename)(curl_mimepart *, const char *);
 	CURLcode (*mime_type)(curl_mimepart *, const char *);
+	CURLcode (*easy_send)(CURL *, const void *, size_t, size_t *);
+	CURLcode (*easy_recv)(CURL *, void *, size_t, size_t *);
 } fn;
 
 static bool loaded;
@@ -82,6 +84,8 @@ static void load(void)
 		{ "curl_mime_filedata", (void **)&fn.mime_filedata },
 		{ "curl_mime_filename", (void **)&fn.mime_filename },
 		{ "curl_mime_type", (void **)&fn.mime_type },
+		{ "curl_easy_send", (void **)&fn.easy_send },
+		{ "curl_easy_recv", (void **)&fn.easy_recv },
 		{ NULL, NULL },
 	};
 	loaded = mfs_lazy_load(MFS_LIBCURL_SONAME, syms, load_error, sizeof(load_error)) == 0;
@@ -114,6 +118,8 @@ CURLcode curl_mime_data(curl_mimepart *p, const char *d, size_t n) { LOAD(); ret
 CURLcode curl_mime_filedata(curl_mimepart *p, const char *f) { LOAD(); return fn.mime_filedata(p, f); }
 CURLcode curl_mime_filename(curl_mimepart *p, const char *f) { LOAD(); return fn.mime_filename(p, f); }
 CURLcode curl_mime_type(curl_mimepart *p, const char *t) { LOAD(); return fn.mime_type(p, t); }
+CURLcode curl_easy_send(CURL *h, const void *b, size_t n, size_t *sent) { LOAD(); return fn.easy_send(h, b, n, sent); }
+CURLcode curl_easy_recv(CURL *h, void *b, size_t n, size_t *got) { LOAD(); return fn.easy_recv(h, b, n, got); }
 
 /* The option number says which type the one variadic argument has
  * (CURLOPTTYPE_* ranges): forward it with that type. */

@@ -26,7 +26,10 @@ OPS = {
     "create": ("POST /sandbox", "POST", r"/api/sandbox$"),
     "upload": ("POST /toolbox/files/bulk-upload", "POST", r"/toolbox/.*/files/bulk-upload$"),
     "start": ("POST /toolbox/process/session/*/exec", "POST", r"/toolbox/.*/exec$"),
-    "status": ("GET /toolbox/process/session/*/command/*", "GET", r"/command/[^/]+$"),
+    # The command id (a 36-character UUID) and nothing after it: `*` would
+    # also match .../logs, which the client follows first.
+    "status": ("GET /toolbox/process/session/*/command/" + "[!/]" * 36, "GET",
+               r"/command/[^/]+$"),
     "log stream": ("GET /toolbox/process/session/*/logs", "GET", r"/logs$"),
     "delete": ("DELETE /sandbox/*", "DELETE", r"/api/sandbox/[^/]+$"),
 }

@@ -22,6 +22,25 @@ never gets an exit code, and later commands are refused (newer daemons say
 SESSION_ENDED).  The per-command files live in /run/daytona, which the
 sandbox's commands share but the file API cannot reach.
 
+Fidelity mode (`faults.fidelity`, on by default) reproduces what the real
+daemon (v0.190, apps/daemon) does and a client must survive:
+- the exit code is appended to its file (`echo "$ec" >> exit_code`), so the
+  file briefly exists empty and a status poll then answers HTTP 500
+  `failed to convert exit code to int: strconv.Atoi: parsing "": invalid
+  syntax`; `faults.exit_code_window` widens that moment to a chosen length;
+- deleting a session sends SIGTERM to its processes, waits up to
+  `faults.kill_grace` (5 s) for them to go, SIGKILLs the rest, and only then
+  answers;
+- the session files live in the work directory's `.daytona/sessions/...`
+  (a step's `ls -a` shows `.daytona`);
+- exec in an unknown session is a 500 without a code; exec after the
+  session's shell died is a 500 `write |1: broken pipe`;
+- NUL bytes in output are dropped (and a last line gets its newline);
+- every async command leaves a `sleep 3600` behind in its session.
+Without it (fidelity=False) the files are out of reach in /run/daytona, the
+exit code is written atomically, a session dies at once, errors are 404 and
+400 SESSION_ENDED as newer daemons say.
+
 A command's logs can also be followed over a WebSocket (`?follow=true` with
 an Upgrade), as the SDKs' `get_session_command_logs_async` does: the log's
 bytes leave as binary frames while the command writes them, pings keep the
@@ -35,6 +54,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import threading
 import time
 import urllib.parse
@@ -95,6 +115,14 @@ class Faults:
         self.delete_conflicts = 0     # next N deletes answer 409 even when settled
         self.die_after_output = False  # a session command's sandbox dies once it printed
         self.empty_toolbox_url = False  # toolboxProxyUrl "" (clients must look it up)
+        # Fidelity: the real daemon's (v0.190) quirks, on unless the
+        # Emulator is made with fidelity=False.  See the module comment.
+        self.fidelity = True
+        # Seconds a command's exit-code file reads as empty once it exists: a
+        # status poll then answers the daemon's 500 (strconv.Atoi of "").
+        self.exit_code_window = 0.01
+        self.kill_grace = 5.0         # session delete: SIGTERM, this long, SIGKILL
+        self.async_leftover = True    # each async command leaves a `sleep 3600`
 
     def update(self, d):
         for k, v in d.items():
@@ -106,28 +134,40 @@ class Faults:
 class Command:
     """One session command; its files are in `host_dir` (see the wrapper)."""
 
-    def __init__(self, cid, command, host_dir):
+    def __init__(self, cid, command, host_dir, window=0.0, drop_nul=False):
         self.id = cid
         self.command = command
         self.host_dir = host_dir
         self.exit_code = None
+        self.window = window      # seconds the exit-code file reads as empty
+        self.drop_nul = drop_nul  # NUL bytes never leave (the daemon's are gone)
 
     def exit(self):
         """The exit code once the shell wrote it (the log is whole then)."""
         if self.exit_code is None:
             try:
                 with open(os.path.join(self.host_dir, "exit_code")) as f:
-                    self.exit_code = int(f.read().strip())
+                    if time.time() - os.fstat(f.fileno()).st_mtime >= self.window:
+                        self.exit_code = int(f.read().strip())
             except (FileNotFoundError, ValueError):
                 pass
         return self.exit_code
 
+    def racing(self):
+        """True while the exit-code file exists but reads as empty, as the
+        daemon's appended one does for a moment."""
+        return (self.exit() is None and
+                os.path.exists(os.path.join(self.host_dir, "exit_code")))
+
     def log(self):
         try:
             with open(os.path.join(self.host_dir, "output.log"), "rb") as f:
-                return f.read()
+                return self.clean(f.read())
         except FileNotFoundError:
             return b""
+
+    def clean(self, data):
+        return data.replace(b"\0", b"") if self.drop_nul else data
 
     def view(self):
         d = {"id": self.id, "command": self.command}
@@ -138,26 +178,89 @@ class Command:
 
 # Written to the session shell's stdin for each command; %(dir)s is the
 # command's directory inside the sandbox, %(stdin)s what its stdin reads
-# (hold/close/release: the shell keeps an async command's input FIFO open).
+# (hold/close/release: the shell keeps an async command's input FIFO open);
+# %(out_loop)s/%(err_loop)s prefix each line of a stream (see _loop),
+# %(write_ec)s writes the exit code (atomically, or appended like the
+# daemon), %(leftover)s is the daemon's `sleep 3600`.
 # The prefixing loops run in the background before the command, which is
 # sourced in the shell itself (so its cd/export stay); the exit code is
 # written only after both loops drained into output.log.
 _WRAPPER = r"""{
 _dtn_dir=%(dir)s
-( while IFS= read -r _dtn_l || [ -n "$_dtn_l" ]; do printf '\001\001\001%%s\n' "$_dtn_l"; done \
-    < "$_dtn_dir/stdout.pipe" >> "$_dtn_dir/output.log" ) &
+%(out_loop)s
 _dtn_po=$!
-( while IFS= read -r _dtn_l || [ -n "$_dtn_l" ]; do printf '\002\002\002%%s\n' "$_dtn_l"; done \
-    < "$_dtn_dir/stderr.pipe" >> "$_dtn_dir/output.log" ) &
+%(err_loop)s
 _dtn_pe=$!
-%(hold)s{ . "$_dtn_dir/cmd.sh"; } < %(stdin)s > "$_dtn_dir/stdout.pipe" 2> "$_dtn_dir/stderr.pipe"%(close)s
+%(leftover)s%(hold)s{ . "$_dtn_dir/cmd.sh"; } < %(stdin)s > "$_dtn_dir/stdout.pipe" 2> "$_dtn_dir/stderr.pipe"%(close)s
 _dtn_ec=$?
 %(release)swait "$_dtn_po" "$_dtn_pe"
 rm -f "$_dtn_dir/stdout.pipe" "$_dtn_dir/stderr.pipe" "$_dtn_dir/input.pipe"
-echo "$_dtn_ec" > "$_dtn_dir/exit_code.tmp" && mv "$_dtn_dir/exit_code.tmp" "$_dtn_dir/exit_code"
+%(write_ec)s
 unset _dtn_dir _dtn_l _dtn_po _dtn_pe _dtn_ec
 }
 """
+
+
+def _loop(mark, pipe):
+    """The background loop that copies one stream's lines into output.log,
+    each behind its marker (a last line gets its newline)."""
+    body = ('while IFS= read -r _dtn_l || [ -n "$_dtn_l" ]; do printf \'%s%%s\\n\' '
+            '"$_dtn_l"; done' % mark)
+    return '( %s < "$_dtn_dir/%s" >> "$_dtn_dir/output.log" ) &' % (body, pipe)
+
+
+_EC_ATOMIC = ('echo "$_dtn_ec" > "$_dtn_dir/exit_code.tmp" && '
+              'mv "$_dtn_dir/exit_code.tmp" "$_dtn_dir/exit_code"')
+_EC_APPEND = 'echo "$_dtn_ec" >> "$_dtn_dir/exit_code"'
+_LEFTOVER = "{ sleep 3600 </dev/null >/dev/null 2>&1 & } 2>/dev/null\n"
+
+
+def _children(pid):
+    kids = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                kids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def _comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _session_processes(outer):
+    """Every process a session's shell started (not the shell, not the
+    bwrap processes around it, not the port relay beside it), walked from
+    /proc; the tree is the sandbox's, so it stays small."""
+    found, todo = [], [(outer, False)]
+    while todo and len(found) < 10000:
+        pid, under_bwrap = todo.pop()
+        bwrap = _comm(pid) == "bwrap"
+        if not bwrap and not under_bwrap:
+            found.append(pid)
+        todo += [(k, bwrap) for k in _children(pid)]
+    return found
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def _exists(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return False
 
 
 class Session:
@@ -166,10 +269,13 @@ class Session:
     def __init__(self, sb, sid, env):
         self.id = sid
         self.box = sb.box
+        self.faults = sb.emu.faults
+        self.fidelity = self.faults.fidelity
         self.commands = {}
         self.order = []
         self.lock = threading.Lock()   # one command written at a time
-        self.dir = "%s/sessions/%s" % (DAEMON_DIR, uuid.uuid4().hex)
+        self.dir = "%s/sessions/%s" % (HOME + "/.daytona" if self.fidelity else DAEMON_DIR,
+                                       uuid.uuid4().hex)
         os.makedirs(self.box.root + self.dir)
         self.shell = self.box.spawn([SHELL], env, cwd=HOME, stdin=True)
         # The shell's own output (outside any command) goes nowhere, as the
@@ -182,7 +288,8 @@ class Session:
 
     def run(self, command, run_async):
         """Starts a command; the Command, or None if the shell is gone."""
-        c = Command(str(uuid.uuid4()), command, None)
+        c = Command(str(uuid.uuid4()), command, None,
+                    self.faults.exit_code_window if self.fidelity else 0.0, self.fidelity)
         inside = "%s/%s" % (self.dir, c.id)
         c.host_dir = self.box.root + inside
         os.makedirs(c.host_dir)
@@ -194,7 +301,11 @@ class Session:
         # An async command's stdin stays open (POST .../input writes to it):
         # the shell holds the FIFO's other end on fd 9 while it runs.
         fill = {"dir": shlex.quote(inside), "hold": "", "stdin": "/dev/null", "close": "",
-                "release": ""}
+                "release": "", "out_loop": _loop(r"\001\001\001", "stdout.pipe"),
+                "err_loop": _loop(r"\002\002\002", "stderr.pipe"),
+                "write_ec": _EC_APPEND if self.fidelity else _EC_ATOMIC,
+                "leftover": _LEFTOVER if run_async and self.fidelity and
+                self.faults.async_leftover else ""}
         if run_async:
             fill.update(hold='exec 9<> "$_dtn_dir/input.pipe"\n',
                         stdin='"$_dtn_dir/input.pipe"', close=" 9>&-", release="exec 9>&-\n")
@@ -224,10 +335,20 @@ class Session:
             os.close(fd)
         return True
 
-    def kill(self):
-        """Ends the shell and everything its commands started."""
-        if self.alive():
-            self.box.kill(self.shell)
+    def kill(self, grace=0.0):
+        """Ends the shell and everything its commands started; with grace,
+        as the daemon deletes a session: SIGTERM to every process the
+        shell started, up to `grace` seconds for them to go, then SIGKILL."""
+        if not self.alive():
+            return
+        if grace > 0:
+            targets = _session_processes(self.shell.pid)
+            for p in targets:
+                _signal(p, signal.SIGTERM)
+            end = time.monotonic() + grace
+            while time.monotonic() < end and any(_exists(p) for p in targets):
+                time.sleep(0.05)
+        self.box.kill(self.shell)
 
     def view(self):
         return {"sessionId": self.id, "commands": [self.commands[c].view() for c in self.order]}
@@ -305,6 +426,9 @@ class ApiError(Exception):
         self.headers = tuple(headers)
 
 
+NO_CODE = ""   # an ApiError code: the body carries no "code" at all
+EXIT_CODE_RACE = ('failed to convert exit code to int: strconv.Atoi: parsing "": '
+                  'invalid syntax')
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            408: "Request Timeout", 409: "Conflict", 429: "Too Many Requests",
            500: "Internal Server Error"}
@@ -314,7 +438,8 @@ CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 408: "REQUES
 
 class Emulator:
     def __init__(self, api_key="dtn_" + "0" * 40, workdir=None, allow_ports=(),
-                 default_snapshot="daytona-small", image_path=(), jwt_token=None):
+                 default_snapshot="daytona-small", image_path=(), jwt_token=None,
+                 fidelity=True):
         self.api_key = api_key
         # A JWT is accepted too, with X-Daytona-Organization-ID naming ORG
         # (API keys are scoped to their organization and need no header).
@@ -327,6 +452,11 @@ class Emulator:
         self.allow_ports = tuple(allow_ports)
         self.default_snapshot = default_snapshot
         self.faults = Faults()
+        self.faults.fidelity = fidelity
+        # Bytes of command logs sent (GET .../logs bodies and follow frames):
+        # what a client's log reading costs.
+        self.log_bytes_served = 0
+        self.exit_code_races = 0      # status reads answered with the race's 500
         self.sandboxes = {}
         self.lock = threading.Lock()
         self.requests = []
@@ -528,6 +658,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "code": e.code or CODES.get(e.status, "ERROR"),
                     "timestamp": _iso(time.time()), "path": self.path.split("?")[0],
                     "method": self.command}
+            if e.code == NO_CODE:
+                del body["code"]
         else:
             body = {"path": self.path.split("?")[0], "timestamp": _iso(time.time()),
                     "statusCode": e.status, "error": REASONS.get(e.status, "Error"),
@@ -790,7 +922,13 @@ class _Handler(BaseHTTPRequestHandler):
             p = sb.box.host_path((q.get("path") or [""])[0])
             if p is None:
                 raise ApiError(403, "permission denied")
-            os.makedirs(p, exist_ok=True)
+            try:
+                mode = int((q.get("mode") or ["755"])[0], 8)
+            except ValueError:
+                raise ApiError(400, "invalid mode")
+            if not os.path.isdir(p):
+                os.makedirs(p)
+                os.chmod(p, mode)
             return self._send_raw(201)
         if sub in ("/work-dir", "/user-home-dir") and self.command == "GET":
             return self._json(200, {"dir": HOME})
@@ -958,13 +1096,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, [s.view() for s in list(sb.sessions.values())])
         sid = parts[0]
         s = sb.sessions.get(sid)
+        fidelity = self.emulator.faults.fidelity
         if s is None:
+            if fidelity and parts[1:] == ["exec"]:
+                raise ApiError(500, "session %s not found" % sid, NO_CODE)
             raise ApiError(404, "session not found", "NOT_FOUND")
         if len(parts) == 1:
             if self.command == "GET":
                 return self._json(200, s.view())
             if self.command == "DELETE":
-                s.kill()
+                s.kill(self.emulator.faults.kill_grace if fidelity else 0.0)
                 sb.sessions.pop(sid, None)
                 return self._send_raw(204)
         if len(parts) == 2 and parts[1] == "exec" and self.command == "POST":
@@ -974,6 +1115,10 @@ class _Handler(BaseHTTPRequestHandler):
             if c is None:
                 raise ApiError(404, "command not found", "NOT_FOUND")
             if len(parts) == 3 and self.command == "GET":
+                if fidelity and c.racing():
+                    with self.emulator.lock:
+                        self.emulator.exit_code_races += 1
+                    raise ApiError(500, EXIT_CODE_RACE)
                 return self._json(200, c.view())
             if len(parts) == 4 and parts[3] == "logs" and self.command == "GET":
                 if (self.headers.get("Upgrade") or "").strip().lower() == "websocket":
@@ -982,10 +1127,12 @@ class _Handler(BaseHTTPRequestHandler):
                 mode = self._output_mode()
                 if mode == "json":
                     out, err = _demux(log)
+                    self._count_log(len(log) + len(out) + len(err))
                     return self._json(200, {"output": log.decode("utf-8", "replace"),
                                             "stdout": out.decode("utf-8", "replace"),
                                             "stderr": err.decode("utf-8", "replace")})
                 data = log if mode == "raw" else _strip(log)
+                self._count_log(len(data))
                 return self._send_raw(200, data, "text/plain; charset=utf-8")
             if len(parts) == 4 and parts[3] == "input" and self.command == "POST":
                 try:
@@ -1031,10 +1178,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if time.monotonic() >= next_ping:
                     ws.ping()
                     next_ping = time.monotonic() + emu.ws_ping_interval
-                data = f.read()
+                data = c.clean(f.read())
                 if data:
                     if strip:
                         data, held = _strip_held(held + data)
+                    if data:
+                        self._count_log(len(data))
                     if data and not ws.send(data):
                         return ws.cut()
                     continue
@@ -1044,6 +1193,10 @@ class _Handler(BaseHTTPRequestHandler):
             if held:
                 ws.send(held)
             ws.close(1000)
+
+    def _count_log(self, n):
+        with self.emulator.lock:
+            self.emulator.log_bytes_served += n
 
     def _session_exec(self, sb, s, raw):
         emu = self.emulator
@@ -1057,6 +1210,8 @@ class _Handler(BaseHTTPRequestHandler):
         run_async = bool(req.get("runAsync") or req.get("async"))
         c = s.run(cmd, run_async)
         if c is None:
+            if emu.faults.fidelity:
+                raise ApiError(500, "write |1: broken pipe")
             raise ApiError(400, "failed to write command: the session's shell has exited",
                            "SESSION_ENDED")
         if emu.faults.die_after_output:
