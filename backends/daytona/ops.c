@@ -24,12 +24,15 @@
  *   so a lost response never yields two sandboxes.  429 means nothing was
  *   made and is retried after Retry-After.
  * - The step runs as an async session command: synchronous calls die at the
- *   proxy's idle timeout on long steps.  Output comes from polling the
- *   command's log with X-Daytona-Split-Output, which keeps the daemon's
- *   per-line stdout/stderr markers so the two streams stay apart.  The poll
- *   interval starts at 20 ms and backs off to 150 ms while the command is
- *   quiet, which keeps a line's median wait under 100 ms, and to 500 ms
- *   once it has been silent for 10 s.
+ *   proxy's idle timeout on long steps.  Output comes from following the
+ *   command's log over the daemon's WebSocket with X-Daytona-Split-Output,
+ *   which keeps the per-line stdout/stderr markers so the two streams stay
+ *   apart; the log crosses the network once (logs.c).  Polling the whole
+ *   log is the fallback: every 20 ms after output, backing off to 150 ms
+ *   while quiet and 500 ms after 10 s of silence.
+ * - The real daemon's quirks (exit-code race, 5 s kill grace, NULs dropped,
+ *   work dir not always /home/daytona) and what is done about each are
+ *   listed in docs/architecture.md.
  */
 #include "daytona.h"
 
