@@ -199,7 +199,9 @@ static enum mfs_code handshake(struct ws_conn *c, const char *host, const char *
 	mfs_buf_adds(&rq, "\r\n");
 	rc = send_all(c, (const unsigned char *)rq.data, rq.len, err);
 	mfs_buf_release(&rq);
-	while (rc == MFS_OK && !(end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4))) {
+	/* c->in.data is NULL until the first byte: memmem must not see it. */
+	while (rc == MFS_OK &&
+	       !(c->in.len && (end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4)))) {
 		if (c->in.len > WS_MAX_HEAD)
 			return mfs_fail(err, MFS_ERR_PROTOCOL, "%s: the answer's head is over %u "
 					"bytes", c->where, WS_MAX_HEAD);
