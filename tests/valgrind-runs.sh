@@ -75,7 +75,9 @@ fault '{"statuses": {"POST /sandbox": [0, 502], "GET /toolbox/process/session/*/
 check 0 run --backend daytona -- true
 fault '{"lose_response": {"POST /toolbox/process/session/*/exec": 1, "DELETE /sandbox/*": 1}}'
 check 0 run --backend daytona -- true
-fault '{"statuses": {"GET /toolbox/process/session/*/command/*": [500]}}'
+# The status read alone ("*" would also match the log-follow request, whose
+# 500 only sends the client to polling): command ids are 36 characters.
+fault "{\"statuses\": {\"GET /toolbox/process/session/*/command/$(printf '[!/]%.0s' $(seq 36))\": [500]}}"
 check 203 run --backend daytona -- true
 fault '{"stalls": {"GET /toolbox/process/session/*/logs": [30]}}'
 check 204 run --backend daytona --timeout 2 -- sh -c 'echo x; sleep 1'
