@@ -108,7 +108,7 @@ static bool shell_name(const char *k)
 static void add_encoded(struct start_args *a, const char *name, const char *value)
 {
 	struct mfs_buf b = MFS_BUF_INIT;
-	e2b_b64_encode(&b, value);
+	mfs_buf_add_base64(&b, value, strlen(value));
 	json_object_set_new(a->envs, name, json_string(b.data ? b.data : ""));
 	mfs_buf_release(&b);
 	mfs_buf_addf(&a->script, "_mfs_v=$(_mfs_d \"$%s\") || exit 126; unset %s; ", name, name);

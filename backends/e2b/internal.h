@@ -124,8 +124,6 @@ bool e2b_stream_feed(void *ctx, const char *data, size_t len);
 void e2b_stream_release(struct e2b_stream *st);
 /* Go's name of a signal ("terminated") to its number; 0 if unknown. */
 int e2b_signal_number(const char *name);
-/* Standard base64 with padding, of a C string. */
-void e2b_b64_encode(struct mfs_buf *out, const char *s);
 /* Appends msg as one Connect envelope; false if jansson cannot encode it. */
 bool e2b_add_frame(struct mfs_buf *out, json_t *msg);
 

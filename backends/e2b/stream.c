@@ -179,22 +179,6 @@ int e2b_signal_number(const char *name)
 	return 0;
 }
 
-void e2b_b64_encode(struct mfs_buf *out, const char *s)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		mfs_buf_addch(out, tab[v >> 18 & 63]);
-		mfs_buf_addch(out, tab[v >> 12 & 63]);
-		mfs_buf_addch(out, i + 1 < n ? tab[v >> 6 & 63] : '=');
-		mfs_buf_addch(out, i + 2 < n ? tab[v & 63] : '=');
-	}
-}
-
 bool e2b_add_frame(struct mfs_buf *out, json_t *msg)
 {
 	char *s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;

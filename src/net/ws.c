@@ -12,6 +12,7 @@
 #include "lazy_curl.h"
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
+#include "mfs/util/text.h"
 
 #include <poll.h>
 #include <stdint.h>
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -115,28 +115,6 @@ static enum mfs_code recv_more(struct ws_conn *c, struct mfs_err *err)
 	}
 }
 
-static void base64(struct mfs_buf *out, const unsigned char *p, size_t n)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		mfs_buf_addch(out, tab[v >> 18 & 63]);
-		mfs_buf_addch(out, tab[v >> 12 & 63]);
-		mfs_buf_addch(out, i + 1 < n ? tab[v >> 6 & 63] : '=');
-		mfs_buf_addch(out, i + 2 < n ? tab[v & 63] : '=');
-	}
-}
-
-static void random_bytes(unsigned char *p, size_t n)
-{
-	if (getrandom(p, n, 0) == (ssize_t)n)
-		return;
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(mfs_now_ms() >> (i % 8) ^ (long long)getpid() ^ (long long)i);
-}
-
 /* scheme://[user@]authority/target -> the origin curl connects to, the
  * Host header's value and the request target; false if not http(s). */
 static bool split_url(const char *url, struct mfs_buf *origin, struct mfs_buf *host,
@@ -188,11 +166,11 @@ static enum mfs_code handshake(struct ws_conn *c, const char *host, const char *
 	enum mfs_code rc;
 	const char *end = NULL;
 
-	random_bytes(key, sizeof(key));
+	mfs_random_bytes(key, sizeof(key));
 	mfs_buf_addf(&rq, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
 		     "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ",
 		     target, host);
-	base64(&rq, key, sizeof(key));
+	mfs_buf_add_base64(&rq, key, sizeof(key));
 	mfs_buf_adds(&rq, "\r\n");
 	for (size_t i = 0; c->req->headers && i < c->req->headers->n; i++)
 		mfs_buf_addf(&rq, "%s\r\n", c->req->headers->v[i]);
@@ -228,7 +206,7 @@ static enum mfs_code send_frame(struct ws_conn *c, unsigned opcode, const unsign
 		len = 125;
 	f[0] = (unsigned char)(0x80 | opcode);
 	f[1] = (unsigned char)(0x80 | len);
-	random_bytes(f + 2, 4);
+	mfs_random_bytes(f + 2, 4);
 	for (size_t i = 0; i < len; i++)
 		f[6 + i] = data[i] ^ f[2 + i % 4];
 	return send_all(c, f, 6 + len, err);

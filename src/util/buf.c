@@ -114,6 +114,21 @@ void mfs_buf_addch(struct mfs_buf *b, char c)
 	mfs_buf_add(b, &c, 1);
 }
 
+void mfs_buf_add_base64(struct mfs_buf *b, const void *data, size_t n)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+		mfs_buf_addch(b, tab[v >> 18 & 63]);
+		mfs_buf_addch(b, tab[v >> 12 & 63]);
+		mfs_buf_addch(b, i + 1 < n ? tab[v >> 6 & 63] : '=');
+		mfs_buf_addch(b, i + 2 < n ? tab[v & 63] : '=');
+	}
+}
+
 void mfs_buf_vaddf(struct mfs_buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;

@@ -6,17 +6,22 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+void mfs_random_bytes(unsigned char *p, size_t n)
+{
+	if (getrandom(p, n, 0) == (ssize_t)n)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (getpid() >> (i % 2 * 8)) ^ i);
+}
+
 void mfs_random_hex(char *out, size_t nbytes)
 {
 	unsigned char r[32];
 	if (nbytes > sizeof(r))
 		nbytes = sizeof(r);
-	if (getrandom(r, nbytes, 0) != (ssize_t)nbytes) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		for (size_t i = 0; i < nbytes; i++)
-			r[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (getpid() >> (i % 2 * 8)) ^ i);
-	}
+	mfs_random_bytes(r, nbytes);
 	for (size_t i = 0; i < nbytes; i++)
 		snprintf(out + 2 * i, 3, "%02x", r[i]);
 	out[2 * nbytes] = '\0';

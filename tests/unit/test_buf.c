@@ -78,6 +78,24 @@ static void kvlist_large_keeps_order_and_finds_every_key(void **state)
 	mfs_kvlist_release(&kv);
 }
 
+/* The RFC 4648 test vectors: every padding case, and bytes above 0x7f. */
+static void base64_matches_rfc4648(void **state)
+{
+	(void)state;
+	const char *in[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+	const char *want[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct mfs_buf b = MFS_BUF_INIT;
+		mfs_buf_add_base64(&b, in[i], strlen(in[i]));
+		assert_string_equal(b.data ? b.data : "", want[i]);
+		mfs_buf_release(&b);
+	}
+	struct mfs_buf b = MFS_BUF_INIT;
+	mfs_buf_add_base64(&b, "\xff\xfe\x00", 3);
+	assert_string_equal(b.data, "//4A");
+	mfs_buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -85,6 +103,7 @@ int main(void)
 		cmocka_unit_test(kvlist_set_replaces),
 		cmocka_unit_test(kvlist_large_keeps_order_and_finds_every_key),
 		cmocka_unit_test(addf_grows),
+		cmocka_unit_test(base64_matches_rfc4648),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,6 +39,8 @@ void mfs_buf_grow(struct mfs_buf *b, size_t extra);
 void mfs_buf_add(struct mfs_buf *b, const void *data, size_t len);
 void mfs_buf_adds(struct mfs_buf *b, const char *s);
 void mfs_buf_addch(struct mfs_buf *b, char c);
+/* Standard base64 (RFC 4648, with padding) of n bytes. */
+void mfs_buf_add_base64(struct mfs_buf *b, const void *data, size_t n);
 void mfs_buf_addf(struct mfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mfs_buf_vaddf(struct mfs_buf *b, const char *fmt, va_list ap);
 /* Appends s quoted for a POSIX shell ('...' with '\'' for quotes). */

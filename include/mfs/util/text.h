@@ -1,5 +1,5 @@
 /*
- * text.h - small text helpers the backends share: random hex (nonces,
+ * text.h - small text helpers shared below the backends: random bytes and hex (nonces,
  * multipart boundaries, session ids) and ISO-8601 timestamps from APIs.
  */
 #ifndef MFS_TEXT_H
@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <time.h>
 
+/* Fills p with n bytes from getrandom(); if that fails, from the clock and
+ * pid (ids and nonces, not keys). */
+void mfs_random_bytes(unsigned char *p, size_t n);
 /* Writes 2*nbytes lowercase hex digits and a NUL to out (nbytes <= 32).
  * From getrandom(); if that fails, from the clock and pid (ids, not keys). */
 void mfs_random_hex(char *out, size_t nbytes);
