@@ -3,6 +3,7 @@
  */
 #include "daytona.h"
 #include "mfs/util/clock.h"
+#include "mfs/util/json.h"
 #include "mfs/util/text.h"
 
 #include <stdlib.h>
@@ -65,11 +66,7 @@ static void list_row(json_t *row, const char *key, const char *value, mfs_list_f
 		     void *ctx)
 {
 	struct mfs_kvlist labels = MFS_KVLIST_INIT;
-	const char *k;
-	json_t *v;
-	json_object_foreach(json_object_get(row, "labels"), k, v)
-		if (json_is_string(v))
-			mfs_kvlist_set(&labels, k, json_string_value(v));
+	mfs_json_kvlist(json_object_get(row, "labels"), &labels);
 	struct mfs_sandbox_info info = {
 		.id = json_string_value(json_object_get(row, "id")),
 		.state = json_string_value(json_object_get(row, "state")),

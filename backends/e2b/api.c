@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
+#include "mfs/util/json.h"
 #include "mfs/util/text.h"
 
 #include <ctype.h>
@@ -263,11 +264,7 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 		json_t *row;
 		json_array_foreach(arr, i, row) {
 			struct mfs_kvlist labels = MFS_KVLIST_INIT;
-			const char *k;
-			json_t *v;
-			json_object_foreach(json_object_get(row, "metadata"), k, v)
-				if (json_is_string(v))
-					mfs_kvlist_set(&labels, k, json_string_value(v));
+			mfs_json_kvlist(json_object_get(row, "metadata"), &labels);
 			struct mfs_sandbox_info info = {
 				.id = json_string_value(json_object_get(row, "sandboxID")),
 				.state = json_string_value(json_object_get(row, "state")),
