@@ -1,9 +1,11 @@
-/* file.c - opening only regular files (include/mfs/util/file.h). */
+/* file.c - opening only regular files, reading and writing small files
+ * whole (include/mfs/util/file.h). */
 #include "mfs/util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,4 +77,77 @@ bool mfs_read_file(const char *path, struct mfs_buf *out)
 	mfs_buf_grow(out, 0);
 	out->data[out->len] = '\0';
 	return true;
+}
+
+enum mfs_code mfs_make_dirs(const char *path, struct mfs_err *err)
+{
+	char *p = mfs_xstrdup(path);
+	enum mfs_code rc = MFS_OK;
+
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s)
+			continue;
+		char c = *s;
+		*s = '\0';
+		struct stat st;
+		if (lstat(p, &st) == 0) {
+			if (!S_ISDIR(st.st_mode)) {
+				rc = mfs_fail(err, MFS_ERR_IO, "%s exists and is not a directory", p);
+				break;
+			}
+		} else if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+			rc = mfs_fail(err, MFS_ERR_IO, "cannot create %s: %s", p, strerror(errno));
+			break;
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+/* Writes all of data to fd; false with errno set. */
+static bool write_fd(int fd, const char *data, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		off += (size_t)n;
+	}
+	return true;
+}
+
+enum mfs_code mfs_write_file_atomic(const char *path, const void *data, size_t len,
+				    time_t mtime, struct mfs_err *err)
+{
+	struct mfs_buf tmp = MFS_BUF_INIT;
+	enum mfs_code rc = MFS_OK;
+
+	mfs_buf_addf(&tmp, "%s.tmp-%ld", path, (long)getpid());
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot write %s: %s", tmp.data, strerror(errno));
+		goto out;
+	}
+	if (!write_fd(fd, data, len)) {
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot write %s: %s", tmp.data, strerror(errno));
+		close(fd);
+		unlink(tmp.data);
+		goto out;
+	}
+	if (mtime) {
+		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+		futimens(fd, ts);
+	}
+	if (close(fd) != 0 || rename(tmp.data, path) != 0) {
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+		unlink(tmp.data);
+	}
+out:
+	mfs_buf_release(&tmp);
+	return rc;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
@@ -22,6 +23,16 @@ enum mfs_code mfs_fopen_regular(const char *path, const char *what, enum mfs_cod
 /* Reads a whole (small) file into out, NUL-terminated (data non-NULL even
  * when empty); false with errno set when it cannot be opened or read. */
 bool mfs_read_file(const char *path, struct mfs_buf *out);
+
+/* mkdir -p with mode 0700 that refuses to walk through a symlink or a
+ * non-directory, so nothing written below path can land outside the tree
+ * the caller meant. */
+enum mfs_code mfs_make_dirs(const char *path, struct mfs_err *err);
+
+/* Writes len bytes to path atomically (path.tmp-<pid>, then rename), mode
+ * 0600, never through a symlink; mtime 0 keeps the current time. */
+enum mfs_code mfs_write_file_atomic(const char *path, const void *data, size_t len,
+				    time_t mtime, struct mfs_err *err);
 
 /* Writes all n bytes, riding out EINTR and a non-blocking fd inherited
  * from the parent (EAGAIN: wait for POLLOUT).  Other errors (a closed
