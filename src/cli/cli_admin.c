@@ -338,6 +338,53 @@ static void kill_one(const struct found *f, struct mfs_err *first)
 		*first = kerr;
 }
 
+/* What `kill` was asked to take: ids (each must name a sandbox), a
+ * pathspec, and/or the stale ones. */
+struct kill_selection {
+	char **ids;
+	size_t n_ids;
+	const struct pathspec *ps;  /* NULL: no --pathspec */
+	bool stale;
+	const char *backend;        /* named in "no sandbox with id" */
+};
+
+/* Kills every found sandbox the selection names, then says which ids named
+ * none; the first failure is kept in *first. */
+static void kill_selected(const struct found_list *fl, const struct kill_selection *sel,
+			  struct mfs_err *first)
+{
+	struct mfs_launcher_id self;
+	bool *id_seen = mfs_xcalloc(sel->n_ids ? sel->n_ids : 1, sizeof(bool));
+
+	mfs_launcher_self(&self);
+	for (size_t i = 0; i < fl->n; i++) {
+		const struct found *f = &fl->v[i];
+		bool hit = false;
+		for (size_t k = 0; k < sel->n_ids; k++)
+			if (strcmp(sel->ids[k], f->id) == 0)
+				hit = id_seen[k] = true;
+		if (!hit && sel->ps && pathspec_matches(sel->ps, f))
+			hit = true;
+		if (!hit && sel->stale && is_stale(f, &self))
+			hit = true;
+		if (hit)
+			kill_one(f, first);
+	}
+	fflush(stdout);
+	for (size_t k = 0; k < sel->n_ids; k++) {
+		if (id_seen[k])
+			continue;
+		struct mfs_err nerr;
+		mfs_fail(&nerr, MFS_ERR_USAGE, "no sandbox with id '%.80s'%s%s (see 'mfsandbox ls')",
+			 sel->ids[k], sel->backend ? " in backend " : "",
+			 sel->backend ? sel->backend : "");
+		mfs_cli_say(NULL, nerr.msg);
+		if (first->code == MFS_OK)
+			*first = nerr;
+	}
+	free(id_seen);
+}
+
 int mfs_cmd_kill(int argc, char **argv)
 {
 	struct mfs_err err = { MFS_OK, "" }, first = { MFS_OK, "" };
@@ -346,7 +393,6 @@ int mfs_cmd_kill(int argc, char **argv)
 	const char *backend = NULL, *pathspec = NULL;
 	bool stale = false;
 	int c, warnings = 0, status = 0;
-	struct mfs_launcher_id self;
 
 	optind = 0;
 	opterr = 0;
@@ -381,34 +427,8 @@ int mfs_cmd_kill(int argc, char **argv)
 		status = mfs_cli_fail(&err);
 		goto out;
 	}
-	mfs_launcher_self(&self);
-
-	bool *id_seen = mfs_xcalloc(n_ids ? n_ids : 1, sizeof(bool));
-	for (size_t i = 0; i < fl.n; i++) {
-		const struct found *f = &fl.v[i];
-		bool hit = false;
-		for (size_t k = 0; k < n_ids; k++)
-			if (strcmp(ids[k], f->id) == 0)
-				hit = id_seen[k] = true;
-		if (!hit && pathspec && pathspec_matches(&ps, f))
-			hit = true;
-		if (!hit && stale && is_stale(f, &self))
-			hit = true;
-		if (hit)
-			kill_one(f, &first);
-	}
-	fflush(stdout);
-	for (size_t k = 0; k < n_ids; k++) {
-		if (id_seen[k])
-			continue;
-		struct mfs_err nerr;
-		mfs_fail(&nerr, MFS_ERR_USAGE, "no sandbox with id '%.80s'%s%s (see 'mfsandbox ls')", ids[k],
-			 backend ? " in backend " : "", backend ? backend : "");
-		mfs_cli_say(NULL, nerr.msg);
-		if (first.code == MFS_OK)
-			first = nerr;
-	}
-	free(id_seen);
+	struct kill_selection sel = { ids, n_ids, pathspec ? &ps : NULL, stale, backend };
+	kill_selected(&fl, &sel, &first);
 	if (first.code != MFS_OK)
 		status = mfs_exit_for(first.code, 0, 0);
 	else if (warnings)

@@ -109,3 +109,50 @@ def test_a_flat_file_is_not_in_any_layer(tmp_path):
     write(tmp_path, "src/stray.c", "\n")
     with pytest.raises(AssertionError, match="src/stray.c: not in a layer folder"):
         layer_of(tmp_path / "src/stray.c", tmp_path)
+
+
+# A function body longer than this needs a reason, in a comment right above
+# it that says why it is long ("Long on purpose: ...").
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(root=ROOT, limit=MAX_FUNCTION_LINES):
+    """'path:line name (N lines)' for each function over limit lines whose
+    comment right above does not say why it is long.  Functions are found by our
+    style: the signature starts in column 0, '{' and '}' stand alone there."""
+    bad = []
+    files = sorted(p for top in ("src", "backends") for p in (root / top).rglob("*.c"))
+    for f in files:
+        lines = f.read_text(errors="replace").split("\n")
+        start = None
+        for i, line in enumerate(lines):
+            if line == "{":
+                j = i - 1
+                while j > 0 and not re.match(r"[A-Za-z_]", lines[j]):
+                    j -= 1
+                start = j
+            elif line == "}" and start is not None:
+                n = i - start + 1
+                k = start - 1
+                while k > 0 and lines[k].startswith((" *", "/*")) and not lines[k].startswith("/*"):
+                    k -= 1
+                above = " ".join(lines[k:start]) if start > 0 else ""
+                if n > limit and "long" not in above.lower():
+                    name = re.search(r"(\w+)\s*\(", lines[start])
+                    bad.append(f"{f.relative_to(root)}:{start + 1} "
+                               f"{name.group(1) if name else lines[start]} ({n} lines)")
+                start = None
+    return bad
+
+
+def test_long_functions_say_why():
+    assert long_functions() == []
+
+
+def test_the_length_check_catches_a_long_function(tmp_path):
+    body = "\n".join("\tx++;" for _ in range(MAX_FUNCTION_LINES))
+    write(tmp_path, "src/util/a.c", f"static int a(void)\n{{\n{body}\n}}\n\n"
+          f"/* Long on purpose: one table,\n * read top to bottom. */\nint b(int x,\n      int y)\n{{\n{body}\n}}\n"
+          "int c(void)\n{\n\treturn 0;\n}\n")
+    write(tmp_path, "backends/x/b.c", "\n")
+    assert long_functions(tmp_path) == ["src/util/a.c:1 a (83 lines)"]
