@@ -10,15 +10,12 @@ Faults come from the emulator's own knobs (tests/emulators/daytona):
 `lose_response` carries the request out and cuts the line before the answer
 (the reset that loses a body), `stalls` hangs the request (here: until --timeout
 runs out, or the launcher gets SIGTERM or SIGKILL)."""
-import os
 import re
-import signal
 import subprocess
-import time
-import uuid
 
 import pytest
 
+from fault_matrix import assert_no_processes, check_output, kill_stale, marker, run_cell
 from mfs_cli import BINARY, clean_env
 
 # The calls of one run with --env (the command's script is uploaded).
@@ -44,7 +41,7 @@ for op in OPS:
     EXPECT[(op, "past --timeout")] = 204
     EXPECT[(op, "SIGTERM")] = 143
     # The launcher dies (-9); `kill --stale` then removes what it left.
-    EXPECT[(op, "SIGKILL + kill --stale")] = -signal.SIGKILL
+    EXPECT[(op, "SIGKILL + kill --stale")] = -9
 # A delete that keeps failing cannot fail a run that already ended: the
 # step's status stands and the sandbox is named for `mfsandbox kill`.
 EXPECT[("delete", "500")] = 0
@@ -53,7 +50,6 @@ EXPECT[("delete", "500")] = 0
 EXPECT[("delete", "SIGTERM")] = 0
 # --timeout bounds the run, not the delete after it: a slow delete is waited for.
 EXPECT[("delete", "past --timeout")] = 0
-TIMEOUT_S = 4
 
 
 def faulted(emu, op, fault):
@@ -79,49 +75,17 @@ def seen(emu, op):
     return any(m == method and pattern.search(p) for m, p in emu.requests)
 
 
-def left_processes(marker):
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
-
-
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("op", list(OPS))
 def test_fault_matrix_cell(daytona_emulator, daytona_env, op, fault):
     emu = daytona_emulator
     env = {k: v for k, v in clean_env().items() if not k.startswith("DAYTONA_")}
     env.update(daytona_env)
-    marker = "mfs-matrix-" + uuid.uuid4().hex[:12]
-    # Output first, then a pause long enough for status polls and log reads.
-    script = f"echo {marker} once; echo to-err >&2; sleep 1.5; : {marker}"
+    mark = marker()
     faulted(emu, op, fault)
-    flags = ["--timeout", str(TIMEOUT_S)] if fault == "past --timeout" else []
-    p = subprocess.Popen([str(BINARY), "run", "--backend", "daytona", "--env", "STEP_ENV=1",
-                          *flags, "--", "sh", "-c", script],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    if fault.startswith("SIG"):
-        for _ in range(2400):
-            if seen(emu, op) or p.poll() is not None:
-                break
-            time.sleep(0.025)
-        assert seen(emu, op), f"the run never reached {op}"
-        p.send_signal(signal.SIGTERM if fault == "SIGTERM" else signal.SIGKILL)
-    out, err = p.communicate(timeout=180)
-    out, err = out.decode(), err.decode()
-    assert p.returncode == EXPECT[(op, fault)], (p.returncode, err)
-    # Bytes that reached the launcher are never doubled.
-    assert out in ("", f"{marker} once\n"), out
-    assert err.count("to-err") <= 1, err
-    if p.returncode == 0:
-        assert out == f"{marker} once\n"
+    rc, out, err = run_cell("daytona", env, fault, lambda: seen(emu, op), mark)
+    assert rc == EXPECT[(op, fault)], (rc, err)
+    check_output(mark, rc, out, err)
     if (op, fault) == ("delete", "500"):
         # Named for a later kill, which succeeds once the service recovers.
         assert "mfsandbox kill --backend daytona" in err, err
@@ -131,14 +95,6 @@ def test_fault_matrix_cell(daytona_emulator, daytona_env, op, fault):
                            capture_output=True, text=True, timeout=120)
         assert k.returncode == 0, k.stderr
     if fault == "SIGKILL + kill --stale":
-        # Nothing cleaned up after a SIGKILL; the launcher is gone, so its
-        # sandbox is stale (this test process is not its launcher).
-        k = subprocess.run([str(BINARY), "kill", "--backend", "daytona", "--stale"], env=env,
-                           capture_output=True, text=True, timeout=120)
-        assert k.returncode == 0, k.stderr
+        kill_stale("daytona", env)
     assert emu.live_count() == 0, "a sandbox leaked"
-    for _ in range(200):  # the sandbox's processes go with its delete
-        if not left_processes(marker):
-            break
-        time.sleep(0.05)
-    assert left_processes(marker) == []
+    assert_no_processes(mark)

@@ -12,7 +12,15 @@ E2B_SANDBOX_URL / E2B_API_URL pointed here) and mfsandbox reach it.
 
 Tests drive faults through `Emulator.faults` and read `requests`,
 `violations` (requests a real envd would crash on or reject) and
-`live_count()` (sandboxes not yet killed) to prove nothing leaked.
+`live_count()` (sandboxes not yet killed) to prove nothing leaked.  The
+fault matrix's knobs (`statuses`, `stalls`, `cut_mid_body`, `stream_cut`)
+name requests by "METHOD path" patterns: control-plane paths as they are
+(`POST /sandboxes`, `DELETE /sandboxes/*`), envd's with `envd:` before
+them (`POST envd:/files`, `POST envd:/process.Process/Start`); `*` matches
+anything.  They only ever answer what the edge or envd can answer: an
+injected status comes before the request is carried out, a cut answer
+after it, and a stalled request the client hangs up on is not carried
+out (its Go handler's context is cancelled).
 
 Fidelity mode (`Emulator(fidelity=True)`, the default) reproduces what the
 genuine envd 0.6.13 does where it surprises a client:
@@ -35,6 +43,7 @@ import base64
 import datetime
 import email.parser
 import email.policy
+import fnmatch
 import json
 import os
 import queue
@@ -43,6 +52,7 @@ import secrets
 import select
 import signal
 import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -66,6 +76,10 @@ SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM,
 # How Go's ProcessState.String() names a signal ("signal: killed").
 GO_SIGNAL_NAMES = {1: "hangup", 2: "interrupt", 3: "quit", 6: "aborted", 9: "killed",
                    11: "segmentation fault", 13: "broken pipe", 15: "terminated"}
+# Connect's mapping of an HTTP status to an error code (connectrpc.com/docs/protocol).
+CONNECT_CODES = {400: "internal", 401: "unauthenticated", 403: "permission_denied",
+                 404: "unimplemented", 429: "unavailable", 502: "unavailable",
+                 503: "unavailable", 504: "unavailable"}
 HOST_RE = re.compile(r"^(\d+)-([A-Za-z0-9_]+)")
 
 
@@ -97,6 +111,23 @@ class Faults:
         self.list_page = 0             # GET /v2/sandboxes pages this small (0: as asked)
         self.api_statuses = {}         # method -> [statuses] answered once each
         self.create_drop = 0           # next N creates make the sandbox, then cut the line
+        # The fault matrix's knobs (patterns: see the module comment).
+        # pattern -> [status, ...] answered once each instead of the request:
+        # 429 with Retry-After: retry_after, 502 with the edge's empty body,
+        # 0 cuts the line unanswered.
+        self.statuses = {}
+        self.retry_after = 1
+        # pattern -> [seconds, ...]: the request hangs that long first, one
+        # entry per request; a client that hangs up meanwhile cancels it.
+        self.stalls = {}
+        # pattern -> N: the next N requests are carried out, then their
+        # answer is cut halfway (half the body, or of the headers if none).
+        self.cut_mid_body = {}
+        # The next Start stream, once it sent the command's first output:
+        # 0 cuts the line mid-body, a status ends the stream with the
+        # Connect error code a proxy's answer of that status maps to.
+        self.stream_cut = None
+        self.fired = []                # the patterns (or "stream") that fired, in order
 
 
 class Process:
@@ -322,6 +353,43 @@ def _take(lst):
     return lst.pop(0) if lst else None
 
 
+class _HalfWriter:
+    """faults.cut_mid_body: passes the answer's headers and half its body
+    (half the headers when it has no body; only the headers of a stream),
+    then resets the line, as a proxy that dies mid-answer does."""
+
+    def __init__(self, handler, raw):
+        self.handler, self.raw, self.left = handler, raw, None
+
+    def write(self, data):
+        if self.left is None:  # the header block comes in one write
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", data)
+            n = int(m.group(1)) if m else 0
+            if n == 0 and b"chunked" not in data.lower():
+                self.raw.write(data[:len(data) // 2])
+                return self._cut()
+            self.raw.write(data)
+            self.left = n // 2
+            return len(data)
+        if self.left:
+            self.raw.write(data[:self.left])
+        return self._cut()
+
+    def _cut(self):
+        self.handler._reset()
+        raise BrokenPipeError("cut mid-body (fault)")
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+    @property
+    def closed(self):
+        return False
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     emulator = None  # set by Emulator.start
@@ -331,6 +399,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ----------------------------------------------------------
     def _body(self):
+        if self._cached_body is None:
+            self._cached_body = self._read_body()
+        return self._cached_body
+
+    def _read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             out = b""
             while True:
@@ -375,7 +448,10 @@ class _Handler(BaseHTTPRequestHandler):
         emu.requests.append({"method": self.command, "path": url.path, "query": self.query,
                              "headers": {k.lower(): v for k, v in self.headers.items()}, "envd": envd,
                              "sandbox": sid})
+        self._cached_body = None
         try:
+            if self._matrix_fault(("envd:" if envd else "") + url.path):
+                return
             if envd:
                 self._envd(url.path, sid, port)
             else:
@@ -384,6 +460,62 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     do_GET = do_POST = do_DELETE = do_PUT = _dispatch
+
+    # -- the fault matrix's knobs ------------------------------------------
+    def _pick(self, knob, key):
+        """The first pattern of faults.<knob> matching this request that
+        still has an entry, or None."""
+        for pat, left in list(getattr(self.emulator.faults, knob).items()):
+            m, _, p = pat.partition(" ")
+            if left and m in ("*", self.command) and fnmatch.fnmatchcase(key, p):
+                return pat
+        return None
+
+    def _matrix_fault(self, key):
+        """Applies statuses, stalls and cut_mid_body to this request; True
+        when the request was answered (or dropped) here."""
+        f = self.emulator.faults
+        pat = self._pick("stalls", key)
+        if pat:
+            f.fired.append(pat)
+            self._body()  # read, so that only a hang-up makes the socket readable
+            until = time.time() + f.stalls[pat].pop(0)
+            while time.time() < until:
+                if self._client_gone():
+                    self.close_connection = True
+                    return True  # the handler's context is cancelled: nothing done
+                time.sleep(0.05)
+        pat = self._pick("statuses", key)
+        if pat:
+            f.fired.append(pat)
+            self._body()
+            st = f.statuses[pat].pop(0)
+            if st == 0:
+                self._reset()
+            elif st == 502:  # the edge's: no body at all
+                self.send_response(502)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self._api_error(st, "injected %d" % st,
+                                {"Retry-After": str(f.retry_after)} if st in (429, 503) else None)
+            return True
+        pat = self._pick("cut_mid_body", key)
+        if pat:
+            f.fired.append(pat)
+            f.cut_mid_body[pat] -= 1
+            self.wfile = _HalfWriter(self, self.wfile)
+        return False
+
+    def _reset(self):
+        """Cuts the line with a TCP reset, not a clean close."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
 
     # -- control plane -----------------------------------------------------
     def _api(self, path):
@@ -747,7 +879,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._drop()
             if kind == "data":
                 self._frame({"event": {"data": {a: base64.b64encode(b).decode()}}})
+                if not sent_data and emu.faults.stream_cut is not None:
+                    st, emu.faults.stream_cut = emu.faults.stream_cut, None
+                    emu.faults.fired.append("stream")
+                    if st == 0:
+                        return self._reset()
+                    return self._stream_end({"error": {
+                        "code": CONNECT_CODES.get(st, "unknown"), "message": "injected %d" % st}})
                 if not sent_data and emu.faults.silent_s:
+                    emu.faults.fired.append("stream")
                     time.sleep(emu.faults.silent_s)  # a wedged proxy: not even keepalives
                 if not sent_data and emu.faults.kill_after_output:
                     emu.faults.kill_after_output = False

@@ -1,0 +1,93 @@
+"""What the fault matrices share (test_daytona_fault_matrix.py,
+test_e2b_fault_matrix.py): one real `mfsandbox run` with a fault armed on
+the emulator, and the checks every cell makes whatever the backend: the
+command's output never doubled, no process of the run left on this
+machine, and `kill --stale` after a SIGKILL."""
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+from mfs_cli import BINARY
+
+# Seconds of --timeout in the "past --timeout" column: a faulted call hangs
+# far longer than this.
+TIMEOUT_S = 4
+
+
+def marker():
+    """A unique word in the command line, to find the run's processes."""
+    return "mfs-matrix-" + uuid.uuid4().hex[:12]
+
+
+def script(mark):
+    """Output first, then a pause long enough for status polls and log reads."""
+    return f"echo {mark} once; echo to-err >&2; sleep 1.5; : {mark}"
+
+
+def run_cell(backend, env, fault, reached, mark, flags=(), signal_twice=False):
+    """Runs one cell; for the signal columns the signal goes to the launcher
+    once reached() says the faulted call is hanging (twice, 0.5 s apart,
+    with signal_twice).  Returns (returncode, stdout, stderr)."""
+    if fault == "past --timeout":
+        flags = ["--timeout", str(TIMEOUT_S), *flags]
+    p = subprocess.Popen([str(BINARY), "run", "--backend", backend, "--env", "STEP_ENV=1",
+                          *flags, "--", "sh", "-c", script(mark)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if fault.startswith("SIG"):
+        for _ in range(2400):
+            if reached() or p.poll() is not None:
+                break
+            time.sleep(0.025)
+        assert reached(), "the run never reached the faulted call"
+        sig = signal.SIGTERM if fault == "SIGTERM" else signal.SIGKILL
+        p.send_signal(sig)
+        if signal_twice:
+            time.sleep(0.5)
+            p.send_signal(sig)
+    try:
+        out, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError("the launcher hung: " + err.decode()[-2000:])
+    return p.returncode, out.decode(), err.decode()
+
+
+def check_output(mark, rc, out, err):
+    """Bytes that reached the launcher are never doubled."""
+    assert out in ("", f"{mark} once\n"), out
+    assert err.count("to-err") <= 1, err
+    if rc == 0:
+        assert out == f"{mark} once\n"
+
+
+def kill_stale(backend, env):
+    """After a SIGKILL nothing cleaned up; the launcher is gone, so its
+    sandbox is stale (this test process is not its launcher)."""
+    k = subprocess.run([str(BINARY), "kill", "--backend", backend, "--stale"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert k.returncode == 0, k.stderr
+
+
+def left_processes(mark):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if mark.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def assert_no_processes(mark):
+    for _ in range(200):  # the sandbox's processes go with its delete
+        if not left_processes(mark):
+            break
+        time.sleep(0.05)
+    assert left_processes(mark) == []
