@@ -3,7 +3,6 @@
  */
 #include "daytona.h"
 #include "mfs/util/clock.h"
-#include "mfs/util/json.h"
 #include "mfs/util/text.h"
 
 #include <stdlib.h>
@@ -59,27 +58,6 @@ enum mfs_code dt_delete_sandbox(const struct dt_conf *c, const char *id, bool *g
 	return rc;
 }
 
-/* Hands one row of GET /sandbox to fn if it carries key=value and is not
- * on its way out.  Filtered here too: an API that ignored the filter must
- * not make us touch sandboxes that are not ours. */
-static void list_row(json_t *row, const char *key, const char *value, mfs_list_fn fn,
-		     void *ctx)
-{
-	struct mfs_kvlist labels = MFS_KVLIST_INIT;
-	mfs_json_kvlist(json_object_get(row, "labels"), &labels);
-	struct mfs_sandbox_info info = {
-		.id = json_string_value(json_object_get(row, "id")),
-		.state = json_string_value(json_object_get(row, "state")),
-		.labels = &labels,
-		.created = mfs_parse_iso8601(json_string_value(json_object_get(row, "createdAt"))),
-	};
-	const char *have = mfs_kvlist_get(&labels, key);
-	if (info.id && have && !strcmp(have, value) &&
-	    (!info.state || (strcmp(info.state, "destroyed") && strcmp(info.state, "destroying"))))
-		fn(ctx, &info);
-	mfs_kvlist_release(&labels);
-}
-
 /* Every sandbox whose labels include key=value, page by page.  Not
  * cancellable when it looks for a sandbox to clean up after a signal. */
 enum mfs_code dt_list_by_label(const struct dt_conf *c, const char *key, const char *value,
@@ -116,22 +94,8 @@ enum mfs_code dt_list_by_label(const struct dt_conf *c, const char *key, const c
 			rc = dt_status_fail(err, &req, &resp);
 			break;
 		}
-		json_t *j = dt_body_json(&resp), *items = json_object_get(j, "items");
-		if (!json_is_array(items)) {
-			json_decref(j);
-			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET /sandbox: no \"items\" array");
-			break;
-		}
-		size_t i;
-		json_t *row;
-		json_array_foreach(items, i, row)
-			list_row(row, key, value, fn, ctx);
 		free(cursor);
-		cursor = NULL;
-		const char *nc = json_string_value(json_object_get(j, "nextCursor"));
-		if (nc && *nc)
-			cursor = mfs_xstrdup(nc);
-		json_decref(j);
+		rc = dt_answer_list_page(&resp, key, value, fn, ctx, &cursor, err);
 	} while (cursor);
 	free(cursor);
 	free(want_s);

@@ -43,11 +43,6 @@ bool dt_nap(long ms, bool honour_cancel)
 	return true;
 }
 
-json_t *dt_body_json(const struct mfs_http_resp *resp)
-{
-	return json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
-}
-
 /* Seconds in a Retry-After header of the delta-seconds form, capped at
  * RETRY_AFTER_MAX_S; -1 when absent or not a number (an HTTP date is
  * treated as absent: the caller's own backoff applies).  Digit by digit with
@@ -127,17 +122,8 @@ enum mfs_code dt_status_fail(struct mfs_err *err, const struct mfs_http_req *req
 				 const struct mfs_http_resp *resp)
 {
 	enum mfs_code rc = mfs_http_status_fail(err, req, resp);
-	json_t *j = dt_body_json(resp), *m = json_object_get(j, "message");
 	struct mfs_buf msg = MFS_BUF_INIT;
-	if (json_is_string(m)) {
-		mfs_buf_adds(&msg, json_string_value(m));
-	} else if (json_is_array(m)) {
-		size_t i;
-		json_t *x;
-		json_array_foreach(m, i, x)
-			if (json_is_string(x))
-				mfs_buf_addf(&msg, "%s%s", i ? ", " : "", json_string_value(x));
-	}
+	dt_answer_message(resp, &msg);
 	if (msg.len) {
 		struct mfs_buf where = MFS_BUF_INIT;
 		mfs_http_url_for_log(&where, req->url);
@@ -146,7 +132,6 @@ enum mfs_code dt_status_fail(struct mfs_err *err, const struct mfs_http_req *req
 		mfs_buf_release(&where);
 	}
 	mfs_buf_release(&msg);
-	json_decref(j);
 	if (resp->status == 401 || resp->status == 403)
 		mfs_err_prefix(err, "Daytona refused the credentials (check DAYTONA_API_KEY, or "
 			       "DAYTONA_JWT_TOKEN and DAYTONA_ORGANIZATION_ID)");
@@ -173,26 +158,6 @@ enum mfs_code dt_api_call(const struct dt_conf *c, const char *method, const cha
 	return mfs_http_do(req_out, resp, err);
 }
 
-void dt_state_release(struct dt_state *s)
-{
-	free(s->state);
-	free(s->reason);
-	free(s->toolbox);
-	memset(s, 0, sizeof(*s));
-}
-
-void dt_state_from(struct dt_state *s, json_t *j)
-{
-	const char *v;
-	dt_state_release(s);
-	v = json_string_value(json_object_get(j, "state"));
-	s->state = mfs_xstrdup(v ? v : "unknown");
-	v = json_string_value(json_object_get(j, "errorReason"));
-	s->reason = v ? mfs_xstrdup(v) : NULL;
-	v = json_string_value(json_object_get(j, "toolboxProxyUrl"));
-	s->toolbox = v && *v ? mfs_xstrdup(v) : NULL;
-}
-
 /* GET /sandbox/{id}; *gone on 404. */
 enum mfs_code dt_get_state(const struct dt_conf *c, const char *id, struct dt_state *s,
 			       bool *gone, bool cancellable, long timeout_ms, struct mfs_err *err)
@@ -215,12 +180,7 @@ enum mfs_code dt_get_state(const struct dt_conf *c, const char *id, struct dt_st
 		} else if (resp.status != 200) {
 			rc = dt_status_fail(err, &req, &resp);
 		} else {
-			json_t *j = dt_body_json(&resp);
-			if (!json_is_object(j))
-				rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET /sandbox/%s: not JSON", id);
-			else
-				dt_state_from(s, j);
-			json_decref(j);
+			rc = dt_answer_state(&resp, id, s, err);
 		}
 	}
 	mfs_http_resp_release(&resp);

@@ -214,7 +214,7 @@ static enum mfs_code toolbox_url(const struct dt_conf *c, const char *id, const 
 	struct mfs_http_resp resp;
 	struct mfs_http_req req;
 	enum mfs_code rc = MFS_OK;
-	json_t *j = NULL;
+	char *asked = NULL;
 
 	mfs_http_resp_init(&resp);
 	if (!given) {
@@ -226,9 +226,8 @@ static enum mfs_code toolbox_url(const struct dt_conf *c, const char *id, const 
 		if (rc == MFS_OK && resp.status != 200)
 			rc = dt_status_fail(err, &req, &resp);
 		if (rc == MFS_OK) {
-			j = dt_body_json(&resp);
-			given = json_string_value(json_object_get(j, "url"));
-			if (!given || !*given)
+			given = asked = dt_answer_toolbox_url(&resp);
+			if (!given)
 				rc = mfs_fail(err, MFS_ERR_PROTOCOL,
 					      "Daytona gave no toolbox URL for sandbox %s", id);
 		}
@@ -242,7 +241,7 @@ static enum mfs_code toolbox_url(const struct dt_conf *c, const char *id, const 
 		mfs_http_urlencode(&tb, id, false);
 		*out = mfs_buf_detach(&tb, NULL);
 	}
-	json_decref(j);
+	free(asked);
 	mfs_http_resp_release(&resp);
 	mfs_buf_release(&tb);
 	mfs_buf_release(&path);
@@ -299,23 +298,6 @@ static enum mfs_code create_pause(long ms, double deadline, struct mfs_err *err)
 	return MFS_OK;
 }
 
-/* The sandbox in a create's 200 answer. */
-static enum mfs_code created(const struct mfs_http_resp *resp, char **id, struct dt_state *s,
-			     struct mfs_err *err)
-{
-	json_t *j = dt_body_json(resp);
-	const char *v = json_string_value(json_object_get(j, "id"));
-	enum mfs_code rc = MFS_OK;
-	if (!v || !*v) {
-		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "POST /sandbox answered 200 without an id");
-	} else {
-		*id = mfs_xstrdup(v);
-		dt_state_from(s, j);
-	}
-	json_decref(j);
-	return rc;
-}
-
 /* POST /sandbox without ever making two: see the file comment. */
 static enum mfs_code post_create(const struct dt_conf *c, const char *body, const char *nonce,
 				 double deadline, char **id, struct dt_state *s, struct mfs_err *err)
@@ -357,7 +339,7 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 			 * again is safe; a fan-out may be told so for minutes. */
 			rc = create_pause(throttle_wait_ms(&resp, throttled++), deadline, err);
 		} else if (rc == MFS_OK) {
-			rc = resp.status == 200 ? created(&resp, id, s, err)
+			rc = resp.status == 200 ? dt_answer_created(&resp, id, s, err)
 						: dt_status_fail(err, &req, &resp);
 			break;
 		}

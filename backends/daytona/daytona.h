@@ -2,6 +2,7 @@
  * daytona.h - private to backends/daytona: what its files share.
  *
  * api.c     configuration, main-API and toolbox requests, error bodies, state
+ * answers.c what the answers say: every body read from the API or toolbox
  * admin.c   delete, list by label, `ls` and `kill`
  * create.c  create without duplicates, wait for "started", destroy
  * files.c   upload and download through the toolbox
@@ -94,7 +95,6 @@ struct dt_state {
 long dt_ms_until(double deadline, long cap);
 bool dt_passed(double deadline);
 bool dt_nap(long ms, bool honour_cancel);
-json_t *dt_body_json(const struct mfs_http_resp *resp);
 long dt_retry_after_s(const char *value);
 
 /* api.c: configuration and requests */
@@ -110,11 +110,42 @@ void dt_toolbox_headers(const struct dt_sandbox *sb, struct mfs_strv *h);
 enum mfs_code dt_toolbox_call(struct dt_sandbox *sb, const char *method, const char *path,
 			      struct mfs_http_req *req, struct mfs_http_resp *resp,
 			      struct mfs_buf *url, struct mfs_strv *hdrs, struct mfs_err *err);
-void dt_state_release(struct dt_state *s);
-void dt_state_from(struct dt_state *s, json_t *j);
 enum mfs_code dt_get_state(const struct dt_conf *c, const char *id, struct dt_state *s,
 			   bool *gone, bool cancellable, long timeout_ms, struct mfs_err *err);
 enum mfs_code dt_explain_failure(struct dt_sandbox *sb, enum mfs_code rc, struct mfs_err *err);
+
+/* answers.c: the bodies of answers, read without I/O (fuzzed by
+ * tests/fuzz/fuzz_daytona_json.c).  Owned results; NULL or false when the
+ * field is absent, empty or of another type. */
+json_t *dt_body_json(const struct mfs_http_resp *resp);
+void dt_state_release(struct dt_state *s);
+void dt_state_from(struct dt_state *s, json_t *j);
+/* GET /sandbox/{id}'s 200 (MFS_ERR_PROTOCOL if not an object). */
+enum mfs_code dt_answer_state(const struct mfs_http_resp *resp, const char *id,
+			      struct dt_state *s, struct mfs_err *err);
+/* POST /sandbox's 200: the new id and its state. */
+enum mfs_code dt_answer_created(const struct mfs_http_resp *resp, char **id,
+				struct dt_state *s, struct mfs_err *err);
+/* GET /sandbox/{id}/toolbox-proxy-url: "url". */
+char *dt_answer_toolbox_url(const struct mfs_http_resp *resp);
+/* An error body's "message" (a string, or an array's strings joined). */
+void dt_answer_message(const struct mfs_http_resp *resp, struct mfs_buf *msg);
+/* One page of GET /sandbox: each row carrying key=value and not being
+ * destroyed to fn; *cursor the next page's, NULL on the last. */
+enum mfs_code dt_answer_list_page(const struct mfs_http_resp *resp, const char *key,
+				  const char *value, mfs_list_fn fn, void *ctx, char **cursor,
+				  struct mfs_err *err);
+/* A toolbox directory answer ({"dir": "/abs"}) to path (for the error). */
+enum mfs_code dt_answer_dir(const struct mfs_http_resp *resp, const char *path, char **dir,
+			    struct mfs_err *err);
+/* GET /process/session/{sid}: the id of the last command whose text is command. */
+char *dt_answer_session_command(const struct mfs_http_resp *resp, const char *command);
+/* POST .../exec's 202: "cmdId". */
+char *dt_answer_cmd_id(const struct mfs_http_resp *resp);
+/* GET .../command/{id}: true with *code once "exitCode" is in. */
+bool dt_answer_exit_code(const struct mfs_http_resp *resp, int *code);
+/* The daemon's 500 while the exit-code file is still empty (exec.c). */
+bool dt_answer_exit_code_race(const struct mfs_http_resp *resp);
 
 /* admin.c */
 enum mfs_code dt_delete_sandbox(const struct dt_conf *c, const char *id, bool *gone,
@@ -147,6 +178,9 @@ void dt_log_release(struct dt_log *lg);
 /* The lines of the whole log after offset (and a last one without newline
  * when final) handed on; true if there were any. */
 bool dt_log_poll(struct dt_log *lg, const char *log, size_t len, bool final);
+/* The follow stream's bytes, split anywhere (a mfs_ws_req on_data; ctx
+ * is the dt_log): whole lines handed on, the rest kept in pending. */
+bool dt_log_feed(void *ctx, const char *data, size_t len);
 /* Hands on what the stream left without a newline (the log is whole). */
 void dt_log_finish(struct dt_log *lg);
 /* Follows the log over the WebSocket until it closes; lg->streamed when it

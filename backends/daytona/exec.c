@@ -14,7 +14,6 @@
 #define POLL_MAX_MS        150L
 #define POLL_IDLE_MAX_MS   500L     /* after POLL_IDLE_S without a line */
 #define POLL_IDLE_S        10.0
-#define EXIT_CODE_RACE     "failed to convert exit code to int"
 
 /* The per-command script: env, cwd, then exec the argv exactly.  It runs as
  * its own `sh` process, so nothing it does changes the session's shell.  An
@@ -102,16 +101,6 @@ static enum mfs_code exec_call(struct dt_sandbox *sb, const char *method, const 
 	return toolbox_json_call(sb, method, path, msg, want, timeout_ms, false, resp, err);
 }
 
-/* The daemon appends the exit code to its file (`echo >> exit_code`), so
- * the file exists empty for a moment and a status read then fails with
- * this 500; the next read has the code.  Only this 500 is retried. */
-static bool exit_code_race(const struct mfs_http_resp *resp)
-{
-	return resp->status == 500 && resp->body.data &&
-	       memmem(resp->body.data, resp->body.len, EXIT_CODE_RACE,
-		      strlen(EXIT_CODE_RACE)) != NULL;
-}
-
 /* A failure worth another try: no answer, the proxy's/throttler's, or the
  * daemon's exit-code race. */
 static bool transient(enum mfs_code rc, const struct mfs_http_resp *resp)
@@ -119,7 +108,7 @@ static bool transient(enum mfs_code rc, const struct mfs_http_resp *resp)
 	if (rc == MFS_ERR_HTTP)
 		return true;
 	return resp->status == 429 || resp->status == 502 || resp->status == 503 ||
-	       resp->status == 504 || exit_code_race(resp);
+	       resp->status == 504 || dt_answer_exit_code_race(resp);
 }
 
 /* The deadline of one exec, and what every call in it may take. */
@@ -206,19 +195,8 @@ static char *started_command(struct dt_sandbox *sb, const char *sid, const char 
 	mfs_http_resp_init(&resp);
 	mfs_buf_addf(&path, "/process/session/%s", sid);
 	if (exec_call(sb, "GET", path.data, NULL, 200, call_timeout_ms(ck), &resp,
-		      &ignored) == MFS_OK) {
-		json_t *j = dt_body_json(&resp), *c;
-		size_t i;
-		json_array_foreach(json_object_get(j, "commands"), i, c) {
-			const char *text = json_string_value(json_object_get(c, "command"));
-			const char *v = json_string_value(json_object_get(c, "id"));
-			if (text && !strcmp(text, command) && v && *v) {
-				free(id);
-				id = mfs_xstrdup(v);
-			}
-		}
-		json_decref(j);
-	}
+		      &ignored) == MFS_OK)
+		id = dt_answer_session_command(&resp, command);
 	mfs_http_resp_release(&resp);
 	mfs_buf_release(&path);
 	return id;
@@ -239,10 +217,7 @@ static enum mfs_code start_command(struct dt_sandbox *sb, const char *sid, const
 	for (int attempt = 0;; attempt++) {
 		rc = exec_call(sb, "POST", path.data, msg, 202, call_timeout_ms(ck), resp, err);
 		if (rc == MFS_OK) {
-			json_t *j = dt_body_json(resp);
-			const char *v = json_string_value(json_object_get(j, "cmdId"));
-			*cmd_id = v && *v ? mfs_xstrdup(v) : NULL;
-			json_decref(j);
+			*cmd_id = dt_answer_cmd_id(resp);
 			if (!*cmd_id)
 				rc = mfs_fail(err, MFS_ERR_PROTOCOL,
 					      "session exec answered 202 without cmdId");
@@ -282,15 +257,7 @@ static enum mfs_code read_status(struct exec_run *x, const char *path, bool *exi
 {
 	enum mfs_code rc = exec_call(x->sb, "GET", path, NULL, 200, call_timeout_ms(&x->ck),
 				     &x->resp, err);
-	*exited = false;
-	if (rc == MFS_OK) {
-		json_t *j = dt_body_json(&x->resp), *ec = json_object_get(j, "exitCode");
-		if (json_is_integer(ec)) {
-			*exited = true;
-			*code = (int)json_integer_value(ec);
-		}
-		json_decref(j);
-	}
+	*exited = rc == MFS_OK && dt_answer_exit_code(&x->resp, code);
 	return rc;
 }
 

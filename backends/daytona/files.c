@@ -112,13 +112,7 @@ static enum mfs_code ask_dir(struct dt_sandbox *sb, const char *path, char **dir
 	if (rc == MFS_OK && resp.status != 200) {
 		rc = dt_status_fail(err, &req, &resp);
 	} else if (rc == MFS_OK) {
-		json_t *j = dt_body_json(&resp);
-		const char *d = json_string_value(json_object_get(j, "dir"));
-		if (d && d[0] == '/' && strlen(d) < 4096)
-			*dir = mfs_xstrdup(d);
-		else
-			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET %s: no absolute \"dir\"", path);
-		json_decref(j);
+		rc = dt_answer_dir(&resp, path, dir, err);
 	}
 	mfs_http_resp_release(&resp);
 	mfs_buf_release(&url);

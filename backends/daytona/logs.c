@@ -76,8 +76,7 @@ void dt_log_finish(struct dt_log *lg)
 	mfs_buf_reset(&lg->pending);
 }
 
-/* The follow stream's bytes: whole lines handed on, the rest kept. */
-static bool on_stream(void *ctx, const char *data, size_t len)
+bool dt_log_feed(void *ctx, const char *data, size_t len)
 {
 	struct dt_log *lg = ctx;
 	mfs_buf_add(&lg->pending, data, len);
@@ -101,7 +100,7 @@ enum mfs_code dt_log_follow(struct dt_sandbox *sb, const char *logs_path, struct
 	dt_toolbox_headers(sb, &hdrs);
 	struct mfs_ws_req req = {
 		.url = url.data, .headers = &hdrs, .deadline = deadline, .cancellable = true,
-		.idle_timeout_ms = FOLLOW_IDLE_MS, .on_data = on_stream, .ctx = lg,
+		.idle_timeout_ms = FOLLOW_IDLE_MS, .on_data = dt_log_feed, .ctx = lg,
 	};
 	/* The stream starts at the log's beginning: skip nothing only if
 	 * nothing was handed on yet (else polling goes on from offset). */

@@ -10,10 +10,8 @@
 #include "internal.h"
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
-#include "mfs/util/json.h"
 #include "mfs/util/text.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,25 +92,6 @@ char *e2b_envd_base(const struct e2b_conf *c, const char *id, const char *sb_dom
 	return mfs_buf_detach(&b, NULL);
 }
 
-void e2b_parse_version(const char *s, int v[3])
-{
-	v[0] = v[1] = v[2] = 0;
-	for (int i = 0; i < 3 && s && *s; i++) {
-		while (*s && !isdigit((unsigned char)*s))
-			s++;
-		v[i] = (int)strtol(s, (char **)&s, 10);
-	}
-}
-
-bool e2b_version_at_least(const int v[3], int a, int b, int c)
-{
-	if (v[0] != a)
-		return v[0] > a;
-	if (v[1] != b)
-		return v[1] > b;
-	return v[2] >= c;
-}
-
 /* ---- HTTP helpers ---- */
 
 void e2b_api_headers(struct mfs_strv *h, const struct e2b_conf *c, bool json)
@@ -139,16 +118,15 @@ static enum mfs_code body_fail(struct mfs_err *err, const struct mfs_http_req *r
 			       const struct mfs_http_resp *resp)
 {
 	enum mfs_code rc = mfs_http_status_fail(err, req, resp);
-	json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
-	const char *msg = json_string_value(json_object_get(j, "message"));
-	if (msg) {
+	struct mfs_buf msg = MFS_BUF_INIT;
+	if (e2b_answer_message(resp, &msg)) {
 		struct mfs_buf where = MFS_BUF_INIT;
 		mfs_http_url_for_log(&where, req->url);
 		mfs_fail(err, rc, "%s %s: HTTP %ld: %.200s", req->method, where.data,
-			 resp->status, msg);
+			 resp->status, msg.data ? msg.data : "");
 		mfs_buf_release(&where);
 	}
-	json_decref(j);
+	mfs_buf_release(&msg);
 	return rc;
 }
 
@@ -254,34 +232,8 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 			rc = e2b_status_fail(err, &req, &resp);
 			break;
 		}
-		json_t *arr = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
-		if (!json_is_array(arr)) {
-			json_decref(arr);
-			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET /v2/sandboxes: not a JSON array");
-			break;
-		}
-		size_t i;
-		json_t *row;
-		json_array_foreach(arr, i, row) {
-			struct mfs_kvlist labels = MFS_KVLIST_INIT;
-			mfs_json_kvlist(json_object_get(row, "metadata"), &labels);
-			struct mfs_sandbox_info info = {
-				.id = json_string_value(json_object_get(row, "sandboxID")),
-				.state = json_string_value(json_object_get(row, "state")),
-				.labels = &labels,
-				.created = mfs_parse_iso8601(json_string_value(
-					json_object_get(row, "startedAt"))),
-			};
-			if (info.id)
-				fn(ctx, &info);
-			mfs_kvlist_release(&labels);
-		}
-		json_decref(arr);
 		free(next);
-		next = NULL;
-		const char *nt = mfs_http_header(&resp, "x-next-token");
-		if (nt && *nt)
-			next = mfs_xstrdup(nt);
+		rc = e2b_answer_list_page(&resp, fn, ctx, &next, err);
 	} while (next);
 	free(next);
 	mfs_http_resp_release(&resp);

@@ -111,32 +111,6 @@ static bool backoff(int attempt)
 }
 
 
-/* A Sandbox (201) or SandboxDetail (GET) answer: both carry the id, the
- * envd version and token, and the domain. */
-static enum mfs_code parse_sandbox(const struct e2b_conf *c, const struct mfs_http_resp *resp,
-				   struct e2b_sandbox *sb, struct mfs_err *err)
-{
-	json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
-	const char *id = json_string_value(json_object_get(j, "sandboxID"));
-	const char *ver = json_string_value(json_object_get(j, "envdVersion"));
-	const char *tok = json_string_value(json_object_get(j, "envdAccessToken"));
-	const char *dom = json_string_value(json_object_get(j, "domain"));
-	enum mfs_code rc = MFS_OK;
-
-	if (!id || !*id || !ver) {
-		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "E2B answered HTTP %ld without "
-			      "sandboxID/envdVersion", resp->status);
-		goto out;
-	}
-	sb->base.id = mfs_xstrdup(id);
-	e2b_parse_version(ver, sb->envd_ver);
-	sb->token = tok ? mfs_xstrdup(tok) : NULL;
-	sb->envd_url = e2b_envd_base(c, id, dom);
-out:
-	json_decref(j);
-	return rc;
-}
-
 /* Takes over the sandbox a create whose answer was lost made. */
 static enum mfs_code adopt(const struct e2b_conf *c, const char *id, struct e2b_sandbox *sb,
 			   struct mfs_err *err)
@@ -146,7 +120,7 @@ static enum mfs_code adopt(const struct e2b_conf *c, const char *id, struct e2b_
 	mfs_http_resp_init(&resp);
 	enum mfs_code rc = e2b_sandbox_call(c, "GET", id, ok, &resp, err);
 	if (rc == MFS_OK)
-		rc = parse_sandbox(c, &resp, sb, err);
+		rc = e2b_answer_sandbox(c, &resp, sb, err);
 	if (rc != MFS_OK)
 		mfs_err_prefix(err, "taking over E2B sandbox %s after a lost create answer", id);
 	mfs_http_resp_release(&resp);
@@ -189,7 +163,7 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 		if (rc != MFS_OK && rc != MFS_ERR_HTTP)
 			break;
 		if (rc == MFS_OK && resp.status == 201) {
-			rc = parse_sandbox(c, &resp, sb, err);
+			rc = e2b_answer_sandbox(c, &resp, sb, err);
 			break;
 		}
 		/* The request may have made a sandbox: find it before trying again. */

@@ -4,6 +4,7 @@
  *
  *   api.c     configuration (E2B_*), headers, error bodies, and the
  *             control plane's per-sandbox calls, list and delete
+ *   answers.c what the JSON answers say (read without I/O; fuzzed)
  *   create.c  POST /sandboxes without ever keeping two (nonce, adoption)
  *   admin.c   destroy, kill and list: the ops that remove or find sandboxes
  *   files.c   envd's /files: upload and download
@@ -66,8 +67,6 @@ struct e2b_sandbox {
 enum mfs_code e2b_conf_load(struct e2b_conf *c, struct mfs_err *err);
 void e2b_conf_release(struct e2b_conf *c);
 char *e2b_envd_base(const struct e2b_conf *c, const char *id, const char *sb_domain);
-void e2b_parse_version(const char *s, int v[3]);
-bool e2b_version_at_least(const int v[3], int a, int b, int c);
 void e2b_api_headers(struct mfs_strv *h, const struct e2b_conf *c, bool json);
 void e2b_envd_headers(struct mfs_strv *h, const struct e2b_sandbox *sb);
 enum mfs_code e2b_status_fail(struct mfs_err *err, const struct mfs_http_req *req,
@@ -83,6 +82,22 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 				   mfs_list_fn fn, void *ctx, struct mfs_err *err);
 /* True when s is well-formed UTF-8: the only strings a JSON body can carry. */
 bool e2b_utf8_ok(const char *s);
+
+/* answers.c: the bodies of answers, read without I/O (fuzzed by
+ * tests/fuzz/fuzz_e2b_json.c). */
+/* "0.5.7" (or "v0.5", anything with digits) -> {0, 5, 7}; missing parts 0. */
+void e2b_parse_version(const char *s, int v[3]);
+bool e2b_version_at_least(const int v[3], int a, int b, int c);
+/* An error body's "message" (either service): false when it has none. */
+bool e2b_answer_message(const struct mfs_http_resp *resp, struct mfs_buf *msg);
+/* A Sandbox (201 of POST /sandboxes) or SandboxDetail (GET /sandboxes/{id})
+ * answer: id, envd version and token, envd URL set in sb. */
+enum mfs_code e2b_answer_sandbox(const struct e2b_conf *c, const struct mfs_http_resp *resp,
+				 struct e2b_sandbox *sb, struct mfs_err *err);
+/* One page of GET /v2/sandboxes: each row with an id to fn; *next from
+ * X-Next-Token, NULL on the last page. */
+enum mfs_code e2b_answer_list_page(const struct mfs_http_resp *resp, mfs_list_fn fn,
+				   void *ctx, char **next, struct mfs_err *err);
 
 /* create.c */
 enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox **out,

@@ -139,15 +139,28 @@ static bool split_url(const char *url, struct mfs_buf *origin, struct mfs_buf *h
 	return true;
 }
 
+enum mfs_ws_parse mfs_ws_head_parse(const char *data, size_t len, long *status,
+				    size_t *head_len, size_t *content_length)
+{
+	const char *end = len ? memmem(data, len, "\r\n\r\n", 4) : NULL;
+	const char *cl = NULL;
+	if (!end)
+		return len > WS_MAX_HEAD ? MFS_WS_BAD : MFS_WS_MORE;
+	*head_len = (size_t)(end - data) + 4;
+	if (sscanf(data, "HTTP/%*s %ld", status) != 1 || *status < 100 || *status > 999)
+		return MFS_WS_BAD;
+	for (size_t i = 0; i + 16 < *head_len && !cl; i++)
+		if (data[i] == '\n' && !strncasecmp(data + i + 1, "content-length:", 15))
+			cl = data + i + 16;
+	*content_length = cl ? strtoul(cl, NULL, 10) : 0;
+	return MFS_WS_OK;
+}
+
 /* The start of a refused handshake's body (its error document). */
-static void keep_body(struct ws_conn *c, size_t head_len, struct mfs_ws_result *res)
+static void keep_body(struct ws_conn *c, size_t head_len, size_t want,
+		      struct mfs_ws_result *res)
 {
 	struct mfs_err ignored;
-	const char *cl = NULL;
-	for (size_t i = 0; i + 16 < head_len && !cl; i++)
-		if (c->in.data[i] == '\n' && !strncasecmp(c->in.data + i + 1, "content-length:", 15))
-			cl = c->in.data + i + 16;
-	size_t want = cl ? strtoul(cl, NULL, 10) : 0;
 	if (want > WS_BODY_KEEP)
 		want = WS_BODY_KEEP;
 	while (c->in.len - head_len < want && recv_more(c, &ignored) == MFS_OK)
@@ -164,7 +177,8 @@ static enum mfs_code handshake(struct ws_conn *c, const char *host, const char *
 	struct mfs_buf rq = MFS_BUF_INIT;
 	unsigned char key[16];
 	enum mfs_code rc;
-	const char *end = NULL;
+	enum mfs_ws_parse got = MFS_WS_MORE;
+	size_t head_len = 0, body_len = 0;
 
 	mfs_random_bytes(key, sizeof(key));
 	mfs_buf_addf(&rq, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
@@ -177,22 +191,19 @@ static enum mfs_code handshake(struct ws_conn *c, const char *host, const char *
 	mfs_buf_adds(&rq, "\r\n");
 	rc = send_all(c, (const unsigned char *)rq.data, rq.len, err);
 	mfs_buf_release(&rq);
-	/* c->in.data is NULL until the first byte: memmem must not see it. */
-	while (rc == MFS_OK &&
-	       !(c->in.len && (end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4)))) {
-		if (c->in.len > WS_MAX_HEAD)
-			return mfs_fail(err, MFS_ERR_PROTOCOL, "%s: the answer's head is over %u "
-					"bytes", c->where, WS_MAX_HEAD);
+	/* c->in.data is NULL until the first byte (the parser never sees it). */
+	while (rc == MFS_OK && (got = c->in.len ? mfs_ws_head_parse(c->in.data, c->in.len,
+			&res->status, &head_len, &body_len) : MFS_WS_MORE) == MFS_WS_MORE)
 		rc = recv_more(c, err);
-	}
 	if (rc != MFS_OK)
 		return rc;
-	size_t head_len = (size_t)(end - c->in.data) + 4;
-	if (sscanf(c->in.data, "HTTP/%*s %ld", &res->status) != 1 || res->status < 100 ||
-	    res->status > 999)
+	if (got == MFS_WS_BAD && !head_len)
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "%s: the answer's head is over %u "
+				"bytes", c->where, WS_MAX_HEAD);
+	if (got == MFS_WS_BAD)
 		return mfs_fail(err, MFS_ERR_PROTOCOL, "%s: not an HTTP answer", c->where);
 	if (res->status != 101)
-		keep_body(c, head_len, res);
+		keep_body(c, head_len, body_len, res);
 	c->pos = head_len;
 	return MFS_OK;
 }
@@ -212,41 +223,52 @@ static enum mfs_code send_frame(struct ws_conn *c, unsigned opcode, const unsign
 	return send_all(c, f, 6 + len, err);
 }
 
-/* The next whole frame at c->pos, reading more as needed: its opcode,
- * payload (unmasked in place) and length. */
-static enum mfs_code next_frame(struct ws_conn *c, unsigned *opcode, unsigned char **payload,
-				size_t *len, struct mfs_err *err)
+enum mfs_ws_parse mfs_ws_frame_parse(unsigned char *p, size_t have, struct mfs_ws_frame *f)
+{
+	size_t hdr = 2;
+	uint64_t n;
+	if (have < 2)
+		return MFS_WS_MORE;
+	n = p[1] & 0x7f;
+	hdr += n == 126 ? 2 : n == 127 ? 8 : 0;
+	hdr += p[1] & 0x80 ? 4 : 0;
+	if (have < hdr)
+		return MFS_WS_MORE;
+	if (n >= 126) {
+		size_t end = n == 126 ? 4 : 10;
+		n = 0;
+		for (size_t i = 2; i < end; i++)
+			n = n << 8 | p[i];
+	}
+	f->claimed = n;
+	if (n > WS_MAX_FRAME)
+		return MFS_WS_BAD;
+	if (have < hdr + n)
+		return MFS_WS_MORE;
+	unsigned char *d = p + hdr;
+	if (p[1] & 0x80)
+		for (size_t i = 0; i < n; i++)
+			d[i] ^= p[hdr - 4 + i % 4];
+	f->opcode = p[0] & 0x0f;
+	f->payload = d;
+	f->len = (size_t)n;
+	f->size = hdr + (size_t)n;
+	return MFS_WS_OK;
+}
+
+/* The next whole frame at c->pos, reading more as needed. */
+static enum mfs_code next_frame(struct ws_conn *c, struct mfs_ws_frame *f, struct mfs_err *err)
 {
 	for (;;) {
-		const unsigned char *p = (const unsigned char *)c->in.data + c->pos;
-		size_t have = c->in.len - c->pos, hdr = 2;
-		uint64_t n = 0;
-		if (have >= 2) {
-			n = p[1] & 0x7f;
-			hdr += n == 126 ? 2 : n == 127 ? 8 : 0;
-			hdr += p[1] & 0x80 ? 4 : 0;
-		}
-		if (have >= 2 && have >= hdr) {
-			if ((p[1] & 0x7f) >= 126) {
-				n = 0;
-				for (size_t i = 2; i < ((p[1] & 0x7f) == 126 ? 4u : 10u); i++)
-					n = n << 8 | p[i];
-			}
-			if (n > WS_MAX_FRAME)
-				return mfs_fail(err, MFS_ERR_PROTOCOL, "%s: a frame of %llu bytes "
-						"(over %u)", c->where, (unsigned long long)n,
-						WS_MAX_FRAME);
-			if (have >= hdr + n) {
-				unsigned char *d = (unsigned char *)c->in.data + c->pos + hdr;
-				if (p[1] & 0x80)
-					for (size_t i = 0; i < n; i++)
-						d[i] ^= p[hdr - 4 + i % 4];
-				*opcode = p[0] & 0x0f;
-				*payload = d;
-				*len = (size_t)n;
-				c->pos += hdr + (size_t)n;
-				return MFS_OK;
-			}
+		enum mfs_ws_parse got = mfs_ws_frame_parse((unsigned char *)c->in.data + c->pos,
+							   c->in.len - c->pos, f);
+		if (got == MFS_WS_BAD)
+			return mfs_fail(err, MFS_ERR_PROTOCOL, "%s: a frame of %llu bytes "
+					"(over %u)", c->where, (unsigned long long)f->claimed,
+					WS_MAX_FRAME);
+		if (got == MFS_WS_OK) {
+			c->pos += f->size;
+			return MFS_OK;
 		}
 		if (c->pos > 65536) { /* keep the buffer to what is not used yet */
 			memmove(c->in.data, c->in.data + c->pos, c->in.len - c->pos);
@@ -263,12 +285,13 @@ static enum mfs_code read_frames(struct ws_conn *c, struct mfs_ws_result *res,
 				 struct mfs_err *err)
 {
 	for (;;) {
-		unsigned op = 0;
-		unsigned char *d = NULL;
-		size_t n = 0;
-		enum mfs_code rc = next_frame(c, &op, &d, &n, err);
+		struct mfs_ws_frame f;
+		enum mfs_code rc = next_frame(c, &f, err);
 		if (rc != MFS_OK)
 			return rc;
+		unsigned op = f.opcode;
+		unsigned char *d = f.payload;
+		size_t n = f.len;
 		if (op <= 2) {          /* continuation, text, binary */
 			res->bytes += n;
 			if (n && c->req->on_data && !c->req->on_data(c->req->ctx, (char *)d, n))

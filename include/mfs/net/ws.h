@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mfs/util/buf.h"
 #include "mfs/util/err.h"
@@ -36,6 +37,30 @@ struct mfs_ws_result {
 	size_t bytes;       /* payload bytes handed to on_data */
 	struct mfs_buf body;  /* for a status other than 101: the start of its body */
 };
+
+/* The two parsers of the server's bytes, without I/O (mfs_ws_follow's
+ * reading; tests/fuzz/fuzz_ws.c feeds them arbitrary bytes). */
+enum mfs_ws_parse { MFS_WS_MORE, MFS_WS_OK, MFS_WS_BAD };
+
+/* The handshake answer's head at the start of data[0..len), which is
+ * NUL-terminated at len: MFS_WS_OK with the status, the head's length
+ * (through the blank line) and Content-Length (0 if none); MFS_WS_MORE
+ * while the blank line is missing; MFS_WS_BAD for a head over 16 KiB
+ * (*head_len untouched) or one that is not an HTTP answer. */
+enum mfs_ws_parse mfs_ws_head_parse(const char *data, size_t len, long *status,
+				    size_t *head_len, size_t *content_length);
+
+struct mfs_ws_frame {
+	unsigned opcode;
+	unsigned char *payload;  /* inside the parsed bytes, unmasked in place */
+	size_t len;
+	size_t size;             /* header and payload: the bytes to skip */
+	uint64_t claimed;        /* the length the header gave */
+};
+
+/* One frame at the start of p[0..have): MFS_WS_OK, MFS_WS_MORE until it is
+ * whole, MFS_WS_BAD when it claims over 16 MiB (f->claimed). */
+enum mfs_ws_parse mfs_ws_frame_parse(unsigned char *p, size_t have, struct mfs_ws_frame *f);
 
 void mfs_ws_result_init(struct mfs_ws_result *res);
 void mfs_ws_result_release(struct mfs_ws_result *res);
