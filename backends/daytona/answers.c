@@ -176,12 +176,17 @@ char *dt_answer_session_command(const struct mfs_http_resp *resp, const char *co
 	return id;
 }
 
+/* The daemon reports the shell's $?, 0-255.  Anything else is no status
+ * at all, and must not wrap into one: 256 taken as an int and masked to 8
+ * bits would report a failed step as 0.  It is -1 (exec.c: 255). */
 bool dt_answer_exit_code(const struct mfs_http_resp *resp, int *code)
 {
 	json_t *j = dt_body_json(resp), *ec = json_object_get(j, "exitCode");
 	bool exited = json_is_integer(ec);
-	if (exited)
-		*code = (int)json_integer_value(ec);
+	if (exited) {
+		json_int_t v = json_integer_value(ec);
+		*code = v >= 0 && v <= 255 ? (int)v : -1;
+	}
 	json_decref(j);
 	return exited;
 }

@@ -142,7 +142,8 @@ enum mfs_code dt_answer_dir(const struct mfs_http_resp *resp, const char *path, 
 char *dt_answer_session_command(const struct mfs_http_resp *resp, const char *command);
 /* POST .../exec's 202: "cmdId". */
 char *dt_answer_cmd_id(const struct mfs_http_resp *resp);
-/* GET .../command/{id}: true with *code once "exitCode" is in. */
+/* GET .../command/{id}: true once "exitCode" is in, *code 0-255 or -1
+ * when the daemon gave a number no exit status can be. */
 bool dt_answer_exit_code(const struct mfs_http_resp *resp, int *code);
 /* The daemon's 500 while the exit-code file is still empty (exec.c). */
 bool dt_answer_exit_code_race(const struct mfs_http_resp *resp);

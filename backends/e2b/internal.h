@@ -123,7 +123,7 @@ struct e2b_stream {
 	struct mfs_buf decoded;
 	long pid;
 	bool started, ended, end_stream;
-	int exit_code;             /* from the end event; a missing exitCode is 0 */
+	int exit_code;             /* from the end event: 0-255, -1 (signal or no status); missing: 0 */
 	char *signal_name;         /* "killed" from status "signal: killed" */
 	char *error_code;          /* end-stream error */
 	char *error_msg;

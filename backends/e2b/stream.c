@@ -83,7 +83,10 @@ static void handle_event(struct e2b_stream *st, json_t *ev)
 			return;
 		}
 		st->ended = true;
-		st->exit_code = (int)json_integer_value(json_object_get(x, "exitCode"));
+		/* 0-255, or -1 with a signal; any other number is no status and
+		 * must not wrap into one (256 & 0xff would be success): -1. */
+		json_int_t code = json_integer_value(json_object_get(x, "exitCode"));
+		st->exit_code = code >= 0 && code <= 255 ? (int)code : -1;
 		if (status && !strncmp(status, "signal: ", 8))
 			st->signal_name = mfs_xstrdup(status + 8);
 	}

@@ -40,12 +40,54 @@ static void retry_after_rejects(void **state)
 	assert_int_equal(dt_retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT"), -1);
 }
 
+static bool exit_code_of(const char *body, int *code)
+{
+	struct mfs_http_resp resp;
+	mfs_http_resp_init(&resp);
+	resp.status = 200;
+	mfs_buf_adds(&resp.body, body);
+	bool exited = dt_answer_exit_code(&resp, code);
+	mfs_http_resp_release(&resp);
+	return exited;
+}
+
+static void exit_code_in_range(void **state)
+{
+	(void)state;
+	int code = -7;
+	assert_false(exit_code_of("{\"id\":\"c\",\"command\":\"sh x\"}", &code));
+	assert_false(exit_code_of("{\"exitCode\":\"0\"}", &code));
+	assert_true(exit_code_of("{\"exitCode\":0}", &code));
+	assert_int_equal(code, 0);
+	assert_true(exit_code_of("{\"exitCode\":137}", &code));
+	assert_int_equal(code, 137);
+}
+
+/* The daemon reports a shell's $? (0-255).  Anything else once became the
+ * int it truncates to: 256 or 2^32 read as 0, a failed step as success.
+ * Now it is an unknown failure (negative, which exec.c reports as 255). */
+static void exit_code_out_of_range_is_a_failure(void **state)
+{
+	(void)state;
+	static const char *const bodies[] = {
+		"{\"exitCode\":256}", "{\"exitCode\":4294967296}", "{\"exitCode\":-1}",
+		"{\"exitCode\":-4294967296}", "{\"exitCode\":9223372036854775807}",
+	};
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
+		int code = 0;
+		assert_true(exit_code_of(bodies[i], &code));
+		assert_true(code < 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(retry_after_saturates),
 		cmocka_unit_test(retry_after_plain),
 		cmocka_unit_test(retry_after_rejects),
+		cmocka_unit_test(exit_code_in_range),
+		cmocka_unit_test(exit_code_out_of_range_is_a_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,6 +81,29 @@ static void repeated_end_event_is_refused(void **state)
 	mfs_buf_release(&b);
 }
 
+/* envd's exitCode is the process's status, 0-255 (-1 with a signal).
+ * Any other number once became its low 8 bits: 256 or 2^32 read as 0, a
+ * failed step reported as success.  Now it reads as -1 (status 255). */
+static void exit_code_out_of_range_is_not_success(void **state)
+{
+	(void)state;
+	static const char *const codes[] = { "256", "4294967296", "-256", "9223372036854775807" };
+	for (size_t i = 0; i < sizeof(codes) / sizeof(*codes); i++) {
+		struct e2b_stream st = { .idle_ms = 60000, .began_ms = mfs_now_ms() };
+		struct mfs_buf b = MFS_BUF_INIT, end = MFS_BUF_INIT;
+		mfs_buf_addf(&end, "{\"event\":{\"end\":{\"exitCode\":%s,\"status\":\"exit "
+			     "status %s\"}}}", codes[i], codes[i]);
+		frame(&b, 0, "{\"event\":{\"start\":{\"pid\":7}}}");
+		frame(&b, 0, end.data);
+		e2b_stream_feed(&st, b.data, b.len);
+		assert_true(st.ended);
+		assert_int_equal(st.exit_code, -1);
+		e2b_stream_release(&st);
+		mfs_buf_release(&b);
+		mfs_buf_release(&end);
+	}
+}
+
 static void oversized_frame_is_refused_before_buffering(void **state)
 {
 	(void)state;
@@ -96,6 +119,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(split_frames_give_output_and_status),
 		cmocka_unit_test(repeated_end_event_is_refused),
+		cmocka_unit_test(exit_code_out_of_range_is_not_success),
 		cmocka_unit_test(oversized_frame_is_refused_before_buffering),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
