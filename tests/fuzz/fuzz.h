@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "mfs/backend.h"
 #include "mfs/util/buf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,6 +37,17 @@ static inline void fuzz_words(const uint8_t *data, size_t size, size_t max, stru
 			start = i + 1;
 		}
 	}
+}
+
+/* An mfs_list_fn for listing answers (ctx: a size_t): reads every field
+ * of the row as `ls` and `kill` do, so a bad one shows under ASan. */
+static inline void fuzz_read_row(void *ctx, const struct mfs_sandbox_info *info)
+{
+	size_t *n = ctx;
+	*n += strlen(info->id) + (info->state ? strlen(info->state) : 0);
+	for (size_t i = 0; i < info->labels->n; i++)
+		*n += strlen(info->labels->items[i].key) + strlen(info->labels->items[i].value);
+	*n += info->created > 0;
 }
 
 #endif
