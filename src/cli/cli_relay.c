@@ -14,6 +14,7 @@
 #include "mfs/core/forward_env.h"
 #include "mfs/net/http.h"
 #include "mfs/core/job_relay.h"
+#include "mfs/core/metaflow_task.h"
 #include "mfs/relay/relay.h"
 #include "mfs/util/env.h"
 
@@ -74,13 +75,9 @@ enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_run_opts *opts
 		if (rc != MFS_OK)
 			return rc;
 	}
-	/* A @sandbox step writes its metadata inside the sandbox and ships it
-	 * through the datastore whenever the launcher cannot see it directly:
-	 * service metadata, or any datastore other than the local one (which
-	 * the local backend binds in).  Those always need the relay. */
-	bool service = job->step.metadata && !strcmp(job->step.metadata, "service");
-	bool remote_ds = job->step.datastore && strcmp(job->step.datastore, "local") != 0;
-	bool spec_relay = opts->metaflow_spec && (service || remote_ds);
+	/* A @sandbox step needs the relay whenever the launcher cannot see
+	 * the metadata its sandbox writes (mfs_mf_relay_needed). */
+	bool spec_relay = opts->metaflow_spec && mfs_mf_relay_needed(&job->step);
 	if (opts->relay || mfs_truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
 		mfs_job_relay_arm(job, relay);
 	return MFS_OK;

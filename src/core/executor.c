@@ -364,29 +364,53 @@ static void add_flag_list(struct mfs_buf *out, const char *const *flags, size_t 
 		mfs_buf_addf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", flags[i]);
 }
 
+/* A size the integration defaulted, which the backend cannot honour, is
+ * dropped before caps are judged: nobody asked for it. */
+static void drop_unmet_defaults(struct mfs_job *job, unsigned caps)
+{
+	unsigned drop = job->size_defaults & ~caps;
+	if (drop & MFS_CAP_CPU)
+		job->cpu = 0;
+	if (drop & MFS_CAP_MEMORY)
+		job->memory_mb = 0;
+	if (drop & MFS_CAP_DISK)
+		job->disk_gb = 0;
+}
+
+/* The capabilities this job's spec gets from its backend; `why` as in
+ * caps_for (backend.h). */
+static unsigned job_caps(const struct mfs_job *job, struct mfs_buf *why)
+{
+	struct mfs_sandbox_spec spec = { 0 };
+	fill_spec_limits(job, &spec);
+	return job->ops->caps_for ? job->ops->caps_for(&spec, why) : job->ops->caps;
+}
+
 /* The one place capabilities become behaviour (backend.h): what would
  * change the command's world (--image, --gpu, --disk) is refused before
  * anything is made; a limit that only confines less (--cpu, --memory,
  * --network none) gets one warning line and the command runs. */
-static enum mfs_code check_caps(const struct mfs_job *job, bool warn, struct mfs_err *err)
+static enum mfs_code check_caps(struct mfs_job *job, bool warn, struct mfs_err *err)
 {
 	static const struct { unsigned cap; bool refuse; const char *flag; } rules[] = {
 		{ MFS_CAP_IMAGE, true, "--image" }, { MFS_CAP_GPU, true, "--gpu" },
 		{ MFS_CAP_DISK, true, "--disk" }, { MFS_CAP_CPU, false, "--cpu" },
 		{ MFS_CAP_MEMORY, false, "--memory" }, { MFS_CAP_NETWORK, false, "--network none" },
 	};
-	struct mfs_sandbox_spec spec = { 0 };
 	struct mfs_buf why = MFS_BUF_INIT, flags = MFS_BUF_INIT;
 	const char *refused[3], *unapplied[3];
 	size_t nref = 0, nwarn = 0;
+	enum mfs_code rc = MFS_OK;
+
+	if (job->size_defaults) {
+		drop_unmet_defaults(job, job_caps(job, &why));
+		mfs_buf_reset(&why);
+	}
 	unsigned asked = (job->image ? MFS_CAP_IMAGE : 0) | (job->gpu ? MFS_CAP_GPU : 0) |
 			 (job->disk_gb > 0 ? MFS_CAP_DISK : 0) | (job->cpu > 0 ? MFS_CAP_CPU : 0) |
 			 (job->memory_mb > 0 ? MFS_CAP_MEMORY : 0) |
 			 (job->network && !strcmp(job->network, "none") ? MFS_CAP_NETWORK : 0);
-	enum mfs_code rc = MFS_OK;
-
-	fill_spec_limits(job, &spec);
-	unsigned caps = job->ops->caps_for ? job->ops->caps_for(&spec, &why) : job->ops->caps;
+	unsigned caps = job_caps(job, &why);
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
 		if (!(asked & rules[i].cap) || (caps & rules[i].cap))
 			continue;
@@ -668,7 +692,7 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 {
 	struct mfs_sandbox *sb = NULL;
 	char *tarball = NULL, *temp = NULL;
-	long long deadline = (long long)mfs_now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
+	long long deadline;
 	struct mfs_job_outcome outcome = { false, 0, MFS_ERR_BACKEND };
 	const struct mfs_say chan = { filtered_say, job };
 
@@ -677,6 +701,8 @@ enum mfs_code mfs_job_run(struct mfs_job *job, struct mfs_job_result *res, struc
 	enum mfs_code rc = check_job(job, err);
 	if (rc != MFS_OK)
 		return rc;
+	/* After prepare, which may raise the timeout (a step's @timeout). */
+	deadline = (long long)mfs_now_s() + (job->timeout_s > 0 ? job->timeout_s : 0);
 	if (job->dry_run) {
 		mfs_job_describe(job, &res->plan);
 		return MFS_OK;

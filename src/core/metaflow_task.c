@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mfs/util/file.h"
 #include "mfs/util/env.h"
 #include "mfs/util/file.h"
+#include "mfs/util/redact.h"
 
 void mfs_mf_spec_init(struct mfs_mf_spec *spec)
 {
@@ -32,6 +32,7 @@ void mfs_mf_spec_init(struct mfs_mf_spec *spec)
 	mfs_strv_init(&spec->dependencies);
 	mfs_kvlist_init(&spec->post_extract_env);
 	mfs_kvlist_init(&spec->env);
+	mfs_kvlist_init(&spec->config_env);
 	mfs_strv_init(&spec->forward_env);
 	mfs_strv_init(&spec->rw_paths);
 }
@@ -41,7 +42,6 @@ void mfs_mf_spec_release(struct mfs_mf_spec *spec)
 	free(spec->flow_name);
 	free(spec->ds_type);
 	free(spec->ds_root);
-	free(spec->metadata);
 	free(spec->package_path);
 	free(spec->package_url);
 	free(spec->package_sha);
@@ -52,6 +52,7 @@ void mfs_mf_spec_release(struct mfs_mf_spec *spec)
 	mfs_strv_release(&spec->dependencies);
 	mfs_kvlist_release(&spec->post_extract_env);
 	mfs_kvlist_release(&spec->env);
+	mfs_kvlist_release(&spec->config_env);
 	mfs_strv_release(&spec->forward_env);
 	mfs_strv_release(&spec->rw_paths);
 	mfs_mf_spec_init(spec);
@@ -138,11 +139,47 @@ static bool pkg_name_ok(const char *s)
 	return true;
 }
 
+/* "default_sizes": which of the size flags are the decorator's defaults. */
+static enum mfs_code get_sizes(json_t *obj, unsigned *out, struct mfs_err *err)
+{
+	static const struct { const char *name; unsigned cap; } sizes[] = {
+		{ "cpu", MFS_CAP_CPU }, { "memory", MFS_CAP_MEMORY }, { "disk", MFS_CAP_DISK },
+	};
+	struct mfs_strv names = MFS_STRV_INIT;
+	enum mfs_code rc = get_strv(obj, "default_sizes", &names, err);
+	for (size_t i = 0; rc == MFS_OK && i < names.n; i++) {
+		size_t k = 0;
+		while (k < sizeof(sizes) / sizeof(sizes[0]) && strcmp(names.v[i], sizes[k].name))
+			k++;
+		if (k == sizeof(sizes) / sizeof(sizes[0]))
+			rc = bad(err, "default_sizes", "holds something other than cpu, memory and disk");
+		else
+			*out |= sizes[k].cap;
+	}
+	mfs_strv_release(&names);
+	return rc;
+}
+
+static enum mfs_code get_step_timeout(json_t *obj, long *out, struct mfs_err *err)
+{
+	json_t *v = json_object_get(obj, "step_timeout");
+	if (!v || json_is_null(v))
+		return MFS_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > MFS_MF_STEP_TIMEOUT_MAX)
+		return bad(err, "step_timeout", "must be a number of seconds (1 to 10 years)");
+	*out = (long)json_integer_value(v);
+	return MFS_OK;
+}
+
 static enum mfs_code check_names(const struct mfs_mf_spec *spec, struct mfs_err *err)
 {
 	for (size_t i = 0; i < spec->env.n; i++)
 		if (!env_name_ok(spec->env.items[i].key, false))
 			return bad(err, "env", "holds a name that is not a shell variable name");
+	for (size_t i = 0; i < spec->config_env.n; i++)
+		if (!env_name_ok(spec->config_env.items[i].key, false))
+			return bad(err, "config_env", "holds a name that is not a shell variable name");
 	for (size_t i = 0; i < spec->post_extract_env.n; i++) {
 		if (!env_name_ok(spec->post_extract_env.items[i].key, true))
 			return bad(err, "post_extract_env", "holds a name that is not a shell variable name");
@@ -200,7 +237,6 @@ enum mfs_code mfs_mf_spec_parse(const char *text, size_t len, struct mfs_mf_spec
 	if ((rc = get_str(root, "flow_name", "flow_name", true, &spec->flow_name, err)) ||
 	    (rc = get_str(ds, "type", "datastore.type", true, &spec->ds_type, err)) ||
 	    (rc = get_str(ds, "root", "datastore.root", false, &spec->ds_root, err)) ||
-	    (rc = get_str(root, "metadata", "metadata", false, &spec->metadata, err)) ||
 	    (rc = get_str(pkg, "path", "code_package.path", true, &spec->package_path, err)) ||
 	    (rc = get_str(pkg, "url", "code_package.url", false, &spec->package_url, err)) ||
 	    (rc = get_str(pkg, "sha", "code_package.sha", false, &spec->package_sha, err)) ||
@@ -211,6 +247,9 @@ enum mfs_code mfs_mf_spec_parse(const char *text, size_t len, struct mfs_mf_spec
 	    (rc = get_strv(root, "dependencies", &spec->dependencies, err)) ||
 	    (rc = get_map(root, "post_extract_env", &spec->post_extract_env, err)) ||
 	    (rc = get_map(root, "env", &spec->env, err)) ||
+	    (rc = get_map(root, "config_env", &spec->config_env, err)) ||
+	    (rc = get_sizes(root, &spec->default_sizes, err)) ||
+	    (rc = get_step_timeout(root, &spec->step_timeout_s, err)) ||
 	    (rc = get_strv(root, "forward_env", &spec->forward_env, err)) ||
 	    (rc = get_strv(root, "rw_paths", &spec->rw_paths, err)))
 		goto out;
@@ -462,6 +501,60 @@ void mfs_mf_task_release(struct mfs_mf_task *t)
 
 /* ---- the prepare hook ------------------------------------------------- */
 
+bool mfs_mf_relay_needed(const struct mfs_step *st)
+{
+	return (st->metadata && !strcmp(st->metadata, "service")) ||
+	       (st->datastore && strcmp(st->datastore, "local") != 0);
+}
+
+/* A Metaflow config value the sandbox gets: not one whose name looks
+ * secret (the one rule, src/util/redact.c), except the names that rule
+ * mistakes, which name a kind of service rather than hold a secret. */
+static bool config_passes(const char *name)
+{
+	static const char *const not_secret[] = { "METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE" };
+	for (size_t i = 0; i < sizeof(not_secret) / sizeof(not_secret[0]); i++)
+		if (!strcmp(name, not_secret[i]))
+			return true;
+	return !mfs_secret_name(name);
+}
+
+/* Environment: Metaflow config that passes, spec values, the metadata the
+ * task uses, then forwarded secrets and input chunks.  Values go through
+ * the sandbox environment, never argv. */
+static void add_env(struct mfs_job *job, const struct mfs_mf_spec *spec,
+		    const struct mfs_kvlist *chunks, bool relay)
+{
+	for (size_t i = 0; i < spec->config_env.n; i++)
+		if (config_passes(spec->config_env.items[i].key))
+			mfs_kvlist_set(&job->env, spec->config_env.items[i].key,
+				       spec->config_env.items[i].value);
+	for (size_t i = 0; i < spec->env.n; i++)
+		mfs_kvlist_set(&job->env, spec->env.items[i].key, spec->env.items[i].value);
+	mfs_kvlist_set(&job->env, "METAFLOW_DEFAULT_METADATA",
+		       job->step.metadata ? job->step.metadata : "local");
+	if (relay) /* the task ships its local metadata through the datastore */
+		mfs_kvlist_set(&job->env, "METAFLOW_SANDBOX_METADATA_RELAY", "1");
+	for (size_t i = 0; i < spec->forward_env.n; i++) {
+		const char *v = getenv(spec->forward_env.v[i]);
+		if (v && *v)
+			mfs_kvlist_set(&job->env, spec->forward_env.v[i], v);
+	}
+	for (size_t i = 0; i < chunks->n; i++)
+		mfs_kvlist_set(&job->env, chunks->items[i].key, chunks->items[i].value);
+}
+
+/* Sizes and deadline: the decorator's default sizes are only applied where
+ * the backend can (the executor drops them silently elsewhere), and a step
+ * @timeout longer than --timeout raises it, with room for set-up. */
+static void set_limits(struct mfs_job *job, const struct mfs_mf_spec *spec)
+{
+	job->size_defaults = spec->default_sizes;
+	if (spec->step_timeout_s && job->timeout_s > 0 &&
+	    job->timeout_s < spec->step_timeout_s + MFS_MF_TIMEOUT_SLACK_S)
+		job->timeout_s = spec->step_timeout_s + MFS_MF_TIMEOUT_SLACK_S;
+}
+
 enum mfs_code mfs_mf_prepare(struct mfs_job *job, struct mfs_err *err)
 {
 	struct mfs_mf_task *t = job->prepare_ctx;
@@ -486,27 +579,19 @@ enum mfs_code mfs_mf_prepare(struct mfs_job *job, struct mfs_err *err)
 		goto out;
 	}
 	mfs_step_set_flow_name(&job->step, spec->flow_name);
-	/* The sandbox may have to write local metadata for the relay. */
-	if (spec->metadata && job->step.metadata && strcmp(spec->metadata, job->step.metadata) != 0 &&
-	    (rc = mfs_step_set_option(&job->argv, &job->step, "metadata", spec->metadata, err)) != MFS_OK)
+	bool relay = mfs_mf_relay_needed(&job->step);
+	/* The sandbox cannot reach the launcher's metadata service: it writes
+	 * local metadata, relayed after the task. */
+	if (job->step.metadata && !strcmp(job->step.metadata, "service") &&
+	    (rc = mfs_step_set_option(&job->argv, &job->step, "metadata", "local", err)) != MFS_OK)
 		goto out;
 
 	rc = mfs_mf_build_script(spec, &job->step, (const char *const *)job->argv.v, &chunks,
 				 &script, err);
 	if (rc != MFS_OK)
 		goto out;
-
-	/* Environment: spec values, then forwarded secrets, then input chunks.
-	 * Values go through the sandbox environment, never argv. */
-	for (size_t i = 0; i < spec->env.n; i++)
-		mfs_kvlist_set(&job->env, spec->env.items[i].key, spec->env.items[i].value);
-	for (size_t i = 0; i < spec->forward_env.n; i++) {
-		const char *v = getenv(spec->forward_env.v[i]);
-		if (v && *v)
-			mfs_kvlist_set(&job->env, spec->forward_env.v[i], v);
-	}
-	for (size_t i = 0; i < chunks.n; i++)
-		mfs_kvlist_set(&job->env, chunks.items[i].key, chunks.items[i].value);
+	add_env(job, spec, &chunks, relay);
+	set_limits(job, spec);
 	for (size_t i = 0; i < spec->rw_paths.n; i++)
 		mfs_strv_push(&job->rw_paths, spec->rw_paths.v[i]);
 	mfs_kvlist_set(&job->uploads, MFS_MF_PACKAGE_REMOTE, spec->package_path);

@@ -88,9 +88,15 @@ def test_e2b_flow_end_to_end(s3_server, metadata_service, emu, e2b_env, tmp_path
     assert sorted(m.get("mfsandbox.attempt") for m in meta
                   if m["mfsandbox.step"] == "start") == ["0", "1"]
 
-    # the size note only where a size was asked for (@resources on square)
+    # the size note only where a size was asked for (@resources on square),
+    # once per task, written by mfsandbox: the decorator passes its default
+    # sizes on too, and mfsandbox alone decides they earn no note on E2B
     notes = [l for l in fr.console.splitlines() if "are not applied" in l]
     assert len(notes) == 3 and all("/square/" in l for l in notes), notes
+    assert all("mfsandbox: warning: e2b: --cpu and --memory are not applied" in l
+               for l in notes), notes
+    runs = [a for a in fr.argv_seen if "--metaflow-spec" in a]
+    assert runs and all("--cpu" in a and "--memory" in a for a in runs), fr.argv_seen
 
     # no credential on a command line or in any log
     assert fr.argv_seen, "no mfsandbox process was seen running"

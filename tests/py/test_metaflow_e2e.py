@@ -195,16 +195,26 @@ def test_sandbox_deadline_kills_a_hanging_task_and_keeps_its_logs(tmp_path):
 
 def test_runtime_spawns_mfsandbox_with_merged_sizes(tmp_path):
     """Metaflow's runtime itself starts mfsandbox (no Python process of ours
-    in between), with cpu 1 / memory 1024 / timeout 600 by default, the max
-    of @resources and the decorator per field, and @timeout + 120 s."""
+    in between), with cpu 1 / memory 1024 / timeout 600 by default and the
+    max of @resources and the decorator per field.  What mfsandbox decides
+    from the spec's facts is read from its own --dry-run plan of the same
+    command: the deadline @timeout + 120 s, and the Metaflow config it lets
+    into the sandbox (a secret-looking name is dropped by mfsandbox, though
+    the decorator passed it on)."""
     fd = FlowDir(tmp_path, "sizes_flow.py")
-    log = tmp_path / "argv.log"
+    log, plans = tmp_path / "argv.log", tmp_path / "plans.log"
     wrapper = tmp_path / "mfsandbox-wrapper"
-    wrapper.write_text("#!/bin/sh\n"
-                       "printf '%%s|%%s\\n' \"$(tr '\\0' ' ' < /proc/$PPID/cmdline)\" \"$*\" >> %s\n"
-                       "exec %s \"$@\"\n" % (log, BIN))
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "printf '%%s|%%s\\n' \"$(tr '\\0' ' ' < /proc/$PPID/cmdline)\" \"$*\" >> %s\n"
+        "prev=; for a; do [ \"$prev\" = --metaflow-spec ] && cp \"$a\" %s/spec.json; prev=$a; done\n"
+        "first=$1; shift\n"
+        "{ echo @@; %s \"$first\" --dry-run \"$@\"; } >> %s 2>&1\n"
+        "exec %s \"$first\" \"$@\"\n" % (log, tmp_path, BIN, plans, BIN))
     wrapper.chmod(0o755)
     fd.env["MFSANDBOX_BIN"] = str(wrapper)
+    fd.env["METAFLOW_DATATOOLS_SESSION_VARS"] = '{"aws_session_token": "tok-not-for-sandbox"}'
+    fd.env["METAFLOW_S3_RETRY_COUNT"] = "3"
     fd.run("run")
     calls = {}
     for line in log.read_text().splitlines():
@@ -219,8 +229,19 @@ def test_runtime_spawns_mfsandbox_with_merged_sizes(tmp_path):
 
     assert [flag("start", f) for f in ("--cpu", "--memory", "--timeout")] == ["1", "1024", "600"]
     assert [flag("merged", f) for f in ("--cpu", "--memory", "--timeout")] == ["2", "2048", "600"]
-    assert flag("slow", "--timeout") == "1020"
     for parent, words in calls.values():
         # The parent is the runtime (`flow.py ... run`), not a per-task trampoline.
         assert "run" in parent and "step" not in parent, parent
         assert words[:3] == ["run", "--backend", "local"] and "--metaflow-spec" in words
+
+    plan = {}
+    for block in plans.read_text().split("@@\n")[1:]:
+        step = [l for l in block.splitlines() if l.startswith("step: ")][0].split("/")[2]
+        plan[step] = block
+    assert "timeout: 600 s" in plan["start"] and "timeout: 1020 s" in plan["slow"]
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    assert "METAFLOW_DATATOOLS_SESSION_VARS" in spec["config_env"]  # passed on as a fact
+    for block in plan.values():
+        assert "METAFLOW_S3_RETRY_COUNT=3" in block
+        assert "METAFLOW_DATATOOLS_SESSION_VARS" not in block
+        assert "tok-not-for-sandbox" not in block

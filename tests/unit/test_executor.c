@@ -186,6 +186,12 @@ static void new_job(struct mfs_job *job, const char *const *argv)
 	mfs_job_set_argv(job, argv);
 }
 
+static void new_sized_job(struct mfs_job *job, const char *const *argv)
+{
+	new_job(job, argv);
+	job->ops = &sized_ops;
+}
+
 static const char *const step_argv[] = { "python3", "hello.py", "--metadata", "local", "step", "start",
 					 "--run-id", "17", "--task-id", "4", "--retry-count", "1", NULL };
 
@@ -277,8 +283,7 @@ static void caps_for_spec_refuse_before_create_or_warn_once(void **state)
 	mfs_job_result_init(&res);
 
 	/* --disk is refused, in a dry run too, and nothing is made */
-	new_job(&job, argv);
-	job.ops = &sized_ops;
+	new_sized_job(&job, argv);
 	job.disk_gb = 5;
 	job.cpu = 2;
 	job.dry_run = true;
@@ -291,8 +296,7 @@ static void caps_for_spec_refuse_before_create_or_warn_once(void **state)
 	mfs_job_release(&job);
 
 	/* cpu without an image and network none: one warning line for both */
-	new_job(&job, argv);
-	job.ops = &sized_ops;
+	new_sized_job(&job, argv);
 	job.cpu = 2;
 	job.memory_mb = 64;
 	job.network = mfs_xstrdup("none");
@@ -303,14 +307,53 @@ static void caps_for_spec_refuse_before_create_or_warn_once(void **state)
 
 	/* with an image the same cpu is honoured: nothing to say */
 	mfs_buf_reset(&said);
-	new_job(&job, argv);
-	job.ops = &sized_ops;
+	new_sized_job(&job, argv);
 	job.cpu = 2;
 	job.image = mfs_xstrdup("big");
 	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
 	assert_int_equal(said.len, 0);
 	mfs_job_release(&job);
 	mfs_job_result_release(&res);
+}
+
+/* Sizes an integration defaulted (size_defaults) are applied where the
+ * backend can and dropped silently where it cannot; asked ones still get the
+ * one warning or the refusal.  The @e2b decorator relies on this to send its
+ * defaults without a warning per task. */
+static void defaulted_sizes_are_dropped_without_a_word(void **state)
+{
+	static const struct { unsigned defaults; bool dry_run; const char *said; } cases[] = {
+		/* a defaulted --disk is not refused: dropped like the cpu */
+		{ MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_DISK, true, "" },
+		{ MFS_CAP_CPU | MFS_CAP_MEMORY | MFS_CAP_DISK, false, "" },
+		/* the same cpu asked for: the one warning line */
+		{ MFS_CAP_MEMORY, false, "warning: sized: --cpu is not applied: fakes are small; "
+					 "the command runs without it\n" },
+	};
+	const char *argv[] = { "true", NULL };
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mfs_job job;
+		struct mfs_job_result res;
+		struct mfs_err err;
+		mfs_buf_reset(&said);
+		mfs_job_result_init(&res);
+		new_sized_job(&job, argv);
+		job.cpu = 1;
+		job.memory_mb = 1024;
+		job.disk_gb = (cases[i].defaults & MFS_CAP_DISK) ? 5 : 0;
+		job.size_defaults = cases[i].defaults;
+		job.dry_run = cases[i].dry_run;
+		assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+		assert_string_equal(said.data ? said.data : "", cases[i].said);
+		if (job.dry_run) {
+			assert_non_null(strstr(res.plan.data, "cpu:     (backend default)"));
+			assert_non_null(strstr(res.plan.data, "memory:  1024 MB")); /* honoured: kept */
+			assert_non_null(strstr(res.plan.data, "disk:    (backend default)"));
+		}
+		mfs_job_release(&job);
+		mfs_job_result_release(&res);
+	}
 }
 
 /* A backend speaks only through the channel; --quiet silences it too. */
@@ -622,6 +665,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(warns_about_limits_it_cannot_enforce, setup, teardown),
 		cmocka_unit_test_setup_teardown(failures_still_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(caps_for_spec_refuse_before_create_or_warn_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(defaulted_sizes_are_dropped_without_a_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(backend_lines_go_through_the_executor, setup, teardown),
 		cmocka_unit_test_setup_teardown(missing_upload_fails_before_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_create_is_explained_by_probe, setup, teardown),

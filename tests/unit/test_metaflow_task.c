@@ -17,7 +17,6 @@
 #define GOOD_SPEC                                                                  \
 	"{\"version\":1,\"flow_name\":\"HelloFlow\","                                      \
 	"\"datastore\":{\"type\":\"local\",\"root\":\"/data/.metaflow\"},"                 \
-	"\"metadata\":\"local\","                                                          \
 	"\"code_package\":{\"path\":\"%s\",\"url\":\"u\",\"sha\":\"abc\","                \
 	"\"metadata\":\"{\\\"version\\\": 0}\"},"                                          \
 	"\"executable\":\"/venv/bin/python\",\"python\":\"/venv/bin/python\","             \
@@ -25,6 +24,10 @@
 	"\"dependencies\":[\"boto3\",\"requests\"],"                                       \
 	"\"post_extract_env\":{\"PYTHONPATH\":\"$(pwd)/.mf_code\",\"METAFLOW_EXTRACTED_ROOT:\":\"$(pwd)\"}," \
 	"\"env\":{\"METAFLOW_USER\":\"ann\",\"FOO\":\"bar baz\"},"                         \
+	"\"config_env\":{\"METAFLOW_S3_ENDPOINT_URL\":\"http://s3\","                        \
+	"\"METAFLOW_OTEL_AUTH_HEADER\":\"Bearer xyz\",\"FOO\":\"from config\","                \
+	"\"METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE\":\"aws-secrets-manager\"},"                \
+	"\"default_sizes\":[\"cpu\",\"memory\"],\"step_timeout\":900,"                       \
 	"\"forward_env\":[\"MFS_TEST_SECRET\",\"MFS_TEST_UNSET\"],"                         \
 	"\"rw_paths\":[\"/data/.metaflow\"]}"
 
@@ -58,6 +61,9 @@ static void spec_parses_every_field(void **state)
 	assert_string_equal(mfs_kvlist_get(&spec.post_extract_env, "METAFLOW_EXTRACTED_ROOT:"), "$(pwd)");
 	assert_int_equal(spec.forward_env.n, 2);
 	assert_string_equal(spec.rw_paths.v[0], "/data/.metaflow");
+	assert_int_equal(spec.config_env.n, 4);
+	assert_int_equal(spec.default_sizes, MFS_CAP_CPU | MFS_CAP_MEMORY);
+	assert_int_equal(spec.step_timeout_s, 900);
 	mfs_mf_spec_release(&spec);
 	free(text);
 }
@@ -107,6 +113,15 @@ static void spec_rejects_bad_input(void **state)
 	expect_bad(buf, "'post_extract_env'");
 	snprintf(buf, sizeof(buf), "%s\"bootstrap_commands\":\"echo\"}", base);
 	expect_bad(buf, "'bootstrap_commands'");
+	snprintf(buf, sizeof(buf), "%s\"config_env\":{\"A=B\":\"x\"}}", base);
+	expect_bad(buf, "'config_env'");
+	snprintf(buf, sizeof(buf), "%s\"default_sizes\":[\"gpu\"]}", base);
+	expect_bad(buf, "'default_sizes'");
+	const char *timeouts[] = { "0", "-5", "\"900\"", "1.5", "999999999999" };
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s\"step_timeout\":%s}", base, timeouts[i]);
+		expect_bad(buf, "'step_timeout'");
+	}
 }
 
 static void spec_load_names_missing_file(void **state)
@@ -313,6 +328,25 @@ static char *write_temp(const char *text, const char *suffix)
 	return mfs_xstrdup(path);
 }
 
+/* The one relay rule: the launcher cannot see local metadata written in
+ * the sandbox when it uses the service or a non-local datastore. */
+static void relay_needed_when_the_launcher_cannot_see_the_metadata(void **state)
+{
+	(void)state;
+	static const struct { const char *md, *ds; bool relay; } cases[] = {
+		{ "local", "local", false }, { NULL, NULL, false }, { "local", NULL, false },
+		{ "service", "local", true }, { "local", "s3", true }, { "service", "s3", true },
+		{ NULL, "azure", true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mfs_step st;
+		memset(&st, 0, sizeof(st));
+		st.metadata = (char *)cases[i].md;
+		st.datastore = (char *)cases[i].ds;
+		assert_int_equal(mfs_mf_relay_needed(&st), cases[i].relay);
+	}
+}
+
 static enum mfs_code prepare(struct mfs_job *job, struct mfs_mf_task *t, const char *spec,
 			     const char *const *argv, struct mfs_err *err)
 {
@@ -346,11 +380,40 @@ static void prepare_rewrites_the_job(void **state)
 	assert_null(strstr(job.argv.v[2], "s3cr3t")); /* secrets never in the script */
 	assert_string_equal(job.step.flow_name, "HelloFlow");
 	assert_string_equal(mfs_kvlist_get(&job.env, "METAFLOW_USER"), "ann");
+	/* config: a secret-looking name never reaches the sandbox; the spec's
+	 * own env wins over config */
+	assert_string_equal(mfs_kvlist_get(&job.env, "METAFLOW_S3_ENDPOINT_URL"), "http://s3");
+	assert_null(mfs_kvlist_get(&job.env, "METAFLOW_OTEL_AUTH_HEADER"));
+	assert_string_equal(mfs_kvlist_get(&job.env, "METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE"),
+			    "aws-secrets-manager"); /* names a service: the @secrets backend */
+	assert_string_equal(mfs_kvlist_get(&job.env, "FOO"), "bar baz");
+	/* service metadata: local inside, and the task ships it for the relay */
+	assert_string_equal(mfs_kvlist_get(&job.env, "METAFLOW_DEFAULT_METADATA"), "local");
+	assert_string_equal(mfs_kvlist_get(&job.env, "METAFLOW_SANDBOX_METADATA_RELAY"), "1");
+	assert_int_equal(job.size_defaults, MFS_CAP_CPU | MFS_CAP_MEMORY);
 	assert_string_equal(mfs_kvlist_get(&job.env, "MFS_TEST_SECRET"), "s3cr3t");
 	assert_null(mfs_kvlist_get(&job.env, "MFS_TEST_UNSET"));
 	assert_string_equal(mfs_kvlist_get(&job.uploads, MFS_MF_PACKAGE_REMOTE), pkg);
 	assert_int_equal(job.rw_paths.n, 1);
 	assert_ptr_equal(job.io, &t.io);
+	mfs_mf_task_release(&t);
+	mfs_job_release(&job);
+
+	/* local metadata and datastore: nothing to relay, the timeout is
+	 * raised above the step's @timeout (900 s) with room for set-up */
+	const char *local_argv[] = { "/launcher/python", "flow.py", "--metadata", "local",
+				     "--datastore", "local", "step", "a", "--run-id", "5",
+				     "--task-id", "6", NULL };
+	mfs_job_init(&job);
+	job.timeout_s = 600;
+	mfs_mf_task_init(&t, spec);
+	mfs_job_set_argv(&job, local_argv);
+	job.prepare = mfs_mf_prepare;
+	job.prepare_ctx = &t;
+	assert_int_equal(mfs_job_prepare(&job, &err), MFS_OK);
+	assert_string_equal(mfs_kvlist_get(&job.env, "METAFLOW_DEFAULT_METADATA"), "local");
+	assert_null(mfs_kvlist_get(&job.env, "METAFLOW_SANDBOX_METADATA_RELAY"));
+	assert_int_equal(job.timeout_s, 900 + MFS_MF_TIMEOUT_SLACK_S);
 	mfs_mf_task_release(&t);
 	mfs_job_release(&job);
 
@@ -385,6 +448,7 @@ int main(void)
 		cmocka_unit_test(long_input_paths_move_to_env_chunks),
 		cmocka_unit_test(output_lines_are_decorated_once),
 		cmocka_unit_test(an_endless_line_is_held_only_up_to_the_bound),
+		cmocka_unit_test(relay_needed_when_the_launcher_cannot_see_the_metadata),
 		cmocka_unit_test(prepare_rewrites_the_job),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

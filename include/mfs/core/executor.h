@@ -58,6 +58,12 @@ struct mfs_job {
 	char *gpu;
 	char *network;        /* "host" | "none" | NULL */
 	long timeout_s;       /* --timeout: whole run, 0: none */
+	/* MFS_CAP_CPU/MEMORY/DISK bits whose size above is an integration's
+	 * default, not the user's request: where the backend cannot honour
+	 * one it is dropped without a word (an E2B template sizes its own
+	 * sandbox), instead of the warning or refusal an asked size gets.
+	 * prepare may set it (Metaflow support: the spec's default_sizes). */
+	unsigned size_defaults;
 
 	struct mfs_strv argv;    /* the command, run exactly */
 	struct mfs_kvlist env;   /* sandbox environment (may hold secrets) */

@@ -33,12 +33,18 @@
  * work dir. */
 #define MFS_MF_STEP_DIR "metaflow"
 #define MFS_MF_PACKAGE_REMOTE MFS_MF_STEP_DIR "/job.tar"
+/* Room for sandbox creation, package upload and environment bootstrap on
+ * top of the step's @timeout, so that Metaflow's own SIGALRM in the task
+ * fires before our deadline does and the task records its own timeout. */
+#define MFS_MF_TIMEOUT_SLACK_S 120
+/* Largest step_timeout the spec may carry (10 years): a peer's number, so
+ * bounded before it is added to anything. */
+#define MFS_MF_STEP_TIMEOUT_MAX (10L * 366 * 24 * 3600)
 
 struct mfs_mf_spec {
 	char *flow_name;
 	char *ds_type;            /* "local", "s3", ... */
 	char *ds_root;            /* absolute path or URL; NULL: Metaflow's config */
-	char *metadata;           /* metadata type the step uses in the sandbox; NULL: keep */
 	char *package_path;       /* local file uploaded into the sandbox */
 	char *package_url, *package_sha, *package_metadata;
 	char *executable;         /* shell words for the step's interpreter, e.g. "python" */
@@ -47,6 +53,15 @@ struct mfs_mf_spec {
 	struct mfs_strv dependencies;  /* pip packages installed when not importable */
 	struct mfs_kvlist post_extract_env; /* key "X": prepend to X; "X:": replace X */
 	struct mfs_kvlist env;         /* non-secret sandbox environment */
+	/* Metaflow config values of the families a remote task needs; the
+	 * ones whose names look secret (mfs_secret_name) are dropped here,
+	 * the decorator does not filter them. */
+	struct mfs_kvlist config_env;
+	/* MFS_CAP_CPU/MEMORY/DISK: sizes on the command line that are the
+	 * decorator's defaults, not asked for by the user (see
+	 * mfs_job.size_defaults). */
+	unsigned default_sizes;
+	long step_timeout_s;           /* the step's @timeout in seconds; 0: none */
 	struct mfs_strv forward_env;   /* names copied from our environment when set */
 	struct mfs_strv rw_paths;      /* host dirs bound read-write (local backend) */
 };
@@ -82,6 +97,14 @@ struct mfs_mf_task {
 void mfs_mf_task_init(struct mfs_mf_task *t, const char *spec_path);
 /* Flushes unfinished lines and frees everything. */
 void mfs_mf_task_release(struct mfs_mf_task *t);
+
+/* Whether a step's metadata has to be relayed by the launcher after the
+ * task: the sandbox writes local metadata, which the launcher cannot see
+ * when it uses the metadata service or a datastore other than the local
+ * one (only that one is bound into the local sandbox).  Decided here
+ * alone: the CLI arms the relay with it and prepare tells the task to ship
+ * its metadata with it. */
+bool mfs_mf_relay_needed(const struct mfs_step *st);
 
 /* The executor's prepare hook; job->prepare_ctx is a struct mfs_mf_task. */
 enum mfs_code mfs_mf_prepare(struct mfs_job *job, struct mfs_err *err);

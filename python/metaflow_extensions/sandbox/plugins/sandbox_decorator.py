@@ -21,12 +21,11 @@ from .spec import write_spec
 WORKLOAD_ENV = "METAFLOW_SANDBOX_WORKLOAD"
 BACKEND_ENV = "METAFLOW_SANDBOX_BACKEND"
 DEFAULT_BACKEND = "local"
-# Backends that size a sandbox by its template (E2B): a size is passed on
-# only when the step asks for one, since each one earns a warning there.
-TEMPLATE_SIZED = {"e2b"}
-# Room for sandbox creation, package upload and environment bootstrap on
-# top of @timeout, so Metaflow's own SIGALRM fires first.
-TIMEOUT_SLACK_S = 120
+# The sizes a step gets when neither this decorator nor @resources names
+# one.  They reach mfsandbox as flags, marked as defaults in the spec: it
+# applies them where the backend can and drops them silently elsewhere.
+RESOURCE_DEFAULTS = {"cpu": "1", "memory": "1024", "disk": None, "gpu": None}
+SIZE_FLAGS = ("cpu", "memory", "disk")
 
 
 class SandboxException(MetaflowException):
@@ -45,8 +44,8 @@ class SandboxDecorator(StepDecorator):
     default_backend = None
     defaults = {
         "backend": None,
-        "cpu": 1,
-        "memory": 1024,
+        "cpu": None,  # RESOURCE_DEFAULTS when unset
+        "memory": None,
         "disk": None,
         "gpu": None,
         "image": None,
@@ -80,11 +79,14 @@ class SandboxDecorator(StepDecorator):
         self.backend = self.explicit_backend or DEFAULT_BACKEND
         if not isinstance(self.attributes.get("env"), dict):
             raise SandboxException("@%s(env=...) must be a dict of strings" % self.name)
-        # Sizes the user wrote (on this decorator or through @resources), as
-        # opposed to this decorator's defaults.
-        self._asked = set(getattr(self, "_user_defined_attributes", ()) or ())
-        self._merge_resources(decos)
-        self.run_time_limit = self._time_limit(decos)
+        self._resources(decos)
+        self.run_time_limit = int(self.attributes.get("timeout") or 600)
+        # The step's @timeout, which mfsandbox raises its deadline above.
+        self.step_timeout = None
+        if any(d.name == "timeout" for d in decos):
+            from metaflow.plugins.timeout_decorator import get_run_time_limit_for_task
+
+            self.step_timeout = int(get_run_time_limit_for_task(decos))
         if os.environ.get(WORKLOAD_ENV):
             return  # inside the sandbox: nothing to check, no provider needed
         if self.backend != "local" and flow_datastore.TYPE == "local":
@@ -103,31 +105,27 @@ class SandboxDecorator(StepDecorator):
         if task:
             scheduled.launch(self, flow, graph, task)  # does not return
 
-    def _merge_resources(self, decos):
-        for deco in decos:
-            if deco.name != "resources":
-                continue
-            for key in ("cpu", "memory", "disk"):
-                theirs = deco.attributes.get(key)
-                mine = self.attributes.get(key)
-                if theirs is None:
-                    continue
-                self._asked.add(key)
-                try:
-                    self.attributes[key] = max(float(mine or 0), float(theirs))
-                except (TypeError, ValueError):
-                    raise SandboxException("@resources(%s=%r) is not a number" % (key, theirs))
-            gpu = deco.attributes.get("gpu")
-            if gpu and not self.attributes.get("gpu"):
-                self.attributes["gpu"] = str(gpu)
-                self._asked.add("gpu")
+    def _resources(self, decos):
+        """Sizes as Metaflow's compute decorators merge them (max of this
+        decorator and @resources per field), and which are only defaults."""
+        from metaflow.plugins.aws.aws_utils import compute_resource_attributes
 
-    def _time_limit(self, decos):
-        limit = int(self.attributes.get("timeout") or 600)
-        for deco in decos:
-            if deco.name == "timeout":
-                limit = max(limit, int(deco.secs) + TIMEOUT_SLACK_S)
-        return limit
+        asked = compute_resource_attributes(decos, self, dict.fromkeys(RESOURCE_DEFAULTS))
+        merged = {k: v for k, v in RESOURCE_DEFAULTS.items() if v is not None}
+        merged.update(asked)
+        self.default_sizes = {k for k in SIZE_FLAGS if k in merged and k not in asked}
+        self.sizes = {}
+        for key in SIZE_FLAGS:
+            if merged.get(key) in (None, ""):
+                continue
+            try:
+                value = float(merged[key])
+            except (TypeError, ValueError):
+                raise SandboxException("@%s: %s=%r is not a number" % (self.name, key, merged[key]))
+            if value > 0:
+                self.sizes[key] = ("%g" % value) if key == "cpu" else str(int(-(-value // 1)))
+        if merged.get("gpu") not in (None, "", "0"):
+            self.attributes["gpu"] = str(merged["gpu"])
 
     def runtime_init(self, flow, graph, package, run_id):
         self.flow = flow
@@ -173,20 +171,16 @@ class SandboxDecorator(StepDecorator):
             if deco.name in ("conda", "pypi") and hasattr(deco, "interpreter"):
                 deco.interpreter = None
         if self._spec_path is None:
-            self._spec_path = write_spec(self, cli_args.top_level_options.get("metadata"))
+            self._spec_path = write_spec(self)
         cmd = self.mfsandbox_argv(find_binary(), self._spec_path)
         cli_args.entrypoint = cmd + [sys.executable] + list(cli_args.entrypoint[1:])
 
     def mfsandbox_argv(self, binary, spec_path):
         """`mfsandbox run ... --metaflow-spec SPEC --`: the step command follows."""
         cmd = [binary, "run", "--backend", self.backend]
-        for key, flag in (("cpu", "--cpu"), ("memory", "--memory"), ("disk", "--disk")):
-            value = self.attributes.get(key)
-            if self.backend in TEMPLATE_SIZED and key not in self._asked:
-                continue
-            if value:
-                value = float(value)
-                cmd += [flag, ("%g" % value) if key == "cpu" else str(int(-(-value // 1)))]
+        for key in SIZE_FLAGS:
+            if key in self.sizes:
+                cmd += ["--" + key, self.sizes[key]]
         if self.attributes.get("gpu"):
             cmd += ["--gpu", str(self.attributes["gpu"])]
         if self.attributes.get("image"):

@@ -228,7 +228,7 @@ def launch(deco, flow, graph, task):
 
     base.package_sha, base.package_url, base.package_path = sha, url, path
     base.package_metadata = os.environ.get("METAFLOW_CODE_METADATA")
-    spec = write_spec(deco, obj.metadata.TYPE)
+    spec = write_spec(deco)
     _register(obj.metadata, run_id, deco.step, task_id, retry)
     cmd = deco.mfsandbox_argv(binary, spec) + [sys.executable] + sandboxed_argv(sys.argv)
     sys.stdout.flush()

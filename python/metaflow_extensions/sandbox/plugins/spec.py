@@ -1,11 +1,13 @@
 """The JSON spec handed to `mfsandbox run --metaflow-spec FILE`.
 
 Layer: Metaflow integration.  Written once per (run, step) in the
-decorator's temp dir.  It holds what only Metaflow can compute and never a
-secret: which credentials reach the sandbox is mfsandbox's policy (the C side
-copies the datastore's credentials from its own environment, see
-src/core/forward_env.c), not this file's.  Format: docs/architecture.md
-"Metaflow integration".
+decorator's temp dir.  It holds what only Metaflow can compute, as facts;
+every decision on them is mfsandbox's (src/core/metaflow_task.c): which
+credentials reach the sandbox (copied from its own environment, see
+src/core/forward_env.c), which config names look secret and stay out, local
+metadata and the relay, the step's @timeout plus set-up room, and whether
+the decorator's default sizes apply on a backend.  Format:
+docs/architecture.md "Metaflow integration".
 """
 import json
 import os
@@ -13,7 +15,7 @@ import sys
 
 SPEC_VERSION = 1
 
-# Non-secret config forwarded when set (env or Metaflow config file), the
+# Metaflow config passed on when set (env or Metaflow config file), the
 # same families @batch/@kubernetes forward.
 _CONFIG_PREFIXES = (
     "METAFLOW_DEFAULT_DATASTORE",
@@ -26,21 +28,18 @@ _CONFIG_PREFIXES = (
     "METAFLOW_OTEL_",
     "METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE",
 )
-_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "KEY", "HEADERS", "CREDENTIAL")
 # Client libraries Metaflow's remote bootstrap installs for each datastore.
 _DEPENDENCIES = {"s3": ["boto3", "requests"]}
 
 
-def _is_secret(name):
-    return any(w in name.upper() for w in _SECRET_WORDS)
-
-
 def _config_env():
+    """Set Metaflow config of the families above, unfiltered: mfsandbox
+    drops the names that look secret."""
     from metaflow.metaflow_config_funcs import config_values
 
     out = {}
     for name, value in config_values():
-        if value is None or not name.startswith(_CONFIG_PREFIXES) or _is_secret(name):
+        if value is None or not name.startswith(_CONFIG_PREFIXES):
             continue
         out[name] = value if isinstance(value, str) else json.dumps(value)
     return out
@@ -53,24 +52,13 @@ def _user():
     return os.environ.get("METAFLOW_USER") or get_username() or "mfsandbox"
 
 
-def build_spec(deco, metadata):
-    """The spec as a dict; `deco` is the step's SandboxDecorator, `metadata`
-    the launcher's metadata provider type."""
+def build_spec(deco):
+    """The spec as a dict; `deco` is the step's SandboxDecorator."""
     from metaflow.package import MetaflowPackage
 
     ds = deco.flow_datastore
     ds_type = ds.TYPE
     ds_root = ds.datastore_root
-    relay = False
-    if metadata == "service":
-        # A sandbox cannot reach the launcher's service: it writes local
-        # metadata that mfsandbox relays after the task.
-        metadata, relay = "local", True
-    elif ds_type != "local":
-        # Local metadata written next to a remote datastore stays in the
-        # sandbox unless shipped through the datastore and merged back.
-        relay = True
-
     pkg_meta = deco.package_metadata
     post = MetaflowPackage.get_post_extract_env_vars(pkg_meta, dest_dir="$(pwd)")
 
@@ -82,9 +70,7 @@ def build_spec(deco, metadata):
         executable = sys.executable
     python = sys.executable if local else "python"
 
-    env = {}
-    env.update(_config_env())
-    env.update({
+    env = {
         "METAFLOW_DEFAULT_DATASTORE": ds_type,
         "METAFLOW_USER": _user(),
         "METAFLOW_RUNTIME_ENVIRONMENT": "sandbox-" + deco.backend,
@@ -95,10 +81,7 @@ def build_spec(deco, metadata):
         "METAFLOW_CODE_SHA": deco.package_sha or "",
         "METAFLOW_CODE_DS": ds_type,
         "METAFLOW_CODE_METADATA": pkg_meta or "",
-        "METAFLOW_DEFAULT_METADATA": metadata or "local",
-    })
-    if relay:
-        env["METAFLOW_SANDBOX_METADATA_RELAY"] = "1"
+    }
     rw_paths = []
     if ds_type == "local":
         # Bound read-write into the local sandbox: artifacts and local
@@ -116,7 +99,6 @@ def build_spec(deco, metadata):
         "version": SPEC_VERSION,
         "flow_name": deco.flow.name,
         "datastore": {"type": ds_type, "root": ds_root},
-        "metadata": metadata,
         "code_package": {
             "path": deco.package_path,
             "url": deco.package_url,
@@ -129,15 +111,19 @@ def build_spec(deco, metadata):
         "dependencies": [] if local else _DEPENDENCIES.get(ds_type, []),
         "post_extract_env": post,
         "env": env,
+        "config_env": _config_env(),
         "rw_paths": rw_paths,
+        "default_sizes": sorted(deco.default_sizes),
+        "step_timeout": deco.step_timeout,
     }
 
 
-def write_spec(deco, metadata):
-    spec = build_spec(deco, metadata)
+def write_spec(deco):
+    spec = build_spec(deco)
     path = os.path.join(deco._temp(), "spec-%s-%s.json" % (deco.run_id, deco.step))
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    # Only the user reads it: config_env is Metaflow's config unfiltered.
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(spec, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
     return path
