@@ -89,6 +89,59 @@ static void uploaded_binary_comes_back_intact(void **state)
 	destroy(sb);
 }
 
+/* The command owns its work dir and /tmp: links and FIFOs it leaves there
+ * must not make the launcher read a host file it was never given, write
+ * over one, or hang.  Before the fix, download followed the link and
+ * copied the host file out, and upload wrote through a linked dir. */
+static void links_and_fifos_left_by_the_command_are_never_followed(void **state)
+{
+	(void)state;
+	char secret[] = "/var/tmp/mfs-local-secret-XXXXXX";
+	int fd = mkstemp(secret);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "launcher only", 13), 13);
+	close(fd);
+	char hostdir[] = "/var/tmp/mfs-local-hostdir-XXXXXX";
+	assert_non_null(mkdtemp(hostdir));
+	struct mfs_sandbox *sb = make_sandbox(NULL);
+	struct mfs_buf script = MFS_BUF_INIT;
+	mfs_buf_addf(&script, "ln -s %s out.txt && ln -s %s linked && ln -s %s /tmp/t && "
+		     "mkfifo pipe && mkdir d", secret, hostdir, secret);
+	struct capture c = { 0 };
+	assert_int_equal(run_sh(sb, script.data, &c), 0);
+
+	char got[] = "/var/tmp/mfs-local-got-XXXXXX";
+	fd = mkstemp(got);
+	assert_true(fd >= 0);
+	close(fd);
+	struct mfs_err err = { 0 };
+	assert_int_equal(OPS.download(sb, "out.txt", got, &err), MFS_ERR_USAGE);
+	assert_non_null(strstr(err.msg, "out.txt"));
+	assert_int_equal(OPS.download(sb, "/tmp/t", got, &err), MFS_ERR_USAGE);
+	assert_int_equal(OPS.download(sb, "pipe", got, &err), MFS_ERR_USAGE);
+	assert_int_equal(OPS.download(sb, "d", got, &err), MFS_ERR_USAGE);
+	struct stat st;
+	assert_int_equal(stat(got, &st), 0);
+	assert_int_equal(st.st_size, 0);  /* nothing of the secret came out */
+
+	assert_int_equal(OPS.upload(sb, got, "linked/planted", &err), MFS_ERR_USAGE);
+	assert_int_equal(OPS.upload(sb, got, "out.txt", &err), MFS_ERR_USAGE);
+	assert_int_equal(OPS.upload(sb, got, "pipe", &err), MFS_ERR_USAGE);
+	struct mfs_buf planted = MFS_BUF_INIT;
+	mfs_buf_addf(&planted, "%s/planted", hostdir);
+	assert_int_not_equal(access(planted.data, F_OK), 0);
+	assert_int_equal(stat(secret, &st), 0);
+	assert_int_equal(st.st_size, 13);  /* not truncated through the link */
+
+	unlink(got);
+	unlink(secret);
+	rmdir(hostdir);
+	mfs_buf_release(&planted);
+	mfs_buf_release(&script);
+	capture_release(&c);
+	destroy(sb);
+}
+
 static void environment_is_clean_plus_given(void **state)
 {
 	(void)state;
@@ -248,6 +301,8 @@ int main(void)
 		cmocka_unit_test_teardown(exit_statuses_are_the_commands, no_leftovers),
 		cmocka_unit_test_teardown(output_is_byte_exact_and_apart, no_leftovers),
 		cmocka_unit_test_teardown(uploaded_binary_comes_back_intact, no_leftovers),
+		cmocka_unit_test_teardown(links_and_fifos_left_by_the_command_are_never_followed,
+					  no_leftovers),
 		cmocka_unit_test_teardown(environment_is_clean_plus_given, no_leftovers),
 		cmocka_unit_test_teardown(timeout_kills_the_whole_tree, no_leftovers),
 		cmocka_unit_test_teardown(cancellation_is_forwarded_then_forced, no_leftovers),
