@@ -48,6 +48,7 @@ void mfs_mf_spec_release(struct mfs_mf_spec *spec)
 	free(spec->package_metadata);
 	free(spec->executable);
 	free(spec->python);
+	free(spec->launcher_python);
 	mfs_strv_release(&spec->bootstrap);
 	mfs_strv_release(&spec->dependencies);
 	mfs_kvlist_release(&spec->post_extract_env);
@@ -196,6 +197,8 @@ static enum mfs_code check_names(const struct mfs_mf_spec *spec, struct mfs_err 
 	for (size_t i = 0; i < spec->rw_paths.n; i++)
 		if (spec->rw_paths.v[i][0] != '/')
 			return bad(err, "rw_paths", "must hold absolute paths");
+	if (spec->launcher_python && spec->launcher_python[0] != '/')
+		return bad(err, "launcher_python", "must be an absolute path");
 	return MFS_OK;
 }
 
@@ -242,7 +245,9 @@ enum mfs_code mfs_mf_spec_parse(const char *text, size_t len, struct mfs_mf_spec
 	    (rc = get_str(pkg, "sha", "code_package.sha", false, &spec->package_sha, err)) ||
 	    (rc = get_str(pkg, "metadata", "code_package.metadata", false, &spec->package_metadata, err)) ||
 	    (rc = get_str(root, "executable", "executable", true, &spec->executable, err)) ||
-	    (rc = get_str(root, "python", "python", true, &spec->python, err)) ||
+	    (rc = get_str(root, "python", "python", false, &spec->python, err)) ||
+	    (rc = get_str(root, "launcher_python", "launcher_python", false, &spec->launcher_python,
+			  err)) ||
 	    (rc = get_strv(root, "bootstrap_commands", &spec->bootstrap, err)) ||
 	    (rc = get_strv(root, "dependencies", &spec->dependencies, err)) ||
 	    (rc = get_map(root, "post_extract_env", &spec->post_extract_env, err)) ||
@@ -254,6 +259,8 @@ enum mfs_code mfs_mf_spec_parse(const char *text, size_t len, struct mfs_mf_spec
 	    (rc = get_strv(root, "rw_paths", &spec->rw_paths, err)))
 		goto out;
 	rc = check_names(spec, err);
+	if (rc == MFS_OK && !spec->python)
+		spec->python = mfs_xstrdup("python");
 out:
 	json_decref(root);
 	return rc;
@@ -544,6 +551,36 @@ static void add_env(struct mfs_job *job, const struct mfs_mf_spec *spec,
 		mfs_kvlist_set(&job->env, chunks->items[i].key, chunks->items[i].value);
 }
 
+/* s is the bare word "python" or "python3", give or take spaces. */
+static bool plain_python(const char *s)
+{
+	s += strspn(s, " \t");
+	size_t n = strcspn(s, " \t");
+	if (s[n + strspn(s + n, " \t")] != '\0')
+		return false;
+	return (n == 6 && !strncmp(s, "python", 6)) || (n == 7 && !strncmp(s, "python3", 7));
+}
+
+/* A backend on this machine (MFS_CAP_HOST_BINDS: the local one) shows the
+ * launcher's own interpreter, which has Metaflow and the datastore clients,
+ * where a plain `python` on the sandbox's PATH may have neither: the
+ * helpers and a plain-python step run with it, and nothing is installed.
+ * An environment's own interpreter (@pypi, @conda) is left as it is. */
+static void use_launcher_python(const struct mfs_job *job, struct mfs_mf_spec *spec)
+{
+	if (!spec->launcher_python || !job->ops || !(job->ops->caps & MFS_CAP_HOST_BINDS))
+		return;
+	free(spec->python);
+	spec->python = mfs_xstrdup(spec->launcher_python);
+	if (plain_python(spec->executable)) {
+		struct mfs_buf q = MFS_BUF_INIT;
+		mfs_buf_add_shell_quoted(&q, spec->launcher_python);
+		free(spec->executable);
+		spec->executable = mfs_buf_detach(&q, NULL);
+	}
+	mfs_strv_release(&spec->dependencies);
+}
+
 /* Sizes and deadline: the decorator's default sizes are only applied where
  * the backend can (the executor drops them silently elsewhere), and a step
  * @timeout longer than --timeout raises it, with room for set-up. */
@@ -586,6 +623,7 @@ enum mfs_code mfs_mf_prepare(struct mfs_job *job, struct mfs_err *err)
 	    (rc = mfs_step_set_option(&job->argv, &job->step, "metadata", "local", err)) != MFS_OK)
 		goto out;
 
+	use_launcher_python(job, spec);
 	rc = mfs_mf_build_script(spec, &job->step, (const char *const *)job->argv.v, &chunks,
 				 &script, err);
 	if (rc != MFS_OK)

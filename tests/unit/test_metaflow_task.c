@@ -13,6 +13,7 @@
 
 #include "mfs/core/executor.h"
 #include "mfs/core/metaflow_task.h"
+#include "mfs/core/registry.h"
 
 #define GOOD_SPEC                                                                  \
 	"{\"version\":1,\"flow_name\":\"HelloFlow\","                                      \
@@ -115,6 +116,8 @@ static void spec_rejects_bad_input(void **state)
 	expect_bad(buf, "'bootstrap_commands'");
 	snprintf(buf, sizeof(buf), "%s\"config_env\":{\"A=B\":\"x\"}}", base);
 	expect_bad(buf, "'config_env'");
+	snprintf(buf, sizeof(buf), "%s\"launcher_python\":\"bin/python\"}", base);
+	expect_bad(buf, "'launcher_python'");
 	snprintf(buf, sizeof(buf), "%s\"default_sizes\":[\"gpu\"]}", base);
 	expect_bad(buf, "'default_sizes'");
 	const char *timeouts[] = { "0", "-5", "\"900\"", "1.5", "999999999999" };
@@ -438,6 +441,53 @@ static void prepare_rewrites_the_job(void **state)
 	free(pkg);
 }
 
+/* A backend on this machine runs a plain-python step and the helpers with
+ * the launcher's interpreter and installs nothing; a remote one keeps the
+ * spec's words; an environment's own interpreter is never replaced. */
+static void launcher_python_only_on_this_machine(void **state)
+{
+	(void)state;
+	static const struct { const char *backend, *exe, *want_exe, *want_py; bool deps; } cases[] = {
+		{ "local", " python3 ", "'/opt/my py/bin/python'", "/opt/my py/bin/python", false },
+		{ "local", "$MF_ARCH/env/bin/python -s", "$MF_ARCH/env/bin/python -s",
+		  "/opt/my py/bin/python", false },
+		{ "e2b", "python", "python", "python", true },
+		{ NULL, "python", "python", "python", true },
+	};
+	char *pkg = write_temp("pkg", ".tgz");
+	const char *argv[] = { "/launcher/python", "flow.py", "step", "a", "--run-id", "5",
+			       "--task-id", "6", NULL };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mfs_buf text = MFS_BUF_INIT;
+		struct mfs_job job;
+		struct mfs_mf_task t;
+		struct mfs_err err = { MFS_OK, "" };
+		mfs_buf_addf(&text, "{\"version\":1,\"flow_name\":\"F\",\"datastore\":{\"type\":\"s3\"},"
+			     "\"code_package\":{\"path\":\"%s\"},\"executable\":\"%s\","
+			     "\"launcher_python\":\"/opt/my py/bin/python\","
+			     "\"dependencies\":[\"boto3\"]}", pkg, cases[i].exe);
+		char *spec = write_temp(text.data, ".json");
+		mfs_job_init(&job);
+		job.ops = cases[i].backend ? mfs_backend_find(cases[i].backend) : NULL;
+		mfs_mf_task_init(&t, spec);
+		mfs_job_set_argv(&job, argv);
+		job.prepare = mfs_mf_prepare;
+		job.prepare_ctx = &t;
+		assert_int_equal(mfs_job_prepare(&job, &err), MFS_OK);
+		assert_string_equal(t.spec.executable, cases[i].want_exe);
+		assert_string_equal(t.spec.python, cases[i].want_py);
+		assert_int_equal(t.spec.dependencies.n, cases[i].deps ? 1 : 0);
+		assert_non_null(strstr(job.argv.v[2], cases[i].want_exe));
+		mfs_mf_task_release(&t);
+		mfs_job_release(&job);
+		unlink(spec);
+		free(spec);
+		mfs_buf_release(&text);
+	}
+	unlink(pkg);
+	free(pkg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,6 +500,7 @@ int main(void)
 		cmocka_unit_test(an_endless_line_is_held_only_up_to_the_bound),
 		cmocka_unit_test(relay_needed_when_the_launcher_cannot_see_the_metadata),
 		cmocka_unit_test(prepare_rewrites_the_job),
+		cmocka_unit_test(launcher_python_only_on_this_machine),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

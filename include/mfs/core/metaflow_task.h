@@ -48,7 +48,12 @@ struct mfs_mf_spec {
 	char *package_path;       /* local file uploaded into the sandbox */
 	char *package_url, *package_sha, *package_metadata;
 	char *executable;         /* shell words for the step's interpreter, e.g. "python" */
-	char *python;             /* interpreter for Metaflow's helpers (tee, save_logs) */
+	char *python;             /* interpreter for Metaflow's helpers (tee, save_logs);
+				   * absent in the spec: "python" */
+	/* The launcher's own interpreter (absolute).  A backend on this
+	 * machine runs the step and the helpers with it (mfs_mf_prepare);
+	 * NULL: none given. */
+	char *launcher_python;
 	struct mfs_strv bootstrap;     /* shell commands run before the step, captured */
 	struct mfs_strv dependencies;  /* pip packages installed when not importable */
 	struct mfs_kvlist post_extract_env; /* key "X": prepend to X; "X:": replace X */

@@ -5,8 +5,9 @@ decorator's temp dir.  It holds what only Metaflow can compute, as facts;
 every decision on them is mfsandbox's (src/core/metaflow_task.c): which
 credentials reach the sandbox (copied from its own environment, see
 src/core/forward_env.c), which config names look secret and stay out, local
-metadata and the relay, the step's @timeout plus set-up room, and whether
-the decorator's default sizes apply on a backend.  Format:
+metadata and the relay, the step's @timeout plus set-up room, whether the
+decorator's default sizes apply on a backend, and whether the launcher's own
+interpreter runs the step (a backend on this machine).  Format:
 docs/architecture.md "Metaflow integration".
 """
 import json
@@ -63,12 +64,6 @@ def build_spec(deco):
     post = MetaflowPackage.get_post_extract_env_vars(pkg_meta, dest_dir="$(pwd)")
 
     executable = deco.environment.executable(deco.step) or "python"
-    local = deco.backend == "local"
-    if local and executable.strip() in ("python", "python3"):
-        # The local sandbox sees the host read-only: the launcher's own
-        # interpreter is there and has Metaflow's dependencies.
-        executable = sys.executable
-    python = sys.executable if local else "python"
 
     env = {
         "METAFLOW_DEFAULT_DATASTORE": ds_type,
@@ -106,9 +101,9 @@ def build_spec(deco):
             "metadata": pkg_meta,
         },
         "executable": executable,
-        "python": python,
+        "launcher_python": sys.executable,
         "bootstrap_commands": list(deco.environment.bootstrap_commands(deco.step, ds_type)),
-        "dependencies": [] if local else _DEPENDENCIES.get(ds_type, []),
+        "dependencies": _DEPENDENCIES.get(ds_type, []),
         "post_extract_env": post,
         "env": env,
         "config_env": _config_env(),
