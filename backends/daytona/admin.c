@@ -40,7 +40,8 @@ enum mfs_code dt_delete_sandbox(const struct dt_conf *c, const char *id, bool *g
 				*gone = true;
 			break;
 		}
-		if (resp.status == 409 && mfs_now_s() < until) {
+		if (resp.status == 409 && mfs_now_s() < until &&
+		    !(c->deadline > 0 && mfs_now_s() >= c->deadline)) {
 			dt_nap(wait, false);
 			wait = wait * 2 > 2000 ? 2000 : wait * 2;
 			continue;

@@ -154,6 +154,7 @@ enum mfs_code dt_api_call(const struct dt_conf *c, const char *method, const cha
 		.method = method, .url = url->data, .headers = hdrs,
 		.body = body, .body_len = body ? strlen(body) : 0,
 		.timeout_ms = timeout_ms, .retries = retries, .cancellable = cancellable,
+		.deadline = c->deadline, .cut_on_second_signal = c->deadline > 0,
 	};
 	return mfs_http_do(req_out, resp, err);
 }

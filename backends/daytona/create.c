@@ -426,6 +426,7 @@ enum mfs_code dt_destroy(struct mfs_sandbox *base, struct mfs_err *err)
 	enum mfs_code rc = MFS_OK;
 	if (!sb)
 		return MFS_OK;
+	sb->conf.deadline = base->destroy_by;
 	if (sb->base.id)
 		rc = dt_delete_sandbox(&sb->conf, sb->base.id, NULL, err);
 	sandbox_free(sb);

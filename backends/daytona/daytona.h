@@ -52,6 +52,9 @@ struct dt_conf {
 	const char *org;       /* with a JWT only */
 	char *api_url;         /* no trailing slash */
 	const char *target;
+	/* destroy's bound (mfs_sandbox.destroy_by): main-API calls give up
+	 * then, or on a second signal.  0: none. */
+	double deadline;
 };
 
 struct dt_sandbox {

@@ -27,6 +27,7 @@ enum mfs_code e2b_destroy(struct mfs_sandbox *base, struct mfs_err *err)
 			/* The URL the sandbox was made through, even if env changed. */
 			free(c.api_url);
 			c.api_url = mfs_xstrdup(sb->api_url);
+			c.deadline = base->destroy_by;
 			rc = e2b_delete_sandbox(&c, sb->base.id, NULL, err);
 		}
 		e2b_conf_release(&c);

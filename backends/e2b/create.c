@@ -261,6 +261,8 @@ enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox
 	sb->base.workdir = mfs_xstrdup(WORKDIR);
 	sb->api_url = mfs_xstrdup(c.api_url);
 	sb->stream_idle_s = c.stream_idle_s;
+	if (spec->create_timeout_s > 0)
+		sb->deadline = mfs_now_s() + (double)spec->create_timeout_s;
 	mfs_kvlist_init(&sb->env);
 	if (spec->env)
 		for (size_t i = 0; i < spec->env->n; i++)

@@ -7,6 +7,13 @@
  * - A Start stream that ends without the end-stream envelope, or a 502, is
  *   told apart from a network blip by probing envd's /health, which answers
  *   502 once the sandbox is gone.
+ * - A Start answered 429 or 503 (or a 502 while /health still answers) was
+ *   refused before envd ran anything: it is sent again.  A Start with no
+ *   answer at all is not: the command may be running, and a second Start
+ *   would run it twice.
+ * - The Start call ends at --timeout plus a short grace whatever the line
+ *   does (a proxy that stalls before the stream or inside it): envd's own
+ *   deadline (Connect-Timeout-Ms) normally ends the stream first.
  */
 #include "internal.h"
 #include "mfs/util/buf.h"
@@ -24,6 +31,8 @@
 /* Connect-Timeout-Ms has at most 10 digits (envd refuses more). */
 #define MAX_CONNECT_TIMEOUT_S 9999999L
 #define KILL_TIMEOUT_S 30L
+/* How long past --timeout the Start call waits for envd's deadline_exceeded. */
+#define DEADLINE_GRACE_S 5L
 
 /* Unary SendSignal; "not_found" means the process is already gone. */
 static enum mfs_code send_signal(struct e2b_sandbox *sb, long pid, const char *sig,
@@ -210,7 +219,6 @@ struct start_call {
 	struct mfs_buf body;
 	struct mfs_http_req req;
 	struct mfs_http_resp resp;
-	time_t began;
 	enum mfs_code rc;          /* of the HTTP call */
 };
 
@@ -243,12 +251,12 @@ static enum mfs_code start_prepare(struct start_call *c, struct e2b_sandbox *sb,
 		.method = "POST", .url = c->url.data, .headers = &c->hdrs,
 		.body = c->body.data, .body_len = c->body.len,
 		.on_data = e2b_stream_feed, .on_data_ctx = &c->st,
-		/* A backstop in case envd never ends the stream after its deadline. */
-		.timeout_ms = r->timeout_s > 0 ? (r->timeout_s + 60) * 1000L : 0,
+		/* In case envd never ends the stream at its deadline. */
+		.deadline = r->timeout_s > 0 ? mfs_now_s() + (double)(r->timeout_s +
+								       DEADLINE_GRACE_S) : 0,
 		.idle_timeout_ms = c->st.idle_ms,
 		.cancellable = true,
 	};
-	c->began = time(NULL);
 	c->st.began_ms = c->st.last_frame_ms = mfs_now_ms();
 	return MFS_OK;
 }
@@ -333,9 +341,9 @@ static enum mfs_code check_transfer(struct start_call *c, struct mfs_err *err)
 	if (st->protocol_error)
 		return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/Start: %s",
 				st->protocol_error);
-	if (c->rc == MFS_ERR_HTTP && c->timeout_s > 0 && st->started && !st->ended &&
-	    time(NULL) - c->began >= c->timeout_s + 60)
-		return stop_timed_out(c, "and envd did not end the stream", err);
+	if (c->rc == MFS_ERR_TIMEOUT)
+		return stop_timed_out(c, st->started ? "and envd did not end the stream"
+				      : "before envd started it", err);
 	if (st->stalled || (c->rc == MFS_ERR_HTTP && mfs_now_ms() - st->last_frame_ms >= st->idle_ms))
 		return stop_stalled(c, err);
 	if (c->rc != MFS_OK || (c->resp.status == 200 && !st->end_stream)) {
@@ -373,6 +381,37 @@ static enum mfs_code check_result(struct start_call *c, int *status, struct mfs_
 	return MFS_OK;
 }
 
+/* Was the Start turned away before envd ran anything (see the file
+ * comment)?  Then *wait_ms is how long to wait before sending it again. */
+static bool start_refused(struct start_call *c, int attempt, long *wait_ms)
+{
+	long s = c->resp.status;
+	if (c->rc != MFS_OK || attempt >= API_RETRIES ||
+	    !(s == 429 || s == 503 || (s == 502 && !sandbox_gone(c->sb))))
+		return false;
+	*wait_ms = mfs_http_retry_after_ms(mfs_http_header(&c->resp, "retry-after"),
+					   (long long)time(NULL));
+	if (*wait_ms < 0)
+		*wait_ms = 500L << attempt;
+	return !(c->req.deadline > 0 && mfs_now_s() + (double)*wait_ms / 1000 >= c->req.deadline);
+}
+
+/* The Start call, sent again while it is refused and time is left. */
+static void start_send(struct start_call *c, struct mfs_err *err)
+{
+	long wait_ms;
+	for (int attempt = 0;; attempt++) {
+		c->st.began_ms = c->st.last_frame_ms = mfs_now_ms();
+		c->rc = mfs_http_do(&c->req, &c->resp, err);
+		if (!start_refused(c, attempt, &wait_ms))
+			return;
+		if (!mfs_cancel_sleep_ms(wait_ms)) {
+			c->rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled before the command started");
+			return;
+		}
+	}
+}
+
 enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 		       const struct mfs_io *io, int *status, struct mfs_err *err)
 {
@@ -384,7 +423,7 @@ enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 		return mfs_fail(err, MFS_ERR_USAGE, "nothing to run");
 	rc = start_prepare(&c, (struct e2b_sandbox *)base, r, io, err);
 	if (rc == MFS_OK) {
-		c.rc = mfs_http_do(&c.req, &c.resp, err);
+		start_send(&c, err);
 		rc = check_transfer(&c, err);
 	}
 	if (rc == MFS_OK)

@@ -46,6 +46,7 @@ enum mfs_code e2b_upload(struct mfs_sandbox *base, const char *local_path,
 	struct mfs_http_req req = {
 		.method = "POST", .url = url.data, .headers = &hdrs,
 		.timeout_ms = 0, .retries = API_RETRIES, .retry_safe = true, .cancellable = true,
+		.deadline = sb->deadline,
 	};
 	if (e2b_version_at_least(sb->envd_ver, 0, 5, 7)) {
 		mfs_strv_push(&hdrs, "Content-Type: application/octet-stream");
@@ -57,7 +58,10 @@ enum mfs_code e2b_upload(struct mfs_sandbox *base, const char *local_path,
 	rc = mfs_http_do(&req, &resp, err);
 	if (rc == MFS_OK && resp.status != 200)
 		rc = e2b_envd_status_fail(err, sb, &req, &resp);
-	if (rc != MFS_OK)
+	if (rc == MFS_ERR_TIMEOUT)
+		mfs_fail(err, rc, "--timeout reached while uploading %s to %s", local_path,
+			 remote_path);
+	else if (rc != MFS_OK)
 		mfs_err_prefix(err, "uploading %s to %s", local_path, remote_path);
 	mfs_http_resp_release(&resp);
 	mfs_buf_release(&url);

@@ -50,6 +50,9 @@ struct e2b_conf {
 	const char *sandbox_url;
 	bool debug;
 	long stream_idle_s;    /* MFSANDBOX_E2B_STREAM_IDLE_S */
+	/* destroy's bound (mfs_sandbox.destroy_by): per-sandbox calls give up
+	 * then, or on a second signal.  0: none. */
+	double deadline;
 };
 
 struct e2b_sandbox {
@@ -61,6 +64,7 @@ struct e2b_sandbox {
 	bool debug;               /* E2B_DEBUG: no control plane sandbox behind it */
 	char *api_url;
 	long stream_idle_s;
+	double deadline;          /* --timeout as a mfs_now_s() time (0: none), for uploads */
 };
 
 /* api.c */

@@ -93,6 +93,11 @@ struct mfs_sandbox {
 	char *workdir;  /* absolute path of the writable work dir inside; owned */
 	/* Message channel, set by the executor after create(); may be NULL. */
 	const struct mfs_say *say;
+	/* Set by the executor before destroy(): the mfs_now_s() second at
+	 * which removing the sandbox gives up (MFS_ERR_TIMEOUT), and a second
+	 * signal gives up at once (MFS_ERR_CANCELLED), so that a delete that
+	 * hangs cannot hold the launcher.  0: no bound. */
+	double destroy_by;
 };
 
 enum mfs_stream { MFS_STDOUT = 1, MFS_STDERR = 2 };
@@ -155,7 +160,8 @@ struct mfs_backend_ops {
 	enum mfs_code (*exec)(struct mfs_sandbox *sb, const struct mfs_exec_req *req,
 			      const struct mfs_io *io, int *status, struct mfs_err *err);
 
-	/* Removes the sandbox and frees sb, whatever happens. */
+	/* Removes the sandbox and frees sb, whatever happens; gives up as
+	 * sb->destroy_by says, and the sandbox may then still exist. */
 	enum mfs_code (*destroy)(struct mfs_sandbox *sb, struct mfs_err *err);
 
 	/* --keep: frees sb and leaves the sandbox running, for a person to

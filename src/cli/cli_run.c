@@ -383,6 +383,10 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job,
 				"run: no command given: mfsandbox run [OPTIONS] -- COMMAND [ARG...]");
 	if ((rc = choose_backend(backend, job, err)) != MFS_OK)
 		return rc;
+	const char *bound = getenv(MFS_DELETE_TIMEOUT_ENV);
+	if (bound && *bound && (rc = parse_long(MFS_DELETE_TIMEOUT_ENV, bound, "seconds", 3600,
+						&job->delete_timeout_s, err)) != MFS_OK)
+		return rc;
 	mfs_job_set_argv(job, (const char *const *)argv + optind);
 	return MFS_OK;
 }

@@ -672,7 +672,9 @@ static enum mfs_code finish(struct mfs_job *job, struct mfs_sandbox *sb, enum mf
 }
 
 /* --keep releases the handle and says how to reach the sandbox; else it is
- * destroyed, and a failure to is a warning naming the command that retries. */
+ * destroyed within the delete bound, and a failure to is a warning naming
+ * the command that removes it.  The command's status stands either way: it
+ * ran, and running it again would not remove the sandbox. */
 static void teardown(const struct mfs_job *job, struct mfs_sandbox *sb)
 {
 	if (job->keep) {
@@ -682,9 +684,21 @@ static void teardown(const struct mfs_job *job, struct mfs_sandbox *sb)
 	}
 	struct mfs_err derr = { MFS_OK, "" };
 	char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;
-	if (job->ops->destroy(sb, &derr) != MFS_OK)
+	const char *name = job->ops->name;
+	long bound = job->delete_timeout_s > 0 ? job->delete_timeout_s : MFS_DELETE_TIMEOUT_S;
+	sb->destroy_by = mfs_now_s() + (double)bound;
+	enum mfs_code rc = job->ops->destroy(sb, &derr);
+	if (rc == MFS_ERR_TIMEOUT)
+		say(job, MFS_SAY_WARN, "gave up removing %s sandbox %s after %ld s (%s); it may "
+		    "still exist: remove it with: mfsandbox kill --backend %s --stale", name,
+		    id ? id : "?", bound, MFS_DELETE_TIMEOUT_ENV, name);
+	else if (rc == MFS_ERR_CANCELLED)
+		say(job, MFS_SAY_WARN, "gave up removing %s sandbox %s on a second signal; it may "
+		    "still exist: remove it with: mfsandbox kill --backend %s --stale", name,
+		    id ? id : "?", name);
+	else if (rc != MFS_OK)
 		say(job, MFS_SAY_WARN, "could not remove %s sandbox %s: %s (retry with: mfsandbox kill --backend %s %s)",
-		    job->ops->name, id ? id : "?", derr.msg, job->ops->name, id ? id : "ID");
+		    name, id ? id : "?", derr.msg, name, id ? id : "ID");
 	free(id);
 }
 

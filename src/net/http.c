@@ -285,6 +285,11 @@ static int on_seek(void *ctx, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+static bool second_signal(const struct mfs_http_req *req)
+{
+	return req->cut_on_second_signal && mfs_cancel_count() >= 2;
+}
+
 /* libcurl calls this about once a second even on a silent connection,
  * which is what makes the idle bound work. */
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
@@ -292,6 +297,8 @@ static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	(void)dt, (void)ut, (void)un;
 	struct xfer *x = ctx;
 	if (x->req->cancellable && mfs_cancelled())
+		return 1;
+	if (second_signal(x->req))
 		return 1;
 	if (x->req->idle_timeout_ms > 0) {
 		long now = (long)mfs_now_ms();
@@ -355,13 +362,16 @@ long mfs_http_retry_after_ms(const char *v, long long now)
 	return delta > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (long)delta * 1000;
 }
 
-/* Sleeps ms; false if cancellation arrived first (for cancellable requests). */
-static bool backoff_sleep(long ms, bool cancellable)
+/* Sleeps ms; false if the request's cancellation arrived first. */
+static bool backoff_sleep(long ms, const struct mfs_http_req *req)
 {
-	if (cancellable)
+	if (req->cancellable)
 		return mfs_cancel_sleep_ms(ms);
-	mfs_sleep_ms(ms);
-	return true;
+	/* The cancel pipe stays readable after the first signal: look at the
+	 * count between short naps instead. */
+	for (long long end = mfs_now_ms() + ms; !second_signal(req) && mfs_now_ms() < end;)
+		mfs_sleep_ms(end - mfs_now_ms() < 50 ? (long)(end - mfs_now_ms()) : 50);
+	return !second_signal(req);
 }
 
 static long backoff_ms(int attempt)
@@ -378,14 +388,15 @@ static double deadline_left_s(const struct mfs_http_req *req)
 	return req->deadline - mfs_now_s();
 }
 
-/* Milliseconds left before req->deadline, at least 1 (0 would mean no
- * timeout to libcurl); -1 without a deadline. */
+/* Milliseconds left before req->deadline, rounded up so that a transfer
+ * libcurl cuts at it ends past it (and is told as MFS_ERR_TIMEOUT), at
+ * least 1 (0 would mean no timeout to libcurl); -1 without a deadline. */
 static long deadline_left_ms(const struct mfs_http_req *req)
 {
 	if (req->deadline <= 0)
 		return -1;
 	double left = deadline_left_s(req) * 1000;
-	return left >= 1 ? (long)left : 1;
+	return left >= 1 ? (long)left + 1 : 1;
 }
 
 static bool deadline_passed(const struct mfs_http_req *req)
@@ -555,7 +566,7 @@ static enum next after_answer(CURL *h, const struct mfs_http_req *req, struct mf
 	if (deadline_left_ms(req) > 0 && wait >= deadline_left_ms(req))
 		return DONE; /* no time for another try: this answer stands */
 	(*attempt)++;
-	return backoff_sleep(wait, req->cancellable) ? RETRY : CANCELLED;
+	return backoff_sleep(wait, req) ? RETRY : CANCELLED;
 }
 
 /* No answer: our own side's failure, a cancellation, a retryable
@@ -588,7 +599,7 @@ static enum next after_failure(const struct mfs_http_req *req, struct mfs_http_r
 	    !(x->delivered && req->on_data) && !deadline_passed(req)) {
 		long wait = backoff_ms(*attempt), left = deadline_left_ms(req);
 		(*attempt)++;
-		return backoff_sleep(left > 0 && left < wait ? left : wait, req->cancellable) ? RETRY
+		return backoff_sleep(left > 0 && left < wait ? left : wait, req) ? RETRY
 											   : CANCELLED;
 	}
 	resp->status = 0;
@@ -625,6 +636,10 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 		CURL *h = get_handle();
 		if (!h) {
 			rc = mfs_fail(err, MFS_ERR_NOMEM, "cannot create a libcurl handle");
+			break;
+		}
+		if (second_signal(req)) {
+			next = CANCELLED;
 			break;
 		}
 		resp->attempts = attempt + 1;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t cancel_signo;
+static volatile sig_atomic_t cancel_count;
 static int pipe_fds[2] = { -1, -1 };
 
 int mfs_cancel_init(void)
@@ -26,6 +27,8 @@ void mfs_cancel_request(int signo)
 	int saved = errno;
 	if (!cancel_signo)
 		cancel_signo = signo ? signo : SIGTERM;
+	if (cancel_count < 1000)
+		cancel_count++;
 	if (pipe_fds[1] >= 0) {
 		ssize_t r = write(pipe_fds[1], "x", 1);
 		(void)r;
@@ -41,6 +44,11 @@ bool mfs_cancelled(void)
 int mfs_cancel_signal(void)
 {
 	return cancel_signo;
+}
+
+int mfs_cancel_count(void)
+{
+	return cancel_count;
 }
 
 int mfs_cancel_fd(void)
@@ -75,6 +83,7 @@ void mfs_cancel_reset(void)
 {
 	char drain[64];
 	cancel_signo = 0;
+	cancel_count = 0;
 	if (pipe_fds[0] >= 0)
 		while (read(pipe_fds[0], drain, sizeof(drain)) > 0)
 			;

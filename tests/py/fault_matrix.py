@@ -4,6 +4,7 @@ the emulator, and the checks every cell makes whatever the backend: the
 command's output never doubled, no process of the run left on this
 machine, and `kill --stale` after a SIGKILL."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -91,3 +92,32 @@ def assert_no_processes(mark):
             break
         time.sleep(0.05)
     assert left_processes(mark) == []
+
+
+# A delete that hangs (issue 16): given up at the bound, or at once on a
+# second signal; the run's status stands, one line names the sandbox and
+# `kill --stale`, which then removes it.
+DELETE_HANGS = ["past MFSANDBOX_DELETE_TIMEOUT_S", "second SIGTERM"]
+
+
+def delete_hang_cell(backend, env, how, reached, live_count):
+    mark = marker()
+    env = dict(env)
+    if how == "second SIGTERM":
+        rc, out, err = run_cell(backend, env, "SIGTERM", reached, mark, signal_twice=True)
+        why = "on a second signal"
+    else:
+        env["MFSANDBOX_DELETE_TIMEOUT_S"] = "2"
+        rc, out, err = run_cell(backend, env, "", reached, mark)
+        why = r"after 2 s \(MFSANDBOX_DELETE_TIMEOUT_S\)"
+    assert rc == 0, err  # the command ran to its end: its status stands
+    check_output(mark, rc, out, err)
+    lines = [ln for ln in err.splitlines() if ln.startswith("mfsandbox")]
+    assert len(lines) == 1, err
+    assert re.search(rf"gave up removing {backend} sandbox \S+ {why}; it may still exist: "
+                     rf"remove it with: mfsandbox kill --backend {backend} --stale$",
+                     lines[0]), err
+    assert live_count() == 1
+    kill_stale(backend, env)
+    assert live_count() == 0, "a sandbox leaked"
+    assert_no_processes(mark)

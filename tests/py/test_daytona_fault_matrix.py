@@ -15,7 +15,8 @@ import subprocess
 
 import pytest
 
-from fault_matrix import assert_no_processes, check_output, kill_stale, marker, run_cell
+from fault_matrix import (DELETE_HANGS, assert_no_processes, check_output, delete_hang_cell,
+                          kill_stale, marker, run_cell)
 from mfs_cli import BINARY, clean_env
 
 # The calls of one run with --env (the command's script is uploaded).
@@ -98,3 +99,12 @@ def test_fault_matrix_cell(daytona_emulator, daytona_env, op, fault):
         kill_stale("daytona", env)
     assert emu.live_count() == 0, "a sandbox leaked"
     assert_no_processes(mark)
+
+
+@pytest.mark.parametrize("how", DELETE_HANGS)
+def test_a_delete_that_hangs_is_given_up(daytona_emulator, daytona_env, how):
+    emu = daytona_emulator
+    env = {k: v for k, v in clean_env().items() if not k.startswith("DAYTONA_")}
+    env.update(daytona_env)
+    emu.faults.stalls = {OPS["delete"][0]: [120]}
+    delete_hang_cell("daytona", env, how, lambda: seen(emu, "delete"), emu.live_count)

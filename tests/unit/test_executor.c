@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mfs/util/cancel.h"
+#include "mfs/util/clock.h"
 #include "mfs/core/executor.h"
 
 /* ---- fake backend ---- */
@@ -25,6 +26,8 @@ static struct {
 	bool speak;                   /* create and exec say a line each */
 	int live;                     /* sandboxes created and not destroyed */
 	int kept;                     /* of those, released by --keep */
+	enum mfs_code fail_destroy;   /* the sandbox is freed, its removal failed */
+	double destroy_bound;         /* seconds destroy() was given */
 } fake;
 
 static void logw(const char *w)
@@ -90,12 +93,12 @@ static enum mfs_code f_exec(struct mfs_sandbox *sb, const struct mfs_exec_req *r
 
 static enum mfs_code f_destroy(struct mfs_sandbox *sb, struct mfs_err *err)
 {
-	(void)err;
 	logw("destroy");
+	fake.destroy_bound = sb->destroy_by - mfs_now_s();
 	free(sb->id);
 	free(sb);
 	fake.live--;
-	return MFS_OK;
+	return fake.fail_destroy ? mfs_fail(err, fake.fail_destroy, "delete failed") : MFS_OK;
 }
 
 /* --keep: the handle goes, the (fake) sandbox stays; teardown checks it. */
@@ -481,6 +484,39 @@ static void cancel_wins_and_destroys(void **state)
 	mfs_job_release(&job);
 }
 
+/* A removal that gives up (the bound, a second signal) leaves the
+ * command's status standing and names the sandbox and `kill --stale`. */
+static void delete_given_up_is_one_line_and_the_status_stands(void **state)
+{
+	(void)state;
+	static const struct { enum mfs_code rc; long bound; const char *line; } cases[] = {
+		{ MFS_ERR_TIMEOUT, 7, "warning: gave up removing fake sandbox fake-1 after 7 s "
+		  "(MFSANDBOX_DELETE_TIMEOUT_S); it may still exist: remove it with: mfsandbox kill "
+		  "--backend fake --stale\n" },
+		{ MFS_ERR_CANCELLED, 0, "warning: gave up removing fake sandbox fake-1 on a second "
+		  "signal; it may still exist: remove it with: mfsandbox kill --backend fake "
+		  "--stale\n" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct mfs_job job;
+		struct mfs_job_result res;
+		struct mfs_err err;
+		new_job(&job, (const char *const[]){ "true", NULL });
+		job.delete_timeout_s = cases[i].bound;
+		fake.fail_destroy = cases[i].rc;
+		fake.exec_status = 3;
+		mfs_buf_reset(&said);
+		mfs_job_result_init(&res);
+		assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+		assert_int_equal(res.status, 3);
+		assert_string_equal(said.data, cases[i].line);
+		long want = cases[i].bound ? cases[i].bound : MFS_DELETE_TIMEOUT_S;
+		assert_true(fake.destroy_bound > want - 1 && fake.destroy_bound <= want);
+		mfs_job_result_release(&res);
+		mfs_job_release(&job);
+	}
+}
+
 static void keep_does_not_destroy(void **state)
 {
 	(void)state;
@@ -670,6 +706,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(missing_upload_fails_before_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_create_is_explained_by_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(cancel_wins_and_destroys, setup, teardown),
+		cmocka_unit_test_setup_teardown(delete_given_up_is_one_line_and_the_status_stands, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(keep_does_not_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(hooks_run_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(dry_run_touches_nothing, setup, teardown),

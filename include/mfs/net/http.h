@@ -62,6 +62,9 @@ struct mfs_http_req {
 	int retries;                    /* extra attempts after the first; 0: none */
 	bool retry_safe;                /* non-idempotent request that may be retried */
 	bool cancellable;               /* abort with MFS_ERR_CANCELLED on mfs_cancelled() */
+	/* Clean-up a first signal may have started (a delete): not cancellable,
+	 * but aborted with MFS_ERR_CANCELLED once a second signal arrives. */
+	bool cut_on_second_signal;
 };
 
 struct mfs_http_resp {

@@ -19,6 +19,9 @@ void mfs_cancel_request(int signo);
 bool mfs_cancelled(void);
 /* The signal that requested cancellation, 0 if none. */
 int mfs_cancel_signal(void);
+/* Signals received so far: clean-up that the first one started gives up
+ * on the second. */
+int mfs_cancel_count(void);
 /* Read end of the self-pipe, or -1 before mfs_cancel_init(). Never read it. */
 int mfs_cancel_fd(void);
 /* Sleeps ms, returning early once cancellation is requested; false then. */

@@ -1,0 +1,115 @@
+"""The E2B fault matrix (issue 16): every E2B call of one run x every kind
+of fault the service or the line can throw, each cell checked for the exit
+code a user (and Metaflow's @retry) depends on, no sandbox left on the
+emulator, no process of the run left on this machine, and the command's
+output never doubled.  docs/testing.md prints the table this asserts, next
+to Daytona's (test_daytona_fault_matrix.py, same checks: fault_matrix.py).
+
+Faults come from the emulator's matrix knobs (tests/emulators/e2b):
+`statuses` answers a status instead of the request (429 with Retry-After,
+502 with the edge's empty body), `cut_mid_body` carries the request out and
+resets the line halfway through the answer, `stalls` hangs the request
+(until --timeout runs out, or the launcher gets SIGTERM or SIGKILL).  The
+log stream is the Start call's own streamed answer: its faults come after
+the command's first output (`stream_cut`: a reset, or the end-of-stream
+error a proxy's status maps to; `silent_s`: nothing more)."""
+import re
+
+import pytest
+
+from fault_matrix import (DELETE_HANGS, assert_no_processes, check_output, delete_hang_cell,
+                          kill_stale, marker, run_cell)
+from mfs_cli import clean_env
+
+# The calls of one run with --upload, by the emulator's pattern.  E2B has
+# no status poll: the Start stream carries the command's output and end.
+OPS = {
+    "create": "POST /sandboxes",
+    "upload": "POST envd:/files",
+    "start": "POST envd:/process.Process/Start",
+    "log stream": None,
+    "delete": "DELETE /sandboxes/*",
+}
+FAULTS = ["429", "500", "502 empty", "503", "reset mid-body", "past --timeout", "SIGTERM",
+          "SIGKILL + kill --stale"]
+
+# Expected exit code per (op, fault): a transient fault is retried and the
+# run succeeds, a server error that persists is 203, SIGTERM is 128+15.
+EXPECT = {(op, f): 0 for op in OPS for f in FAULTS}
+for op in OPS:
+    EXPECT[(op, "500")] = 203
+    EXPECT[(op, "past --timeout")] = 204
+    EXPECT[(op, "SIGTERM")] = 143
+    EXPECT[(op, "SIGKILL + kill --stale")] = -9
+# A Start whose answer was cut may or may not have started the command:
+# starting it again could run it twice, so the run fails (203, retried by
+# @retry) rather than guess.
+EXPECT[("start", "reset mid-body")] = 203
+# A broken stream loses the command's end: the run fails rather than guess
+# its status (the client does not reconnect to the process).
+for f in ("429", "500", "502 empty", "503", "reset mid-body"):
+    EXPECT[("log stream", f)] = 203
+# The command has ended: its status stands (see the Daytona matrix).
+EXPECT[("delete", "500")] = 0
+EXPECT[("delete", "SIGTERM")] = 0
+EXPECT[("delete", "past --timeout")] = 0
+
+
+@pytest.fixture
+def env(e2b_env):
+    base = {k: v for k, v in clean_env().items() if not k.startswith("E2B_")}
+    base.update(e2b_env)
+    return base
+
+
+def faulted(emu, op, fault):
+    f, key = emu.faults, OPS[op]
+    stall = fault in ("past --timeout", "SIGTERM", "SIGKILL + kill --stale")
+    if op == "log stream":
+        if stall:
+            f.silent_s = 60.0
+        else:
+            f.stream_cut = 0 if fault == "reset mid-body" else int(fault.split()[0])
+    elif fault == "500":
+        f.statuses = {key: [500] * 20}
+    elif fault in ("429", "502 empty", "503"):
+        f.statuses = {key: [int(fault.split()[0])]}
+        f.retry_after = 1
+    elif fault == "reset mid-body":
+        f.cut_mid_body = {key: 1}
+    elif stall:
+        # A delete is carried through whatever the signal or the deadline
+        # (a short stall there); elsewhere the stall outlasts the run.
+        f.stalls = {key: [3 if op == "delete" else 60]}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("op", list(OPS))
+def test_fault_matrix_cell(e2b_emulator, env, op, fault, tmp_path):
+    emu = e2b_emulator
+    data = tmp_path / "in.txt"
+    data.write_text("input\n")
+    mark = marker()
+    faulted(emu, op, fault)
+    rc, out, err = run_cell("e2b", env, fault, lambda: bool(emu.faults.fired), mark,
+                            flags=["--upload", f"{data}:in.txt"])
+    assert emu.faults.fired, "the fault never fired"
+    assert rc == EXPECT[(op, fault)], (rc, err)
+    check_output(mark, rc, out, err)
+    if (op, fault) == ("delete", "500"):
+        assert "mfsandbox kill --backend e2b" in err, err
+        emu.faults.statuses = {}
+        assert re.search(r"could not remove e2b sandbox i[0-9a-f]+", err), err
+        kill_stale("e2b", env)
+    if fault == "SIGKILL + kill --stale":
+        kill_stale("e2b", env)
+    assert emu.live_count() == 0, "a sandbox leaked"
+    assert emu.violations == []
+    assert_no_processes(mark)
+
+
+@pytest.mark.parametrize("how", DELETE_HANGS)
+def test_a_delete_that_hangs_is_given_up(e2b_emulator, env, how):
+    emu = e2b_emulator
+    emu.faults.stalls = {OPS["delete"]: [120]}
+    delete_hang_cell("e2b", env, how, lambda: bool(emu.faults.fired), emu.live_count)
