@@ -7,8 +7,9 @@
  * - A Start stream that ends without the end-stream envelope, or a 502, is
  *   told apart from a network blip by probing envd's /health, which answers
  *   502 once the sandbox is gone.
- * - A Start answered 429 or 503 (or a 502 while /health still answers) was
- *   refused before envd ran anything: it is sent again.  A Start with no
+ * - A Start answered 429 or 503 (or a bare 502 while /health still answers;
+ *   the edge's "sandbox not found" 502 has a body) was refused before envd
+ *   ran anything: it is sent again.  A Start with no
  *   answer at all is not: the command may be running, and a second Start
  *   would run it twice.
  * - The Start call ends at --timeout plus a short grace whatever the line
@@ -387,7 +388,7 @@ static bool start_refused(struct start_call *c, int attempt, long *wait_ms)
 {
 	long s = c->resp.status;
 	if (c->rc != MFS_OK || attempt >= API_RETRIES ||
-	    !(s == 429 || s == 503 || (s == 502 && !sandbox_gone(c->sb))))
+	    !(s == 429 || s == 503 || (s == 502 && !c->resp.body.len && !sandbox_gone(c->sb))))
 		return false;
 	*wait_ms = mfs_http_retry_after_ms(mfs_http_header(&c->resp, "retry-after"),
 					   (long long)time(NULL));

@@ -17,6 +17,21 @@ from mfs_cli import BINARY
 TIMEOUT_S = 4
 
 
+def expected(ops, faults):
+    """The exit code per (call, fault) both backends share: a transient
+    fault is retried and the run succeeds, a server error that persists is
+    203, the deadline 204, SIGTERM 128+15, SIGKILL leaves the launcher dead
+    (-9; `kill --stale` then removes what it left).  Once the command has
+    ended (delete), its status stands: a delete that keeps failing, a
+    SIGTERM or the deadline during it do not change it, and the delete is
+    carried through (within MFSANDBOX_DELETE_TIMEOUT_S)."""
+    codes = {"500": 203, "past --timeout": 204, "SIGTERM": 143, "SIGKILL + kill --stale": -9}
+    want = {(op, f): codes.get(f, 0) for op in ops for f in faults}
+    for f in ("500", "SIGTERM", "past --timeout"):
+        want[("delete", f)] = 0
+    return want
+
+
 def marker():
     """A unique word in the command line, to find the run's processes."""
     return "mfs-matrix-" + uuid.uuid4().hex[:12]

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from fault_matrix import left_processes as procs_with
 from mfs_cli import BINARY, clean_env, launcher_labels, mfs
 
 
@@ -174,20 +175,6 @@ def test_refused_option_is_202(sandbox_env):
     r = run(sandbox_env, "true", flags=["--image", "python:3.11"])
     assert r.returncode == 202
     assert len(r.stderr.splitlines()) == 1
-
-
-def procs_with(marker):
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])

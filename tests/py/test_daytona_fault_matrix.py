@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from fault_matrix import (DELETE_HANGS, assert_no_processes, check_output, delete_hang_cell,
-                          kill_stale, marker, run_cell)
+                          expected, kill_stale, marker, run_cell)
 from mfs_cli import BINARY, clean_env
 
 # The calls of one run with --env (the command's script is uploaded).
@@ -34,23 +34,7 @@ OPS = {
 FAULTS = ["429", "500", "502 empty", "503", "reset", "answer lost", "past --timeout", "SIGTERM",
           "SIGKILL + kill --stale"]
 
-# Expected exit code per (op, fault); a transient fault is retried and the
-# run succeeds, a server error that persists is 203, SIGTERM is 128+15.
-EXPECT = {(op, f): 0 for op in OPS for f in FAULTS}
-for op in OPS:
-    EXPECT[(op, "500")] = 203
-    EXPECT[(op, "past --timeout")] = 204
-    EXPECT[(op, "SIGTERM")] = 143
-    # The launcher dies (-9); `kill --stale` then removes what it left.
-    EXPECT[(op, "SIGKILL + kill --stale")] = -9
-# A delete that keeps failing cannot fail a run that already ended: the
-# step's status stands and the sandbox is named for `mfsandbox kill`.
-EXPECT[("delete", "500")] = 0
-# SIGTERM while deleting: the command has ended, its status stands, and the
-# delete is still carried through.
-EXPECT[("delete", "SIGTERM")] = 0
-# --timeout bounds the run, not the delete after it: a slow delete is waited for.
-EXPECT[("delete", "past --timeout")] = 0
+EXPECT = expected(OPS, FAULTS)
 
 
 def faulted(emu, op, fault):

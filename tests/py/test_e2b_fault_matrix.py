@@ -18,7 +18,7 @@ import re
 import pytest
 
 from fault_matrix import (DELETE_HANGS, assert_no_processes, check_output, delete_hang_cell,
-                          kill_stale, marker, run_cell)
+                          expected, kill_stale, marker, run_cell)
 from mfs_cli import clean_env
 
 # The calls of one run with --upload, by the emulator's pattern.  E2B has
@@ -33,14 +33,7 @@ OPS = {
 FAULTS = ["429", "500", "502 empty", "503", "reset mid-body", "past --timeout", "SIGTERM",
           "SIGKILL + kill --stale"]
 
-# Expected exit code per (op, fault): a transient fault is retried and the
-# run succeeds, a server error that persists is 203, SIGTERM is 128+15.
-EXPECT = {(op, f): 0 for op in OPS for f in FAULTS}
-for op in OPS:
-    EXPECT[(op, "500")] = 203
-    EXPECT[(op, "past --timeout")] = 204
-    EXPECT[(op, "SIGTERM")] = 143
-    EXPECT[(op, "SIGKILL + kill --stale")] = -9
+EXPECT = expected(OPS, FAULTS)
 # A Start whose answer was cut may or may not have started the command:
 # starting it again could run it twice, so the run fails (203, retried by
 # @retry) rather than guess.
@@ -49,10 +42,6 @@ EXPECT[("start", "reset mid-body")] = 203
 # its status (the client does not reconnect to the process).
 for f in ("429", "500", "502 empty", "503", "reset mid-body"):
     EXPECT[("log stream", f)] = 203
-# The command has ended: its status stands (see the Daytona matrix).
-EXPECT[("delete", "500")] = 0
-EXPECT[("delete", "SIGTERM")] = 0
-EXPECT[("delete", "past --timeout")] = 0
 
 
 @pytest.fixture
