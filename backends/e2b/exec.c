@@ -56,6 +56,7 @@ static enum mfs_code send_signal(struct e2b_sandbox *sb, long pid, const char *s
 		.method = "POST", .url = url.data, .headers = &hdrs,
 		.body = body, .body_len = body ? strlen(body) : 0,
 		.timeout_ms = API_TIMEOUT_MS, .retries = 2, .retry_safe = true,
+		.cut_on_second_signal = true, /* it runs after a first signal */
 	};
 	rc = mfs_http_do(&req, &resp, err);
 	if (rc == MFS_OK && resp.status != 200 && resp.status != 404)
@@ -273,7 +274,8 @@ static void start_release(struct start_call *c)
 
 /* Signals the command's process group (see RUN) from a second Start, and
  * its own pid through SendSignal in case setsid was missing.  Runs after a
- * cancellation too, so it is not cancellable itself. */
+ * cancellation too, so it is not cancellable itself, but a second signal
+ * gives up on it at once. */
 static void kill_group(struct e2b_sandbox *sb, long pid, const char *sig)
 {
 	struct start_call k = { 0 };
@@ -284,6 +286,7 @@ static void kill_group(struct e2b_sandbox *sb, long pid, const char *sig)
 	struct mfs_exec_req r = { .argv = argv, .timeout_s = KILL_TIMEOUT_S };
 	if (start_prepare(&k, sb, &r, NULL, &ignored) == MFS_OK) {
 		k.req.cancellable = false;
+		k.req.cut_on_second_signal = true;
 		mfs_http_do(&k.req, &k.resp, &ignored);
 	}
 	start_release(&k);
@@ -297,8 +300,8 @@ static enum mfs_code stop_cancelled(struct start_call *c, struct mfs_err *err)
 		int signo = mfs_cancel_signal();
 		kill_group(c->sb, c->st.pid, signo == SIGINT || signo == SIGTERM || signo == 0
 			   ? "TERM" : "KILL");
-		mfs_sleep_ms(GRACE_MS);
-		kill_group(c->sb, c->st.pid, "KILL");
+		if (mfs_cancel_sleep_until_count(GRACE_MS, 2))
+			kill_group(c->sb, c->st.pid, "KILL");
 	}
 	return mfs_fail(err, MFS_ERR_CANCELLED, "cancelled; the E2B process was signalled");
 }

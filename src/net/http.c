@@ -367,11 +367,10 @@ static bool backoff_sleep(long ms, const struct mfs_http_req *req)
 {
 	if (req->cancellable)
 		return mfs_cancel_sleep_ms(ms);
-	/* The cancel pipe stays readable after the first signal: look at the
-	 * count between short naps instead. */
-	for (long long end = mfs_now_ms() + ms; !second_signal(req) && mfs_now_ms() < end;)
-		mfs_sleep_ms(end - mfs_now_ms() < 50 ? (long)(end - mfs_now_ms()) : 50);
-	return !second_signal(req);
+	if (req->cut_on_second_signal)
+		return mfs_cancel_sleep_until_count(ms, 2);
+	mfs_sleep_ms(ms);
+	return true;
 }
 
 static long backoff_ms(int attempt)

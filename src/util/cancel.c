@@ -79,6 +79,21 @@ bool mfs_cancel_sleep_ms(long ms)
 	return !mfs_cancelled();
 }
 
+bool mfs_cancel_sleep_until_count(long ms, int count)
+{
+	/* The pipe stays readable after the first signal, so short naps
+	 * instead; a signal also cuts a nap short (no SA_RESTART). */
+	for (long long end = mfs_now_ms() + ms; cancel_count < count;) {
+		long long left = end - mfs_now_ms();
+		if (left <= 0)
+			break;
+		long nap = left < 100 ? (long)left : 100;
+		struct timespec ts = { 0, nap * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return cancel_count < count;
+}
+
 void mfs_cancel_reset(void)
 {
 	char drain[64];

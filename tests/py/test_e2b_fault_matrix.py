@@ -102,3 +102,23 @@ def test_a_delete_that_hangs_is_given_up(e2b_emulator, env, how):
     emu = e2b_emulator
     emu.faults.stalls = {OPS["delete"]: [120]}
     delete_hang_cell("e2b", env, how, lambda: bool(emu.faults.fired), emu.live_count)
+
+
+def test_a_second_sigterm_cuts_a_hanging_cancel(e2b_emulator, env):
+    """The first SIGTERM stops the command through envd (a second Start
+    that kills its group, then SendSignal), which hangs here; the second
+    gives up on that and on the delete at once, naming the sandbox."""
+    emu = e2b_emulator
+    emu.faults.silent_s = 60.0
+    emu.faults.stalls = {"POST envd:/process.Process/Start": [0, 120, 120],
+                         "POST envd:/process.Process/SendSignal": [120, 120, 120]}
+    mark = marker()
+    rc, out, err = run_cell("e2b", env, "SIGTERM", lambda: "stream" in emu.faults.fired, mark,
+                            signal_twice=True)
+    assert rc == 143, err
+    check_output(mark, rc, out, err)
+    assert re.search(r"gave up removing e2b sandbox i[0-9a-f]+ on a second signal; .* "
+                     r"mfsandbox kill --backend e2b --stale", err), err
+    kill_stale("e2b", env)
+    assert emu.live_count() == 0, "a sandbox leaked"
+    assert_no_processes(mark)

@@ -26,6 +26,9 @@ int mfs_cancel_count(void);
 int mfs_cancel_fd(void);
 /* Sleeps ms, returning early once cancellation is requested; false then. */
 bool mfs_cancel_sleep_ms(long ms);
+/* Sleeps ms, returning early (false) once `count` signals have arrived:
+ * clean-up after a first signal waits with count 2. */
+bool mfs_cancel_sleep_until_count(long ms, int count);
 /* Test-only: forget a previous request. */
 void mfs_cancel_reset(void);
 
