@@ -12,6 +12,7 @@
 #define MFS_BACKEND_LIST(X) \
 	X(local)            \
 	X(daytona)          \
-	X(e2b)
+	X(e2b)              \
+	/* a new backend's line goes above: no other line changes */
 
 #endif
