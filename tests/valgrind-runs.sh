@@ -94,5 +94,9 @@ wait "$emu" 2>/dev/null
 rm -f "$emu_out"
 unset DAYTONA_API_URL DAYTONA_API_KEY
 
+# E2B against its emulator, faults set in-process (stdlib Python only).
+abs_bin=$(realpath "$bin")
+(cd "$(dirname "$0")" && exec python3 valgrind_e2b.py "$valgrind" "$abs_bin" "$code") || fail=1
+
 [ -z "$(ls -A "$state")" ] || { echo "sandboxes left in $state" >&2; fail=1; }
 exit $fail
