@@ -32,6 +32,26 @@ static json_int_t whole_cpus(double cpu)
 	return (double)n < cpu ? n + 1 : n;
 }
 
+/* What the create body carries as JSON text must be UTF-8, or jansson
+ * drops it without a word: a label `kill --stale` looks for, or --image,
+ * which would leave the default snapshot in its place. */
+static enum mfs_code check_text(const struct mfs_sandbox_spec *spec, const struct dt_conf *c,
+				struct mfs_err *err)
+{
+	if (spec->image && !mfs_utf8_valid(spec->image))
+		return mfs_fail(err, MFS_ERR_USAGE, "--image is not valid UTF-8: Daytona image "
+				"names are text");
+	if (c->target && !mfs_utf8_valid(c->target))
+		return mfs_fail(err, MFS_ERR_CONFIG, "DAYTONA_TARGET is not valid UTF-8: set it "
+				"to a Daytona region name");
+	for (size_t i = 0; spec->labels && i < spec->labels->n; i++)
+		if (!mfs_utf8_valid(spec->labels->items[i].key) ||
+		    !mfs_utf8_valid(spec->labels->items[i].value))
+			return mfs_fail(err, MFS_ERR_USAGE, "a label is not valid UTF-8, which "
+					"Daytona cannot carry: fix or drop it");
+	return MFS_OK;
+}
+
 static char *create_body(const struct mfs_sandbox_spec *spec, const struct dt_conf *c,
 			 const char *nonce)
 {
@@ -367,6 +387,8 @@ enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox 
 	sb = mfs_xcalloc(1, sizeof(*sb));
 	sb->base.ops = &mfs_daytona_ops;
 	rc = dt_conf_load(&sb->conf, err);
+	if (rc == MFS_OK)
+		rc = check_text(spec, &sb->conf, err);
 	if (rc != MFS_OK)
 		goto out;
 	mfs_kvlist_init(&sb->env);

@@ -362,10 +362,17 @@ static enum mfs_code prepare(struct exec_run *x, struct mfs_buf *cmd, struct mfs
 		mfs_random_hex(sb->sid + 4, 12);
 	}
 	/* Without env there is nothing to keep out of the session's command
-	 * records, so the script goes inline and costs no upload. */
+	 * records, so the script goes inline and costs no upload, unless it
+	 * holds bytes that are not UTF-8 (an argument, the cwd): the command
+	 * travels as JSON text, the uploaded file as bytes. */
 	bool upload = sb->env.n || (x->r->env && x->r->env->n);
 	mfs_buf_addf(&script_path, "%s/%s-%u.sh", sb->script_dir, sb->sid, sb->seq++);
 	char *script = command_script(sb, x->r, upload);
+	if (!upload && !mfs_utf8_valid(script)) {
+		upload = true;
+		free(script);
+		script = command_script(sb, x->r, upload);
+	}
 	if (upload && !sb->script_dir_made) {
 		rc = dt_private_dir(sb, sb->script_dir, err);
 		sb->script_dir_made = rc == MFS_OK;

@@ -242,33 +242,3 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 	mfs_strv_release(&hdrs);
 	return rc;
 }
-
-/* Well-formed UTF-8 as jansson checks it: no overlong forms, no
- * surrogates, nothing above U+10FFFF.  jansson refuses any other string,
- * and a refused string would silently vanish from a request body. */
-bool e2b_utf8_ok(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		unsigned c = *p++, n, cp;
-		if (c < 0x80)
-			continue;
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3, cp = c & 0x07;
-		else
-			return false;
-		for (unsigned i = 0; i < n; i++, p++) {
-			if ((*p & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (*p & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-	}
-	return true;
-}

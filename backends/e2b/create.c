@@ -227,13 +227,13 @@ void e2b_sandbox_free(struct e2b_sandbox *sb)
 static enum mfs_code check_text(const struct mfs_sandbox_spec *spec, struct mfs_err *err)
 {
 	const struct mfs_kvlist *lists[] = { spec->labels, spec->env };
-	if (spec->image && !e2b_utf8_ok(spec->image))
+	if (spec->image && !mfs_utf8_valid(spec->image))
 		return mfs_fail(err, MFS_ERR_USAGE, "--image is not valid UTF-8: E2B template "
 				"names are text");
 	for (size_t l = 0; l < 2; l++)
 		for (size_t i = 0; lists[l] && i < lists[l]->n; i++)
-			if (!e2b_utf8_ok(lists[l]->items[i].key) ||
-			    (l == 0 && !e2b_utf8_ok(lists[l]->items[i].value)))
+			if (!mfs_utf8_valid(lists[l]->items[i].key) ||
+			    (l == 0 && !mfs_utf8_valid(lists[l]->items[i].value)))
 				return mfs_fail(err, MFS_ERR_USAGE, "%s is not valid UTF-8, which "
 						"E2B cannot carry: fix or drop it",
 						l ? "an environment variable's name" : "a label");

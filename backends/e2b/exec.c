@@ -21,6 +21,7 @@
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
 #include "mfs/util/err.h"
+#include "mfs/util/text.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -130,7 +131,7 @@ static enum mfs_code add_env(struct start_args *a, const char *k, const char *v,
 			     struct mfs_err *err)
 {
 	struct mfs_buf name = MFS_BUF_INIT;
-	if (e2b_utf8_ok(k) && e2b_utf8_ok(v)) {
+	if (mfs_utf8_valid(k) && mfs_utf8_valid(v)) {
 		json_object_set_new(a->envs, k, json_string(v));
 		return MFS_OK;
 	}
@@ -149,7 +150,7 @@ static void add_argv(struct start_args *a, const char *const *argv)
 {
 	bool plain = true;
 	for (size_t i = 0; argv[i]; i++)
-		plain = plain && e2b_utf8_ok(argv[i]);
+		plain = plain && mfs_utf8_valid(argv[i]);
 	if (plain) {
 		for (size_t i = 0; argv[i]; i++)
 			json_array_append_new(a->args, json_string(argv[i]));
@@ -182,7 +183,7 @@ static enum mfs_code start_body(const struct e2b_sandbox *sb, const struct mfs_e
 		mfs_kvlist_set(&env, r->env->items[i].key, r->env->items[i].value);
 	for (size_t i = 0; i < env.n && rc == MFS_OK; i++)
 		rc = add_env(&a, env.items[i].key, env.items[i].value, err);
-	if (rc == MFS_OK && !e2b_utf8_ok(cwd))
+	if (rc == MFS_OK && !mfs_utf8_valid(cwd))
 		rc = mfs_fail(err, MFS_ERR_USAGE, "the working directory is not UTF-8: "
 			      "E2B cannot carry it");
 	if (rc == MFS_OK) {

@@ -84,8 +84,6 @@ enum mfs_code e2b_delete_sandbox(const struct e2b_conf *c, const char *id, bool 
 				 struct mfs_err *err);
 enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 				   mfs_list_fn fn, void *ctx, struct mfs_err *err);
-/* True when s is well-formed UTF-8: the only strings a JSON body can carry. */
-bool e2b_utf8_ok(const char *s);
 
 /* answers.c: the bodies of answers, read without I/O (fuzzed by
  * tests/fuzz/fuzz_e2b_json.c). */

@@ -1,4 +1,4 @@
-/* text.c - random hex and ISO-8601 parsing (include/mfs/util/text.h). */
+/* text.c - random hex, ISO-8601 parsing, the UTF-8 check (include/mfs/util/text.h). */
 #include "mfs/util/text.h"
 
 #include <stdio.h>
@@ -34,4 +34,33 @@ time_t mfs_parse_iso8601(const char *s)
 	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
 		return 0;
 	return timegm(&tm);
+}
+
+/* jansson's rule, checked before a request is built: it refuses any other
+ * string, and a refused string silently vanishes from a request body. */
+bool mfs_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p++, n, cp;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		for (unsigned i = 0; i < n; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
 }

@@ -50,6 +50,37 @@ def test_without_env_the_command_goes_inline(emu, env):
     assert not [q for q in emu.requests if q[1].endswith("/files/bulk-upload")]
 
 
+def run_bytes(env, *args):
+    """mfsandbox with arguments given as bytes (argv is bytes, not text)."""
+    return subprocess.run([os.fsencode(BINARY), *map(os.fsencode, args)], env=env,
+                          capture_output=True, timeout=120)
+
+
+def test_bytes_that_are_not_utf8_arrive_exactly(emu, env):
+    """The session command is JSON text: an argument that is not UTF-8 once
+    emptied the request (HTTP 400, exit 203).  Its script is uploaded as
+    bytes instead."""
+    arg = b"a\xffb\xc3("
+    r = run_bytes(env, "run", "--backend", "daytona", "--", "printf", "[%s]\\n", arg)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"[" + arg + b"]\n"
+
+
+@pytest.mark.parametrize("args, what", [
+    (["--image", b"python:3\xff", "--", "true"], b"--image is not valid UTF-8"),
+    (["--", "python3", "flow.py", "step", "a", "--run-id", b"r\xff", "--task-id", "2"],
+     b"a label is not valid UTF-8"),
+])
+def test_text_that_is_not_utf8_is_refused_before_create(emu, env, args, what):
+    """jansson drops such a string from the create body without a word:
+    --image would have left the default snapshot in its place, a run id
+    the label `kill --stale` and the relay find the sandbox by."""
+    r = run_bytes(env, "run", "--backend", "daytona", *args)
+    assert r.returncode == 202, r.stderr
+    assert what in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not creates(emu)
+
+
 def test_code_upload_env_cwd_and_exit_status(emu, env, tmp_path):
     code = tmp_path / "code"
     (code / "pkg").mkdir(parents=True)

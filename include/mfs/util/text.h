@@ -1,10 +1,12 @@
 /*
  * text.h - small text helpers shared below the backends: random bytes and hex (nonces,
- * multipart boundaries, session ids) and ISO-8601 timestamps from APIs.
+ * multipart boundaries, session ids), ISO-8601 timestamps from APIs, and the
+ * UTF-8 check for text put into JSON.
  */
 #ifndef MFS_TEXT_H
 #define MFS_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -16,5 +18,8 @@ void mfs_random_bytes(unsigned char *p, size_t n);
 void mfs_random_hex(char *out, size_t nbytes);
 /* "2024-05-01T12:34:56[.fff][Z]" as UTC seconds; 0 when NULL or not one. */
 time_t mfs_parse_iso8601(const char *s);
+/* Well-formed UTF-8 (no overlong forms, no surrogates, nothing above
+ * U+10FFFF): what a JSON string in a request body may carry. */
+bool mfs_utf8_valid(const char *s);
 
 #endif
