@@ -60,18 +60,20 @@ void relay_spool_read_state(struct relay *r, struct mfs_buf *state)
 enum mfs_code relay_spool_save_spec(struct relay *r, struct mfs_err *err)
 {
 	const struct mfs_relay_spec *sp = r->spec;
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "flow", sp->flow,
-			      "run_id", sp->run_id, "step", sp->step, "task_id", sp->task_id,
-			      "attempt", sp->attempt, "ds_type", sp->ds_type, "ds_root", sp->ds_root,
-			      "metadata", sp->metadata);
-	if (sp->service_url)
-		json_object_set_new(j, "service_url", json_string(sp->service_url));
-	if (r->local_root)
-		json_object_set_new(j, "local_root", json_string(r->local_root));
-	char *text = json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(1));
+	/* jansson refuses a string that is not UTF-8 (a path can be any bytes):
+	 * the pack fails as a whole rather than drop one member. */
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s*, s:s*}", "flow",
+			      sp->flow, "run_id", sp->run_id, "step", sp->step, "task_id",
+			      sp->task_id, "attempt", sp->attempt, "ds_type", sp->ds_type, "ds_root",
+			      sp->ds_root, "metadata", sp->metadata, "service_url", sp->service_url,
+			      "local_root", r->local_root);
+	char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(1)) : NULL;
+	json_decref(j);
+	if (!text)
+		return mfs_fail(err, MFS_ERR_CONFIG, "an id, the datastore root or the service URL "
+				"is not UTF-8 text, which the spool cannot keep");
 	enum mfs_code rc = relay_spool_write(r, "spec.json", text, err);
 	free(text);
-	json_decref(j);
 	return rc;
 }
 
@@ -129,12 +131,14 @@ enum mfs_code relay_spool_save_payload(struct relay *r, struct mfs_err *err)
 {
 	json_t *j = json_pack("{s:O, s:O}", "metadata", r->rows.metadata, "artifact",
 			      r->rows.artifact);
-	char *text = json_dumps(j, JSON_COMPACT);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text)
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "the task's rows could not be kept");
 	enum mfs_code rc = relay_spool_write(r, "payload.json", text, err);
 	if (rc == MFS_OK)
 		rc = relay_spool_write(r, "state", RELAY_STATE_FETCHED "\n", err);
 	free(text);
-	json_decref(j);
 	return rc;
 }
 
