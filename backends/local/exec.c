@@ -106,7 +106,7 @@ static enum mfs_code run_start(struct run *r, const struct mfs_exec_req *req, st
 	struct mfs_strv argv = MFS_STRV_INIT, envp = MFS_STRV_INIT, cg_procs = MFS_STRV_INIT;
 	struct mfs_buf cwd = MFS_BUF_INIT;
 	int p_out[2] = { -1, -1 }, p_err[2] = { -1, -1 }, p_js[2] = { -1, -1 };
-	int p_rep[2] = { -1, -1 }, devnull = -1;
+	int p_rep[2] = { -1, -1 }, devnull = -1, scope = local_scope_open(ls->bwrap);
 	enum mfs_code rc = MFS_OK;
 
 	if (!req->cwd)
@@ -126,8 +126,8 @@ static enum mfs_code run_start(struct run *r, const struct mfs_exec_req *req, st
 		goto out;
 	}
 	(void)fcntl(p_out[1], F_SETPIPE_SZ, 1024 * 1024);  /* fewer wake-ups for bulk output */
-	r->pid = local_spawn_bwrap(ls->bwrap, argv.v, envp.v, cg_procs.v, ls->mem_rlimit_mb,
-				   devnull, p_out[1], p_err[1], p_js[1], p_rep[1]);
+	struct spawn_fds fds = { devnull, p_out[1], p_err[1], p_js[1], p_rep[1], scope };
+	r->pid = local_spawn_bwrap(ls->bwrap, argv.v, envp.v, cg_procs.v, ls->mem_rlimit_mb, &fds);
 	if (r->pid < 0)
 		rc = mfs_fail(err, MFS_ERR_IO, "cannot fork: %s", strerror(errno));
 out:
@@ -135,7 +135,7 @@ out:
 	r->err = p_err[0];
 	r->js = p_js[0];
 	r->rep = p_rep[0];
-	int ends[] = { p_out[1], p_err[1], p_js[1], p_rep[1], devnull };
+	int ends[] = { p_out[1], p_err[1], p_js[1], p_rep[1], devnull, scope };
 	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
 		close_fd(&ends[i]);
 	mfs_strv_release(&argv);
@@ -273,6 +273,9 @@ static enum mfs_code run_reap(struct run *r, enum mfs_code rc, int *ws, struct m
 		rc = fail.step == 0
 			? mfs_fail(err, MFS_ERR_BACKEND, "cannot put the command into cgroup %s: %s",
 				   ls->cgroups.n ? ls->cgroups.v[0] : "?", strerror(fail.errnum))
+			: fail.step == 2
+			? mfs_fail(err, MFS_ERR_BACKEND, "cannot enter the Landlock domain that keeps "
+				   "the host's abstract sockets out: %s", strerror(fail.errnum))
 			: mfs_fail(err, MFS_ERR_BACKEND, "cannot run %s: %s (set MFSANDBOX_BWRAP)",
 				   ls->bwrap, strerror(fail.errnum));
 	/* Whatever a command started and left in its cgroups does not outlive it. */

@@ -60,6 +60,7 @@ static enum mfs_code local_probe(struct mfs_buf *notes, struct mfs_err *err)
 	if (notes) {
 		local_cg_describe(notes);
 		mfs_buf_adds(notes, "network: host by default; --network none enforced (only lo)\n");
+		local_scope_describe(bwrap, notes);
 		mfs_buf_adds(notes, "filesystem: read-only /usr, /bin, /lib*, /etc without its private files, "
 			     "the command's Python prefix; own $HOME, /tmp, /var/tmp, /dev, /proc; "
 			     "other host paths only with --ro-bind/--bind\n");

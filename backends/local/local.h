@@ -106,14 +106,23 @@ void local_view_system(const struct local_sandbox *ls, struct mfs_strv *argv);
 void local_view_python(const struct local_sandbox *ls, const char *const *cmd,
 		       const struct mfs_strv *envp, struct mfs_strv *argv);
 
+/* scope.c: the Landlock domain that keeps the host's abstract sockets out */
+int local_scope_open(const char *bwrap);   /* ruleset fd; -1: not available here */
+int local_scope_enter(int ruleset);        /* in the child; -1 with errno */
+void local_scope_describe(const char *bwrap, struct mfs_buf *notes);
+
 /* spawn.c */
 struct spawn_failure {        /* what the child reports through its exec-error pipe */
-	int step;             /* 0: cgroup, 1: exec */
+	int step;             /* 0: cgroup, 1: exec, 2: Landlock scope */
 	int errnum;
 };
+struct spawn_fds {            /* the child's stdin, stdout, stderr, fd 3 (status JSON) */
+	int in, out, err, json;
+	int report;           /* write end of the exec-error pipe */
+	int scope;            /* Landlock ruleset to enter, -1: none */
+};
 pid_t local_spawn_bwrap(const char *bwrap, char *const *argv, char *const *envp,
-			char *const *cg_procs, long mem_rlimit_mb,
-			int in, int out, int errfd, int json, int report);
+			char *const *cg_procs, long mem_rlimit_mb, const struct spawn_fds *fds);
 bool local_forward_signal(pid_t init, int sig);
 void local_kill_tree(const struct local_sandbox *ls, pid_t pid);
 

@@ -24,11 +24,10 @@ _Noreturn static void child_fail(int fd, int step)
 /* Runs in the vfork()ed child, on the parent's memory: async-signal-safe
  * calls only, no allocation, and it never returns (execve or _exit). */
 _Noreturn static void child_exec(const char *bwrap, char *const *argv, char *const *envp,
-		       char *const *cg_procs, long mem_rlimit_mb,
-		       int in, int out, int errfd, int json, int report)
+		       char *const *cg_procs, long mem_rlimit_mb, const struct spawn_fds *fds)
 {
 	setpgid(0, 0);
-	report = fcntl(report, F_DUPFD_CLOEXEC, 10);
+	int report = fcntl(fds->report, F_DUPFD_CLOEXEC, 10);
 	for (size_t i = 0; cg_procs && cg_procs[i]; i++) {
 		int fd = open(cg_procs[i], O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write(fd, "0", 1) != 1)
@@ -41,8 +40,8 @@ _Noreturn static void child_exec(const char *bwrap, char *const *argv, char *con
 		(void)setrlimit(RLIMIT_AS, &rl);
 	}
 	/* Move the fds out of 0..3 first so the dup2s below cannot clobber one. */
-	int hi[4] = { fcntl(in, F_DUPFD_CLOEXEC, 10), fcntl(out, F_DUPFD_CLOEXEC, 10),
-		      fcntl(errfd, F_DUPFD_CLOEXEC, 10), fcntl(json, F_DUPFD_CLOEXEC, 10) };
+	int hi[4] = { fcntl(fds->in, F_DUPFD_CLOEXEC, 10), fcntl(fds->out, F_DUPFD_CLOEXEC, 10),
+		      fcntl(fds->err, F_DUPFD_CLOEXEC, 10), fcntl(fds->json, F_DUPFD_CLOEXEC, 10) };
 	for (int fd = 0; fd < 4; fd++)
 		if (hi[fd] < 0 || dup2(hi[fd], fd) < 0)
 			child_fail(report, 1);
@@ -60,6 +59,8 @@ _Noreturn static void child_exec(const char *bwrap, char *const *argv, char *con
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
+	if (local_scope_enter(fds->scope) != 0)
+		child_fail(report, 2);
 	execve(bwrap, argv, envp);
 	child_fail(report, 1);
 }
@@ -70,15 +71,14 @@ _Noreturn static void child_exec(const char *bwrap, char *const *argv, char *con
  * all handlers: ours must not run in it.  A function of its own so that no
  * variable of the caller lives across the vfork. */
 pid_t local_spawn_bwrap(const char *bwrap, char *const *argv, char *const *envp,
-			 char *const *cg_procs, long mem_rlimit_mb,
-			 int in, int out, int errfd, int json, int report)
+			char *const *cg_procs, long mem_rlimit_mb, const struct spawn_fds *fds)
 {
 	sigset_t block_all, old_mask;
 	sigfillset(&block_all);
 	sigprocmask(SIG_SETMASK, &block_all, &old_mask);
 	pid_t pid = vfork();
 	if (pid == 0)
-		child_exec(bwrap, argv, envp, cg_procs, mem_rlimit_mb, in, out, errfd, json, report);
+		child_exec(bwrap, argv, envp, cg_procs, mem_rlimit_mb, fds);
 	int saved = errno;
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	errno = saved;
