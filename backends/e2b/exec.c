@@ -1,5 +1,6 @@
 /*
- * exec.c - runs a command through envd's process.Process/Start.
+ * exec.c - runs a command through envd's process.Process/Start (and
+ * Connect, when its stream breaks).
  *
  * - A Start stream is declared dead after MFSANDBOX_E2B_STREAM_IDLE_S with
  *   no byte at all, or with keepalives but no start event: we ask envd for
@@ -12,6 +13,9 @@
  *   ran anything: it is sent again.  A Start with no
  *   answer at all is not: the command may be running, and a second Start
  *   would run it twice.
+ * - A stream that breaks after its start event is followed on with
+ *   process.Process/Connect to the same pid (see follow()): attaching runs
+ *   nothing, so unlike a Start it may be sent again.
  * - The Start call ends at --timeout plus a short grace whatever the line
  *   does (a proxy that stalls before the stream or inside it): envd's own
  *   deadline (Connect-Timeout-Ms) normally ends the stream first.
@@ -35,6 +39,8 @@
 #define KILL_TIMEOUT_S 30L
 /* How long past --timeout the Start call waits for envd's deadline_exceeded. */
 #define DEADLINE_GRACE_S 5L
+/* Connects after broken streams, per command: each waits a little longer. */
+#define REATTACH_MAX 8
 
 /* Unary SendSignal; "not_found" means the process is already gone. */
 static enum mfs_code send_signal(struct e2b_sandbox *sb, long pid, const char *sig,
@@ -212,10 +218,14 @@ static enum mfs_code start_body(const struct e2b_sandbox *sb, const struct mfs_e
 	return rc;
 }
 
-/* One Start request, and what came back. */
+/* One Start request, or a Connect that follows its process, and what came
+ * back. */
 struct start_call {
 	struct e2b_sandbox *sb;
+	const char *rpc;           /* "Start" or "Connect", for messages */
 	long timeout_s;
+	long pid;                  /* the process a Connect follows */
+	int reattached;            /* Connects sent after a stream broke */
 	struct e2b_stream st;
 	struct mfs_strv hdrs;
 	struct mfs_buf url;
@@ -225,14 +235,29 @@ struct start_call {
 	enum mfs_code rc;          /* of the HTTP call */
 };
 
+/* The headers of a Start or Connect stream; timeout_ms 0: no deadline. */
+static void stream_headers(struct start_call *c, long timeout_ms)
+{
+	/* Keepalives come well inside the idle bound, so silence means death. */
+	long keepalive_s = c->sb->stream_idle_s / 3 < KEEPALIVE_S ? c->sb->stream_idle_s / 3
+								  : KEEPALIVE_S;
+	e2b_envd_headers(&c->hdrs, c->sb);
+	mfs_strv_push(&c->hdrs, "Content-Type: application/connect+json");
+	mfs_strv_push(&c->hdrs, "Connect-Protocol-Version: 1");
+	mfs_strv_pushf(&c->hdrs, "Keepalive-Ping-Interval: %ld", keepalive_s > 0 ? keepalive_s : 1);
+	/* "0" would mean "already expired" and more than 10 digits is
+	 * refused, so the header is left out then: our own deadline and the
+	 * group kill still hold. */
+	if (timeout_ms > 0 && timeout_ms <= MAX_CONNECT_TIMEOUT_S * 1000L)
+		mfs_strv_pushf(&c->hdrs, "Connect-Timeout-Ms: %ld", timeout_ms);
+}
+
 static enum mfs_code start_prepare(struct start_call *c, struct e2b_sandbox *sb,
 				   const struct mfs_exec_req *r, const struct mfs_io *io,
 				   struct mfs_err *err)
 {
-	/* Keepalives come well inside the idle bound, so silence means death. */
-	long keepalive_s = sb->stream_idle_s / 3 < KEEPALIVE_S ? sb->stream_idle_s / 3 : KEEPALIVE_S;
-
 	c->sb = sb;
+	c->rpc = "Start";
 	c->timeout_s = r->timeout_s;
 	c->st.io = io;
 	c->st.idle_ms = sb->stream_idle_s * 1000;
@@ -240,15 +265,9 @@ static enum mfs_code start_prepare(struct start_call *c, struct e2b_sandbox *sb,
 	enum mfs_code rc = start_body(sb, r, &c->body, err);
 	if (rc != MFS_OK)
 		return rc;
-	e2b_envd_headers(&c->hdrs, sb);
-	mfs_strv_push(&c->hdrs, "Content-Type: application/connect+json");
-	mfs_strv_push(&c->hdrs, "Connect-Protocol-Version: 1");
-	mfs_strv_pushf(&c->hdrs, "Keepalive-Ping-Interval: %ld", keepalive_s > 0 ? keepalive_s : 1);
-	/* envd bounds the process by this deadline.  "0" would mean "already
-	 * expired" and more than 10 digits is refused, so the header is left
-	 * out then: our own deadline below and the group kill still hold. */
-	if (r->timeout_s > 0 && r->timeout_s <= MAX_CONNECT_TIMEOUT_S)
-		mfs_strv_pushf(&c->hdrs, "Connect-Timeout-Ms: %ld", r->timeout_s * 1000L);
+	/* envd bounds the process by this deadline. */
+	stream_headers(c, r->timeout_s > 0 && r->timeout_s <= MAX_CONNECT_TIMEOUT_S
+			  ? r->timeout_s * 1000L : 0);
 	mfs_buf_addf(&c->url, "%s/process.Process/Start", sb->envd_url);
 	c->req = (struct mfs_http_req){
 		.method = "POST", .url = c->url.data, .headers = &c->hdrs,
@@ -344,7 +363,7 @@ static enum mfs_code check_transfer(struct start_call *c, struct mfs_err *err)
 	if (c->rc == MFS_ERR_CANCELLED || (c->rc == MFS_OK && mfs_cancelled()))
 		return stop_cancelled(c, err);
 	if (st->protocol_error)
-		return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/Start: %s",
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/%s: %s", c->rpc,
 				st->protocol_error);
 	if (c->rc == MFS_ERR_TIMEOUT)
 		return stop_timed_out(c, st->started ? "and envd did not end the stream"
@@ -355,8 +374,8 @@ static enum mfs_code check_transfer(struct start_call *c, struct mfs_err *err)
 		if (sandbox_gone(c->sb))
 			return sandbox_disappeared(c, err);
 		if (c->rc == MFS_OK)
-			return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/Start: the stream "
-					"ended without its end-of-stream frame");
+			return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/%s: the stream "
+					"ended without its end-of-stream frame", c->rpc);
 		return c->rc;
 	}
 	if (c->resp.status != 200)
@@ -374,8 +393,8 @@ static enum mfs_code check_result(struct start_call *c, int *status, struct mfs_
 		return mfs_fail(err, MFS_ERR_BACKEND, "envd: %s: %.300s", st->error_code,
 				st->error_msg);
 	if (!st->started || !st->ended)
-		return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/Start: the stream %s",
-				st->started ? "has no end event" : "has no start event");
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/%s: the stream %s",
+				c->rpc, st->started ? "has no end event" : "has no start event");
 	/* A signal death is exitCode -1 with status "signal: <name>". */
 	if (st->signal_name) {
 		int no = e2b_signal_number(st->signal_name);
@@ -417,6 +436,124 @@ static void start_send(struct start_call *c, struct mfs_err *err)
 	}
 }
 
+/* End-of-stream codes that say the line or a proxy broke the stream, not
+ * that envd is done with the process. */
+static bool broken_code(const char *code)
+{
+	static const char *const codes[] = { "unavailable", "unknown", "internal",
+					     "resource_exhausted", "aborted" };
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(code, codes[i]))
+			return true;
+	return false;
+}
+
+/* Did the stream break after its start event, with the process maybe
+ * still running?  A stream that went silent (the idle bound), a timeout,
+ * a cancellation or a protocol error are not breaks: check_transfer ends
+ * those. */
+static bool stream_broke(const struct start_call *c)
+{
+	const struct e2b_stream *st = &c->st;
+	if (!st->started || st->pid <= 0 || st->ended || st->protocol_error || st->stalled ||
+	    mfs_cancelled())
+		return false;
+	if (c->rc == MFS_ERR_HTTP)
+		return mfs_now_ms() - st->last_frame_ms < st->idle_ms;
+	if (c->rc != MFS_OK || c->resp.status != 200)
+		return false;
+	return !st->end_stream || (st->error_code && broken_code(st->error_code));
+}
+
+/* Turns c into a Connect to the process it followed: same sandbox, output
+ * sink and deadline; the parser starts afresh, as envd sends a start event
+ * again and none of the output it sent before. */
+static enum mfs_code connect_prepare(struct start_call *c, struct mfs_err *err)
+{
+	const struct mfs_io *io = c->st.io;
+	double deadline = c->req.deadline;
+	long left_ms = 0;
+
+	c->pid = c->st.pid;
+	c->rpc = "Connect";
+	e2b_stream_release(&c->st);
+	c->st = (struct e2b_stream){ .io = io, .idle_ms = c->sb->stream_idle_s * 1000,
+				     .pid = c->pid }; /* for a kill before the start event */
+	mfs_buf_reset(&c->body);
+	mfs_buf_reset(&c->url);
+	mfs_strv_release(&c->hdrs);
+	mfs_http_resp_release(&c->resp);
+	mfs_http_resp_init(&c->resp);
+	if (deadline > 0) {
+		/* The stream ends when the process's own deadline does. */
+		left_ms = (long)((deadline - (double)DEADLINE_GRACE_S - mfs_now_s()) * 1000);
+		if (left_ms <= 0)
+			return stop_timed_out(c, "while its output stream was broken", err);
+	}
+	json_t *msg = json_pack("{s:{s:I}}", "process", "pid", (json_int_t)c->pid);
+	bool ok = e2b_add_frame(&c->body, msg);
+	json_decref(msg);
+	if (!ok)
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "cannot encode the Connect request");
+	stream_headers(c, left_ms);
+	mfs_buf_addf(&c->url, "%s/process.Process/Connect", c->sb->envd_url);
+	c->req = (struct mfs_http_req){
+		.method = "POST", .url = c->url.data, .headers = &c->hdrs,
+		.body = c->body.data, .body_len = c->body.len,
+		.on_data = e2b_stream_feed, .on_data_ctx = &c->st,
+		.deadline = deadline, .idle_timeout_ms = c->st.idle_ms, .cancellable = true,
+		/* Attaching runs nothing: refused or unanswered, it is sent again. */
+		.retries = API_RETRIES, .retry_safe = true,
+	};
+	return MFS_OK;
+}
+
+/* Re-attaches to the process of a broken stream, once (its HTTP retries
+ * aside); c then holds the Connect stream, checked like the Start's. */
+static enum mfs_code reattach(struct start_call *c, struct mfs_err *err)
+{
+	/* A short pause, longer each time, lets a proxy or the line recover. */
+	long wait_ms = 250L << (c->reattached < 4 ? c->reattached : 4);
+	if (++c->reattached > REATTACH_MAX)
+		return mfs_fail(err, MFS_ERR_BACKEND, "the E2B command's output stream broke %d "
+				"times; gave up following process %ld", REATTACH_MAX, c->st.pid);
+	if (sandbox_gone(c->sb))
+		return sandbox_disappeared(c, err);
+	if (!mfs_cancel_sleep_ms(wait_ms))
+		return stop_cancelled(c, err);
+	enum mfs_code rc = connect_prepare(c, err);
+	if (rc != MFS_OK)
+		return rc;
+	c->st.began_ms = c->st.last_frame_ms = mfs_now_ms();
+	c->rc = mfs_http_do(&c->req, &c->resp, err);
+	const struct e2b_stream *st = &c->st;
+	if (c->rc == MFS_OK && c->resp.status == 200 && !st->started && st->error_code &&
+	    !strcmp(st->error_code, "not_found"))
+		return mfs_fail(err, MFS_ERR_BACKEND, "the E2B command's output stream broke and "
+				"process %ld ended before mfsandbox re-attached to it: its exit "
+				"status is lost", c->pid);
+	if (st->started && st->pid != c->pid)
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "process.Process/Connect: envd attached to "
+				"process %ld, not %ld", st->pid, c->pid);
+	return MFS_OK;
+}
+
+/* How the call ended, following the process through Connect each time
+ * its stream broke (envd does not replay output: what the command wrote
+ * while none was attached is lost, nothing is delivered twice). */
+static enum mfs_code follow(struct start_call *c, struct mfs_err *err)
+{
+	enum mfs_code rc;
+	while (stream_broke(c))
+		if ((rc = reattach(c, err)) != MFS_OK)
+			return rc;
+	rc = check_transfer(c, err);
+	if (rc != MFS_OK && rc != MFS_ERR_CANCELLED && rc != MFS_ERR_TIMEOUT && c->reattached)
+		mfs_err_prefix(err, "the E2B command's output stream broke and re-attaching "
+			       "failed: ");
+	return rc;
+}
+
 enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 		       const struct mfs_io *io, int *status, struct mfs_err *err)
 {
@@ -429,7 +566,7 @@ enum mfs_code e2b_exec(struct mfs_sandbox *base, const struct mfs_exec_req *r,
 	rc = start_prepare(&c, (struct e2b_sandbox *)base, r, io, err);
 	if (rc == MFS_OK) {
 		start_send(&c, err);
-		rc = check_transfer(&c, err);
+		rc = follow(&c, err);
 	}
 	if (rc == MFS_OK)
 		rc = check_result(&c, status, err);

@@ -8,8 +8,9 @@
  *   create.c  POST /sandboxes without ever keeping two (nonce, adoption)
  *   admin.c   destroy, kill and list: the ops that remove or find sandboxes
  *   files.c   envd's /files: upload and download
- *   stream.c  Connect framing: the Start stream's envelopes and events
- *   exec.c    process.Process/Start, signals, the process-group kill
+ *   stream.c  Connect framing: a Start or Connect stream's envelopes and events
+ *   exec.c    process.Process/Start, re-attaching with Connect, signals,
+ *             the process-group kill
  *   e2b.c     probe, describe and the ops table
  *
  * Facts about the wire and their sources: shared/reference/e2b-api.md.

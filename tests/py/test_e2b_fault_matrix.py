@@ -12,7 +12,9 @@ resets the line halfway through the answer, `stalls` hangs the request
 (until --timeout runs out, or the launcher gets SIGTERM or SIGKILL).  The
 log stream is the Start call's own streamed answer: its faults come after
 the command's first output (`stream_cut`: a reset, or the end-of-stream
-error a proxy's status maps to; `silent_s`: nothing more)."""
+error a proxy's status maps to; `silent_s`: nothing more); the client then
+re-attaches with process.Process/Connect, whose own faults are the last
+tests here."""
 import re
 
 import pytest
@@ -38,10 +40,10 @@ EXPECT = expected(OPS, FAULTS)
 # starting it again could run it twice, so the run fails (203, retried by
 # @retry) rather than guess.
 EXPECT[("start", "reset mid-body")] = 203
-# A broken stream loses the command's end: the run fails rather than guess
-# its status (the client does not reconnect to the process).
+# A broken stream (429, 500, 502, 503, reset) is followed on through envd's
+# process.Process/Connect: the command's own status, its output once.
 for f in ("429", "500", "502 empty", "503", "reset mid-body"):
-    EXPECT[("log stream", f)] = 203
+    EXPECT[("log stream", f)] = 0
 
 
 @pytest.fixture
@@ -122,3 +124,47 @@ def test_a_second_sigterm_cuts_a_hanging_cancel(e2b_emulator, env):
     kill_stale("e2b", env)
     assert emu.live_count() == 0, "a sandbox leaked"
     assert_no_processes(mark)
+
+
+def connect_cell(emu, env):
+    """A run whose Start stream breaks (reset) after the first output."""
+    emu.faults.stream_cut = 0
+    mark = marker()
+    rc, out, err = run_cell("e2b", env, "", lambda: True, mark)
+    check_output(mark, rc, out, err)
+    assert emu.live_count() == 0, "a sandbox leaked"
+    assert emu.violations == []
+    assert_no_processes(mark)
+    return rc, err, len(emu.envd_requests("/process.Process/Connect"))
+
+
+def test_a_connect_stream_that_breaks_is_followed_again(e2b_emulator, env):
+    """The first Connect breaks too, right after its start event: a second
+    Connect follows the command to its end."""
+    e2b_emulator.faults.connect_cuts = [503]
+    rc, err, connects = connect_cell(e2b_emulator, env)
+    assert rc == 0, err
+    assert connects == 2
+    assert "connect stream" in e2b_emulator.faults.fired
+
+
+def test_a_command_that_ended_while_the_stream_was_broken_is_203(e2b_emulator, env):
+    """The Connect comes after the command ended: envd no longer knows the
+    pid (not_found), so its status is lost: 203, said in one line."""
+    e2b_emulator.faults.stalls = {"POST envd:/process.Process/Connect": [3]}
+    rc, err, connects = connect_cell(e2b_emulator, env)
+    assert rc == 203, err
+    assert connects == 1
+    lines = [ln for ln in err.splitlines() if ln.startswith("mfsandbox")]
+    assert len(lines) == 1, err
+    assert re.search(r"output stream broke and process \d+ ended before mfsandbox "
+                     r"re-attached to it: its exit status is lost", lines[0]), err
+
+
+def test_a_connect_that_keeps_failing_is_203(e2b_emulator, env):
+    """Every Connect is answered 500: the run fails (203), naming both."""
+    e2b_emulator.faults.statuses = {"POST envd:/process.Process/Connect": [500] * 20}
+    rc, err, connects = connect_cell(e2b_emulator, env)
+    assert rc == 203, err
+    assert connects >= 1
+    assert re.search(r"output stream broke and re-attaching failed: .*Connect.*500", err), err

@@ -2,6 +2,7 @@
 whatever the SDK rejects is an emulator bug, so this is what makes the
 emulator's answers trustworthy for the C backend's tests."""
 import io
+import time
 
 import pytest
 
@@ -62,6 +63,28 @@ def test_background_command_killed_by_signal(sdk_env, e2b_emulator):
             h.wait()
         assert ei.value.exit_code == -1
         assert sbx.commands.kill(h.pid) is False  # gone: not_found
+    finally:
+        sbx.kill()
+    assert e2b_emulator.violations == []
+
+
+def test_connect_follows_a_running_command_then_not_found(sdk_env, e2b_emulator):
+    """The SDK's commands.connect(pid): a start event, then only what the
+    command prints from then on (envd replays nothing), then its exit;
+    once it ended the pid is unknown."""
+    sbx = e2b.Sandbox.create(timeout=60)
+    try:
+        h = sbx.commands.run("echo before; sleep 1.5; echo after; exit 3", background=True)
+        time.sleep(0.5)  # "before" is out by then
+        follow = sbx.commands.connect(h.pid, timeout=30)
+        assert follow.pid == h.pid
+        with pytest.raises(e2b.CommandExitException) as ei:
+            follow.wait()
+        assert ei.value.exit_code == 3
+        assert ei.value.stdout == "after\n"
+        h.disconnect()
+        with pytest.raises(e2b.NotFoundException):
+            sbx.commands.connect(h.pid).wait()
     finally:
         sbx.kill()
     assert e2b_emulator.violations == []

@@ -13,7 +13,8 @@ E2B_SANDBOX_URL / E2B_API_URL pointed here) and mfsandbox reach it.
 Tests drive faults through `Emulator.faults` and read `requests`,
 `violations` (requests a real envd would crash on or reject) and
 `live_count()` (sandboxes not yet killed) to prove nothing leaked.  The
-fault matrix's knobs (`statuses`, `stalls`, `cut_mid_body`, `stream_cut`)
+fault matrix's knobs (`statuses`, `stalls`, `cut_mid_body`, `stream_cut`,
+`connect_cuts`)
 name requests by "METHOD path" patterns: control-plane paths as they are
 (`POST /sandboxes`, `DELETE /sandboxes/*`), envd's with `envd:` before
 them (`POST envd:/files`, `POST envd:/process.Process/Start`); `*` matches
@@ -28,6 +29,9 @@ genuine envd 0.6.13 does where it surprises a client:
   and at a Connect-Timeout-Ms deadline SIGKILLs, only the command's own pid:
   its children live on.  The end event comes when that pid exits;
 * a command killed by a signal ends with exitCode -1, `signal: terminated`;
+* `process.Process/Connect` follows a running pid from then on: output
+  sent while no stream was attached is lost, not replayed; once the
+  process ended its pid is unknown (`not_found`);
 * unknown StartRequest fields are ignored (connect-go discards them);
 * a Connect-Timeout-Ms that is not 1 to 10 digits is an HTTP 200 stream
   whose end-of-stream frame carries invalid_argument;
@@ -123,22 +127,52 @@ class Faults:
         # pattern -> N: the next N requests are carried out, then their
         # answer is cut halfway (half the body, or of the headers if none).
         self.cut_mid_body = {}
-        # The next Start stream, once it sent the command's first output:
+        # The next Start stream, once it sent the command's first stdout:
         # 0 cuts the line mid-body, a status ends the stream with the
         # Connect error code a proxy's answer of that status maps to.
         self.stream_cut = None
+        # One entry per Connect stream, right after its start event: 0
+        # cuts the line, a status ends it as stream_cut does.
+        self.connect_cuts = []
         self.fired = []                # the patterns (or "stream") that fired, in order
 
 
 class Process:
+    """One command: its output and end go to the streams attached now (the
+    Start's, a Connect's), as envd's multiplexed channels do: output while
+    none is attached is lost, never replayed to a later Connect."""
+
     def __init__(self, popen, deadline, vm=None):
         self.popen = popen
         self.pid = popen.pid
-        self.events = queue.Queue()
         self.deadline = deadline
         self.killed_by_deadline = False
         self.vm = vm  # fidelity: the sandbox's process space
         self.exited_at = None
+        self.lock = threading.Lock()
+        self.streams = []
+        self.ended = False  # the end went out: envd forgets the pid
+
+    def attach(self):
+        """A queue of the events from now on, or None once it ended."""
+        with self.lock:
+            if self.ended:
+                return None
+            q = queue.Queue()
+            self.streams.append(q)
+            return q
+
+    def detach(self, q):
+        with self.lock:
+            if q in self.streams:
+                self.streams.remove(q)
+
+    def _emit(self, event):
+        with self.lock:
+            for q in self.streams:
+                q.put(event)
+            if event[0] == "end":
+                self.ended = True
 
     def _read(self, f, name):
         fd = f.fileno()
@@ -155,11 +189,12 @@ class Process:
             data = os.read(fd, CHUNK)
             if not data:
                 break
-            self.events.put(("data", name, data))
+            self._emit(("data", name, data))
         f.close()
 
     def pump(self):
-        """Forwards stdout/stderr chunks to the event queue as they come."""
+        """Forwards stdout/stderr chunks to the attached streams as they
+        come; envd's own deadline kills the pid whoever is attached."""
         threads = [threading.Thread(target=self._read, args=(self.popen.stdout, "stdout"),
                                     daemon=True),
                    threading.Thread(target=self._read, args=(self.popen.stderr, "stderr"),
@@ -174,8 +209,20 @@ class Process:
             for t in threads:
                 t.join()
             rc = self.popen.wait()
-            self.events.put(("end", rc, None))
+            self._emit(("end", rc, None))
         threading.Thread(target=waiter, daemon=True).start()
+        if self.deadline is not None:
+            # A backstop for a process no stream follows (its Start was cut):
+            # an attached Start stream kills it at the deadline itself, a
+            # second later would race that stream's deadline_exceeded.
+            t = threading.Timer(max(0.0, self.deadline + 1.0 - time.time()), self._expire)
+            t.daemon = True
+            t.start()
+
+    def _expire(self):
+        if self.popen.poll() is None:
+            self.killed_by_deadline = True
+            self.signal(signal.SIGKILL)
 
     def signal(self, signo):
         if self.vm is not None:
@@ -675,6 +722,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._upload(sb, body)
         if self.command == "POST" and path == "/process.Process/Start":
             return self._start(sb, body)
+        if self.command == "POST" and path == "/process.Process/Connect":
+            return self._connect(sb, body)
         if self.command == "POST" and path == "/process.Process/SendSignal":
             return self._signal(sb, body)
         return self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
@@ -772,7 +821,10 @@ class _Handler(BaseHTTPRequestHandler):
         proc.signal(signo)
         self._send(200, {})
 
-    def _start(self, sb, body):
+    def _stream_request(self, sb, body, what):
+        """(keepalive_s, deadline or None, message) of a Start or Connect
+        (what: "StartRequest", ...), or None when it was refused (answered
+        here)."""
         emu = self.emulator
         h = self.headers
         if h.get("Content-Type") != "application/connect+json":
@@ -785,7 +837,7 @@ class _Handler(BaseHTTPRequestHandler):
             sb.envd_dead = emu.fidelity
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
-            return
+            return None
         try:
             keepalive_s = float(keepalive) if keepalive else DEFAULT_KEEPALIVE_S
         except ValueError:
@@ -808,7 +860,44 @@ class _Handler(BaseHTTPRequestHandler):
             frames = connect.parse_envelopes(body)
             if len(frames) != 1 or frames[0][0] != 0:
                 raise ValueError("want exactly one data envelope")
-            req = frames[0][1]
+        except (ValueError, KeyError, TypeError) as e:
+            return self._stream_error_only("invalid_argument", "invalid %s: %s" % (what, e))
+        return keepalive_s, deadline, frames[0][1]
+
+    def _connect(self, sb, body):
+        """process.Process/Connect: the same events as the Start stream from
+        now on (a start event first; no replay of earlier output), or
+        not_found once the process ended (envd forgets its pid then)."""
+        emu = self.emulator
+        got = self._stream_request(sb, body, "ConnectRequest")
+        if got is None:
+            return
+        keepalive_s, deadline, req = got
+        try:
+            pid = int(req["process"]["pid"])
+        except (ValueError, KeyError, TypeError) as e:
+            return self._stream_error_only("invalid_argument", "invalid ConnectRequest: %s" % e)
+        proc = sb.processes.get(pid)
+        events = proc.attach() if proc is not None else None
+        if events is None:
+            return self._stream_error_only("not_found", "process with pid %d not found" % pid)
+        try:
+            self._stream_begin()
+            self._frame({"event": {"start": {"pid": pid}}})
+            if emu.faults.connect_cuts:
+                emu.faults.fired.append("connect stream")
+                return self._stream_fault(emu.faults.connect_cuts.pop(0))
+            self._pump_events(sb, proc, events, keepalive_s, deadline, False)
+        finally:
+            proc.detach(events)
+
+    def _start(self, sb, body):
+        emu = self.emulator
+        got = self._stream_request(sb, body, "StartRequest")
+        if got is None:
+            return
+        keepalive_s, deadline, req = got
+        try:
             unknown = set(req) - START_FIELDS
             if unknown and not emu.fidelity:
                 raise ValueError("unknown field %s" % sorted(unknown))
@@ -846,6 +935,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError as e:
             return self._stream_end({"error": {"code": "internal", "message": str(e)}})
         proc = Process(popen, deadline, sb.vm)
+        events = proc.attach()
         with sb.lock:
             if not sb.alive:
                 proc.signal(signal.SIGKILL)
@@ -853,24 +943,39 @@ class _Handler(BaseHTTPRequestHandler):
             sb.processes[proc.pid] = proc
         proc.pump()
         self._frame({"event": {"start": {"pid": proc.pid}}})
-        self._pump_events(sb, proc, keepalive_s)
+        try:
+            self._pump_events(sb, proc, events, keepalive_s, deadline, True)
+        finally:
+            proc.detach(events)
 
-    def _pump_events(self, sb, proc, keepalive_s):
+    def _stream_fault(self, st):
+        """Ends this stream as a stream_cut/connect_cuts entry says."""
+        if st == 0:
+            return self._reset()
+        return self._stream_end({"error": {
+            "code": CONNECT_CODES.get(st, "unknown"), "message": "injected %d" % st}})
+
+    def _pump_events(self, sb, proc, events, keepalive_s, deadline, is_start):
+        """Follows proc on this stream until its end.  At the stream's
+        deadline (Connect-Timeout-Ms) the stream ends deadline_exceeded; a
+        Start's deadline is the process's too and kills it, a Connect's
+        is only the stream's."""
         emu = self.emulator
         sent_data = False
         while True:
             wait = keepalive_s
-            if proc.deadline is not None:
-                wait = max(0.0, min(wait, proc.deadline - time.time()))
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.time()))
             try:
-                kind, a, b = proc.events.get(timeout=wait)
+                kind, a, b = events.get(timeout=wait)
             except queue.Empty:
                 if not sb.alive:
                     return self._drop()
-                if proc.deadline is not None and time.time() >= proc.deadline:
-                    proc.killed_by_deadline = True
-                    proc.signal(signal.SIGKILL)
-                    proc.popen.wait()
+                if deadline is not None and time.time() >= deadline:
+                    if is_start:
+                        proc.killed_by_deadline = True
+                        proc.signal(signal.SIGKILL)
+                        proc.popen.wait()
                     return self._stream_end({"error": {"code": "deadline_exceeded",
                                                        "message": "context deadline exceeded"}})
                 self._frame({"event": {"keepalive": {}}})
@@ -879,17 +984,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._drop()
             if kind == "data":
                 self._frame({"event": {"data": {a: base64.b64encode(b).decode()}}})
-                if not sent_data and emu.faults.stream_cut is not None:
+                if is_start and a == "stdout" and emu.faults.stream_cut is not None:
                     st, emu.faults.stream_cut = emu.faults.stream_cut, None
                     emu.faults.fired.append("stream")
-                    if st == 0:
-                        return self._reset()
-                    return self._stream_end({"error": {
-                        "code": CONNECT_CODES.get(st, "unknown"), "message": "injected %d" % st}})
-                if not sent_data and emu.faults.silent_s:
+                    return self._stream_fault(st)
+                if is_start and not sent_data and emu.faults.silent_s:
                     emu.faults.fired.append("stream")
                     time.sleep(emu.faults.silent_s)  # a wedged proxy: not even keepalives
-                if not sent_data and emu.faults.kill_after_output:
+                if is_start and not sent_data and emu.faults.kill_after_output:
                     emu.faults.kill_after_output = False
                     emu.remove(sb.id)
                     return self._drop()
