@@ -40,6 +40,14 @@ def cells(code):
         # the sandbox killed under a running command; a stream gone quiet
         (203, {"kill_after_output": True}, run + ["--", "sh", "-c", "echo x; sleep 5"]),
         (204, {"silent_s": 30.0}, run + ["--timeout", "2", "--", "sh", "-c", "echo x; sleep 5"]),
+        # a stream broken after the first output: re-attached (Connect) twice;
+        # the command ended before the Connect (not_found); a Connect refused
+        (0, {"stream_cut": 0, "connect_cuts": [503]},
+         run + ["--", "sh", "-c", "echo x; sleep 1"]),
+        (203, {"stream_cut": 0, "stalls": {"POST envd:/process.Process/Connect": [2]}},
+         run + ["--", "sh", "-c", "echo x; sleep 0.5"]),
+        (203, {"stream_cut": 503, "statuses": {"POST envd:/process.Process/Connect": [500]}},
+         run + ["--", "sh", "-c", "echo x; sleep 1"]),
         # a delete that hangs past MFSANDBOX_DELETE_TIMEOUT_S: given up
         (0, {"stalls": {"DELETE /sandboxes/*": [4]}}, run + ["--", "true"]),
     ]
