@@ -1,5 +1,6 @@
 """The real ./mfsandbox with --backend e2b against the E2B emulator's fault
-injection: whatever goes wrong (a sandbox killed under a stream, the edge's
+injection: whatever goes wrong (a sandbox killed under a stream, a stream
+cut under a running command (followed on through Connect), the edge's
 502, envd refusing the token, a dead or stalled stream, a slow, refused, cut
 or signalled create), the run ends with the documented exit code (203
 infrastructure, 204 --timeout, 128+N on a signal) and, checked by the
@@ -31,6 +32,17 @@ def test_sandbox_killed_mid_stream_is_203(emu, env):
     assert r.returncode == 203, r.stderr
     assert r.stdout == "first\n"
     assert "disappeared" in r.stderr
+
+
+def test_a_broken_stream_is_followed_to_the_commands_end(emu, env):
+    """The Start stream is cut after the first line: mfsandbox re-attaches
+    (process.Process/Connect) and delivers what comes after, once, and the
+    command's own status.  Before: 203, the second line never shown."""
+    emu.faults.stream_cut = 0
+    r = run(env, "sh", "-c", "echo one; sleep 1; echo two; exit 5")
+    assert r.returncode == 5, r.stderr
+    assert r.stdout == "one\ntwo\n"
+    assert len(emu.envd_requests("/process.Process/Connect")) == 1
 
 
 def test_envd_502_is_203_and_the_sandbox_is_deleted(emu, env):
