@@ -45,6 +45,30 @@ def test_a_broken_stream_is_followed_to_the_commands_end(emu, env):
     assert len(emu.envd_requests("/process.Process/Connect")) == 1
 
 
+def test_a_refused_connect_is_sent_again(emu, env):
+    """The re-attaching Connect is answered 429 (Retry-After: 1), then 503:
+    it runs nothing, so it is sent again, and the run ends as the command
+    does."""
+    emu.faults.stream_cut = 503
+    emu.faults.statuses = {"POST envd:/process.Process/Connect": [429, 503]}
+    emu.faults.retry_after = 1
+    r = run(env, "sh", "-c", "echo one; sleep 3; echo two")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "one\ntwo\n"
+    assert len(emu.envd_requests("/process.Process/Connect")) == 3
+
+
+def test_a_reattached_command_still_ends_at_its_timeout(emu, env):
+    """The Connect asks envd to end its stream when what is left of
+    --timeout runs out: 204, as without the break."""
+    emu.faults.stream_cut = 0
+    r = run(env, "sh", "-c", "echo one; sleep 30", flags=["--timeout", "3"])
+    assert r.returncode == 204, r.stderr
+    assert r.stdout == "one\n"
+    (connect,) = emu.envd_requests("/process.Process/Connect")
+    assert 0 < int(connect["headers"]["connect-timeout-ms"]) <= 3000
+
+
 def test_envd_502_is_203_and_the_sandbox_is_deleted(emu, env):
     emu.faults.envd_502 = 1
     r = run(env, "true")
