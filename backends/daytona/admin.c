@@ -2,6 +2,7 @@
  * admin.c - delete, and the label queries behind `mfsandbox ls` and `kill`.
  */
 #include "daytona.h"
+#include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
 #include "mfs/util/text.h"
 
@@ -40,9 +41,13 @@ enum mfs_code dt_delete_sandbox(const struct dt_conf *c, const char *id, bool *g
 				*gone = true;
 			break;
 		}
-		if (resp.status == 409 && mfs_now_s() < until &&
-		    !(c->deadline > 0 && mfs_now_s() >= c->deadline)) {
-			dt_nap(wait, false);
+		if (resp.status == 409 && dt_passed(c->deadline)) {
+			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "still changing state (409) at the bound");
+			break;
+		}
+		if (resp.status == 409 && mfs_now_s() < until) {
+			/* A second signal ends the wait (the next call refuses). */
+			mfs_cancel_sleep_until_count(dt_ms_until(c->deadline, wait), 2);
 			wait = wait * 2 > 2000 ? 2000 : wait * 2;
 			continue;
 		}

@@ -154,7 +154,7 @@ enum mfs_code dt_api_call(const struct dt_conf *c, const char *method, const cha
 		.method = method, .url = url->data, .headers = hdrs,
 		.body = body, .body_len = body ? strlen(body) : 0,
 		.timeout_ms = timeout_ms, .retries = retries, .cancellable = cancellable,
-		.deadline = c->deadline, .cut_on_second_signal = c->deadline > 0,
+		.deadline = c->deadline, .cut_on_second_signal = true,
 	};
 	return mfs_http_do(req_out, resp, err);
 }
@@ -221,7 +221,9 @@ enum mfs_code dt_explain_failure(struct dt_sandbox *sb, enum mfs_code rc,
 	bool gone = false;
 	if (rc == MFS_ERR_CANCELLED)
 		return rc;
-	if (dt_get_state(&sb->conf, sb->base.id, &s, &gone, false, API_TIMEOUT_MS, &ignored) == MFS_OK &&
+	/* Cancellable, and held to --timeout by sb->conf.deadline: only an
+	 * explanation. */
+	if (dt_get_state(&sb->conf, sb->base.id, &s, &gone, true, API_TIMEOUT_MS, &ignored) == MFS_OK &&
 	    (gone || strcmp(s.state, "started"))) {
 		rc = mfs_fail(err, MFS_ERR_BACKEND, "Daytona sandbox %s %s%s%s", sb->base.id,
 			      gone ? "is gone" : s.state,

@@ -107,27 +107,47 @@ static void found_one(void *ctx, const struct mfs_sandbox_info *info)
 	f->n++;
 }
 
-/* The sandbox an ambiguous create made, if any (NULL: none yet). */
-static char *lookup_nonce(const struct dt_conf *c, const char *nonce, bool cancellable)
+/* The sandbox an ambiguous create made, if any (*id NULL: none yet). */
+static enum mfs_code lookup_nonce(const struct dt_conf *c, const char *nonce, bool cancellable,
+				  char **id, struct mfs_err *err)
 {
 	struct found f = { NULL, 0 };
-	struct mfs_err ignored;
-	if (dt_list_by_label(c, NONCE_KEY, nonce, cancellable, found_one, &f, &ignored) != MFS_OK) {
+	enum mfs_code rc = dt_list_by_label(c, NONCE_KEY, nonce, cancellable, found_one, &f, err);
+	if (rc != MFS_OK) {
 		free(f.id);
-		return NULL;
+		f.id = NULL;
 	}
-	return f.id;
+	*id = f.id;
+	return rc;
 }
 
-static void delete_nonce(const struct dt_conf *c, const char *nonce)
+/* Removes what a failed create made: `id`, or what carries the nonce (a
+ * cut create may have made one).  Runs after a signal or --timeout too, so
+ * not cancellable, but held to the clean-up bound and given up on a second
+ * signal; then one line names what may be left. */
+static void remove_failed(struct dt_sandbox *sb, const struct mfs_sandbox_spec *spec,
+			  const char *id, const char *nonce)
 {
-	struct mfs_err ignored;
-	char *id = lookup_nonce(c, nonce, false); /* runs after a signal too */
-	if (id)
-		dt_delete_sandbox(c, id, NULL, &ignored);
-	free(id);
+	struct mfs_err e = { MFS_OK, "" };
+	struct mfs_buf what = MFS_BUF_INIT;
+	char *found = NULL;
+	enum mfs_code rc = MFS_OK;
+	long bound = spec->cleanup_timeout_s;
+	sb->conf.deadline = bound > 0 ? mfs_now_s() + (double)bound : 0;
+	if (!id && (rc = lookup_nonce(&sb->conf, nonce, false, &found, &e)) == MFS_OK)
+		id = found;
+	if (rc == MFS_OK && id)
+		rc = dt_delete_sandbox(&sb->conf, id, NULL, &e);
+	if (rc != MFS_OK) {
+		if (id)
+			mfs_buf_adds(&what, id);
+		else
+			mfs_buf_addf(&what, "labelled %s=%s", NONCE_KEY, nonce);
+		mfs_say_not_removed(spec->say, "daytona", what.data, id != NULL, rc, bound, e.msg);
+	}
+	mfs_buf_release(&what);
+	free(found);
 }
-
 
 static enum mfs_code start_timed_out(struct mfs_err *err, const char *id, const char *state)
 {
@@ -295,10 +315,10 @@ static enum mfs_code find_made(const struct dt_conf *c, const char *nonce, doubl
 			       char **id, struct dt_state *s, struct mfs_err *err)
 {
 	bool gone;
-	enum mfs_code rc;
-	char *made = lookup_nonce(c, nonce, true);
-	if (!made)
-		return MFS_OK;
+	char *made;
+	enum mfs_code rc = lookup_nonce(c, nonce, true, &made, err);
+	if (rc != MFS_OK || !made)
+		return rc;
 	*id = made;
 	rc = dt_get_state(c, made, s, &gone, true, dt_ms_until(deadline, API_TIMEOUT_MS), err);
 	if (rc == MFS_OK && gone)
@@ -338,7 +358,7 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 				 &hdrs, err);
 		if (rc == MFS_ERR_CANCELLED)
 			break;
-		if (rc == MFS_ERR_HTTP && dt_passed(deadline)) {
+		if ((rc == MFS_ERR_HTTP || rc == MFS_ERR_TIMEOUT) && dt_passed(deadline)) {
 			/* Cut by the deadline: the caller finds and deletes it by nonce. */
 			rc = start_timed_out(err, NULL, NULL);
 			break;
@@ -347,6 +367,8 @@ static enum mfs_code post_create(const struct dt_conf *c, const char *body, cons
 			       resp.status == 503 || resp.status == 504))) {
 			enum mfs_code answer = rc;
 			rc = find_made(c, nonce, deadline, id, s, err);
+			if (rc != MFS_OK && rc != MFS_ERR_CANCELLED && dt_passed(deadline))
+				rc = start_timed_out(err, *id, s->state ? s->state : "creating");
 			if (rc != MFS_OK || *id)
 				break;
 			if (++attempt >= CREATE_ATTEMPTS) {
@@ -398,16 +420,14 @@ enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox 
 
 	mfs_random_hex(nonce, 16);
 	body = create_body(spec, &sb->conf, nonce);
+	sb->conf.deadline = deadline; /* every API call of the create, polls included */
+	sb->cleanup_s = spec->cleanup_timeout_s;
 	rc = post_create(&sb->conf, body, nonce, deadline, &id, &s, err);
 	if (rc != MFS_OK) {
-		if (id) {
-			struct mfs_err ignored;
-			dt_delete_sandbox(&sb->conf, id, NULL, &ignored);
-		} else if (rc == MFS_ERR_CANCELLED || rc == MFS_ERR_BACKEND || rc == MFS_ERR_HTTP ||
-			   rc == MFS_ERR_TIMEOUT) {
-			/* A 400 "failed to start" or a cut line may still have made one. */
-			delete_nonce(&sb->conf, nonce);
-		}
+		/* A 400 "failed to start" or a cut line may still have made one. */
+		if (id || rc == MFS_ERR_CANCELLED || rc == MFS_ERR_BACKEND || rc == MFS_ERR_HTTP ||
+		    rc == MFS_ERR_TIMEOUT)
+			remove_failed(sb, spec, id, nonce);
 		goto out;
 	}
 	sb->base.id = id;
@@ -421,8 +441,7 @@ enum mfs_code dt_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox 
 	if (rc == MFS_OK)
 		rc = dt_work_dir(sb, err);
 	if (rc != MFS_OK) {
-		struct mfs_err ignored;
-		dt_delete_sandbox(&sb->conf, sb->base.id, NULL, &ignored);
+		remove_failed(sb, spec, sb->base.id, nonce);
 		goto out;
 	}
 	*out = &sb->base;

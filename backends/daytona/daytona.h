@@ -52,8 +52,10 @@ struct dt_conf {
 	const char *org;       /* with a JWT only */
 	char *api_url;         /* no trailing slash */
 	const char *target;
-	/* destroy's bound (mfs_sandbox.destroy_by): main-API calls give up
-	 * then, or on a second signal.  0: none. */
+	/* Every main-API call gives up then (MFS_ERR_TIMEOUT): a create's at
+	 * --timeout, a clean-up's at its bound, destroy's at destroy_by.  A
+	 * call that is not cancellable (clean-up) still ends on a second
+	 * signal.  0: none. */
 	double deadline;
 };
 
@@ -69,6 +71,7 @@ struct dt_sandbox {
 	char sid[40];
 	bool session;
 	double deadline;       /* --timeout as a mfs_now_s() time (0: none), for uploads */
+	long cleanup_s;        /* spec->cleanup_timeout_s: stopping a command (0: none) */
 	/* Where the per-command env scripts go: a directory only the sandbox's
 	 * user can enter, made by the first exec that needs one, so a script
 	 * left behind (a start that failed, --keep) is not world-readable. */

@@ -42,7 +42,10 @@ static char *command_script(const struct dt_sandbox *sb, const struct mfs_exec_r
 	return mfs_buf_detach(&s, NULL);
 }
 
-/* Deletes the session if open, which kills whatever its command started. */
+/* Deletes the session if open, which kills whatever its command started.
+ * Not cancellable (it runs because of a signal, or --timeout), but held to
+ * the clean-up bound and given up on a second signal: deleting the sandbox
+ * next ends the command too. */
 static void drop_session(struct dt_sandbox *sb)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
@@ -54,7 +57,10 @@ static void drop_session(struct dt_sandbox *sb)
 	sb->session = false;
 	mfs_http_resp_init(&resp);
 	mfs_buf_addf(&path, "/process/session/%s", sb->sid);
-	struct mfs_http_req req = { .retries = 2, .timeout_ms = API_TIMEOUT_MS };
+	struct mfs_http_req req = {
+		.retries = 2, .timeout_ms = API_TIMEOUT_MS, .cut_on_second_signal = true,
+		.deadline = sb->cleanup_s > 0 ? mfs_now_s() + (double)sb->cleanup_s : 0,
+	};
 	dt_toolbox_call(sb, "DELETE", path.data, &req, &resp, &url, &hdrs, &ignored);
 	mfs_http_resp_release(&resp);
 	mfs_buf_release(&path);

@@ -171,7 +171,7 @@ enum mfs_code e2b_sandbox_call(const struct e2b_conf *c, const char *method, con
 	struct mfs_http_req req = {
 		.method = method, .url = url.data, .headers = &hdrs,
 		.timeout_ms = API_TIMEOUT_MS, .retries = API_RETRIES,
-		.deadline = c->deadline, .cut_on_second_signal = c->deadline > 0,
+		.deadline = c->deadline, .cancellable = c->cancellable, .cut_on_second_signal = true,
 	};
 	enum mfs_code rc = mfs_http_do(&req, resp, err);
 	if (rc == MFS_OK) {
@@ -224,7 +224,8 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 		}
 		struct mfs_http_req req = {
 			.method = "GET", .url = url.data, .headers = &hdrs,
-			.timeout_ms = API_TIMEOUT_MS, .retries = API_RETRIES,
+			.timeout_ms = API_TIMEOUT_MS, .retries = API_RETRIES, .deadline = c->deadline,
+			.cancellable = c->cancellable, .cut_on_second_signal = true,
 		};
 		rc = mfs_http_do(&req, &resp, err);
 		if (rc != MFS_OK)

@@ -73,21 +73,24 @@ struct nonce_sweep {
 	const char *keep;
 	char *first;           /* the first one found, for adoption */
 	bool delete;
+	const struct mfs_say *say;  /* names a sandbox not removed */
+	long bound;
 };
 
 static void nonce_seen(void *ctx, const struct mfs_sandbox_info *info)
 {
 	struct nonce_sweep *s = ctx;
-	struct mfs_err ignored;
+	struct mfs_err e = { MFS_OK, "" };
 	if (!s->delete) {
 		if (!s->first)
 			s->first = mfs_xstrdup(info->id);
 	} else if (!s->keep || strcmp(info->id, s->keep)) {
-		e2b_delete_sandbox(s->conf, info->id, NULL, &ignored);
+		enum mfs_code rc = e2b_delete_sandbox(s->conf, info->id, NULL, &e);
+		if (rc != MFS_OK)
+			mfs_say_not_removed(s->say, "e2b", info->id, true, rc, s->bound, e.msg);
 	}
 }
 
-/* Runs after a signal or a passed deadline too: never cancellable. */
 static enum mfs_code visit_nonce(const struct e2b_conf *c, const char *nonce,
 				 struct nonce_sweep *s, struct mfs_err *err)
 {
@@ -98,11 +101,25 @@ static enum mfs_code visit_nonce(const struct e2b_conf *c, const char *nonce,
 	return rc;
 }
 
-static void sweep_nonce(const struct e2b_conf *c, const char *nonce, const char *keep)
+/* Deletes what carries the nonce but `keep`.  Runs after a signal or a
+ * passed deadline too, so not cancellable, but held to the clean-up bound
+ * and given up on a second signal; then one line names what may be left. */
+static void sweep_nonce(struct e2b_conf *c, const char *nonce, const char *keep,
+			const struct mfs_sandbox_spec *spec)
 {
-	struct nonce_sweep s = { .conf = c, .keep = keep, .delete = true };
-	struct mfs_err ignored;
-	visit_nonce(c, nonce, &s, &ignored);
+	long bound = spec->cleanup_timeout_s;
+	struct nonce_sweep s = { .conf = c, .keep = keep, .delete = true, .say = spec->say,
+				 .bound = bound };
+	struct mfs_err e = { MFS_OK, "" };
+	c->deadline = bound > 0 ? mfs_now_s() + (double)bound : 0;
+	c->cancellable = false;
+	enum mfs_code rc = visit_nonce(c, nonce, &s, &e);
+	if (rc != MFS_OK) {
+		struct mfs_buf what = MFS_BUF_INIT;
+		mfs_buf_addf(&what, "labelled %s=%s", NONCE_KEY, nonce);
+		mfs_say_not_removed(spec->say, "e2b", what.data, false, rc, bound, e.msg);
+		mfs_buf_release(&what);
+	}
 }
 
 static bool backoff(int attempt)
@@ -127,6 +144,13 @@ static enum mfs_code adopt(const struct e2b_conf *c, const char *id, struct e2b_
 	return rc;
 }
 
+static enum mfs_code not_in_time(struct mfs_err *err, const char *template,
+				 const struct mfs_sandbox_spec *spec)
+{
+	return mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not created "
+			"within --timeout %lds", template, spec->create_timeout_s);
+}
+
 /* POST /sandboxes without ever keeping two: see the file comment.  On
  * failure the caller sweeps the nonce. */
 static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sandbox_spec *spec,
@@ -135,6 +159,10 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 {
 	const char *template = spec->image && *spec->image ? spec->image : DEFAULT_TEMPLATE;
 	long deadline = spec->create_timeout_s > 0 ? mfs_now_ms() + spec->create_timeout_s * 1000 : 0;
+	/* The lookups and the take-over: cut at --timeout, or by a signal. */
+	struct e2b_conf during = *c;
+	during.deadline = deadline ? (double)deadline / 1000 : 0;
+	during.cancellable = true;
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
@@ -156,8 +184,7 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 		if (rc == MFS_ERR_CANCELLED)
 			break;
 		if (rc == MFS_ERR_HTTP && deadline && mfs_now_ms() >= deadline) {
-			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
-				      "created within --timeout %lds", template, spec->create_timeout_s);
+			rc = not_in_time(err, template, spec);
 			break;
 		}
 		if (rc != MFS_OK && rc != MFS_ERR_HTTP)
@@ -168,16 +195,21 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 		}
 		/* The request may have made a sandbox: find it before trying again. */
 		if (rc == MFS_ERR_HTTP || resp.status == 502 || resp.status == 504) {
-			struct nonce_sweep s = { .conf = c };
+			struct nonce_sweep s = { .conf = &during };
 			struct mfs_err lookup_err;
 			*ambiguous_seen = true;
-			if (visit_nonce(c, nonce, &s, &lookup_err) != MFS_OK) {
-				if (rc == MFS_OK)
+			if (visit_nonce(&during, nonce, &s, &lookup_err) != MFS_OK) {
+				if (lookup_err.code == MFS_ERR_CANCELLED)
+					rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating "
+						      "the E2B sandbox");
+				else if (lookup_err.code == MFS_ERR_TIMEOUT)
+					rc = not_in_time(err, template, spec);
+				else if (rc == MFS_OK)
 					rc = e2b_status_fail(err, &req, &resp);
 				break; /* unknown: creating again could make a second one */
 			}
 			if (s.first) {
-				rc = adopt(c, s.first, sb, err);
+				rc = adopt(&during, s.first, sb, err);
 				free(s.first);
 				break;
 			}
@@ -195,8 +227,7 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 			break;
 		}
 		if (deadline && mfs_now_ms() >= deadline) {
-			rc = mfs_fail(err, MFS_ERR_TIMEOUT, "the E2B sandbox (template %s) was not "
-				      "created within --timeout %lds", template, spec->create_timeout_s);
+			rc = not_in_time(err, template, spec);
 			break;
 		}
 	}
@@ -278,15 +309,16 @@ enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox
 	}
 
 	mfs_random_hex(nonce, 16);
+	sb->cleanup_s = spec->cleanup_timeout_s;
 	rc = post_create(&c, spec, nonce, sb, &ambiguous, err);
 	if (rc != MFS_OK) {
 		/* A cut line, a signal or the deadline may have left one behind. */
-		sweep_nonce(&c, nonce, NULL);
+		sweep_nonce(&c, nonce, NULL, spec);
 		goto out;
 	}
 	/* A create we retried may have landed twice after all: keep ours only. */
 	if (ambiguous)
-		sweep_nonce(&c, nonce, sb->base.id);
+		sweep_nonce(&c, nonce, sb->base.id, spec);
 done:
 	*out = &sb->base;
 	sb = NULL;

@@ -42,9 +42,10 @@
 /* Connects after broken streams, per command: each waits a little longer. */
 #define REATTACH_MAX 8
 
-/* Unary SendSignal; "not_found" means the process is already gone. */
+/* Unary SendSignal; "not_found" means the process is already gone.  It
+ * gives up at stop_by (0: never). */
 static enum mfs_code send_signal(struct e2b_sandbox *sb, long pid, const char *sig,
-				 struct mfs_err *err)
+				 double stop_by, struct mfs_err *err)
 {
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
@@ -62,7 +63,7 @@ static enum mfs_code send_signal(struct e2b_sandbox *sb, long pid, const char *s
 	struct mfs_http_req req = {
 		.method = "POST", .url = url.data, .headers = &hdrs,
 		.body = body, .body_len = body ? strlen(body) : 0,
-		.timeout_ms = API_TIMEOUT_MS, .retries = 2, .retry_safe = true,
+		.timeout_ms = API_TIMEOUT_MS, .retries = 2, .retry_safe = true, .deadline = stop_by,
 		.cut_on_second_signal = true, /* it runs after a first signal */
 	};
 	rc = mfs_http_do(&req, &resp, err);
@@ -295,8 +296,9 @@ static void start_release(struct start_call *c)
 /* Signals the command's process group (see RUN) from a second Start, and
  * its own pid through SendSignal in case setsid was missing.  Runs after a
  * cancellation too, so it is not cancellable itself, but a second signal
- * gives up on it at once. */
-static void kill_group(struct e2b_sandbox *sb, long pid, const char *sig)
+ * gives up on it at once, and so does stop_by (the clean-up bound: deleting
+ * the sandbox ends the group anyway). */
+static void kill_group(struct e2b_sandbox *sb, long pid, const char *sig, double stop_by)
 {
 	struct start_call k = { 0 };
 	struct mfs_err ignored;
@@ -307,10 +309,19 @@ static void kill_group(struct e2b_sandbox *sb, long pid, const char *sig)
 	if (start_prepare(&k, sb, &r, NULL, &ignored) == MFS_OK) {
 		k.req.cancellable = false;
 		k.req.cut_on_second_signal = true;
+		if (stop_by > 0 && (k.req.deadline <= 0 || stop_by < k.req.deadline))
+			k.req.deadline = stop_by;
 		mfs_http_do(&k.req, &k.resp, &ignored);
 	}
 	start_release(&k);
-	send_signal(sb, pid, !strcmp(sig, "TERM") ? "SIGNAL_SIGTERM" : "SIGNAL_SIGKILL", &ignored);
+	send_signal(sb, pid, !strcmp(sig, "TERM") ? "SIGNAL_SIGTERM" : "SIGNAL_SIGKILL", stop_by,
+		    &ignored);
+}
+
+/* When stopping a command that must stop gives up (0: never). */
+static double stop_bound(const struct e2b_sandbox *sb)
+{
+	return sb->cleanup_s > 0 ? mfs_now_s() + (double)sb->cleanup_s : 0;
 }
 
 /* Cancelled (a signal): forward it to the group, a grace period, kill it. */
@@ -318,10 +329,11 @@ static enum mfs_code stop_cancelled(struct start_call *c, struct mfs_err *err)
 {
 	if (c->st.pid > 0) {
 		int signo = mfs_cancel_signal();
+		double stop_by = stop_bound(c->sb);
 		kill_group(c->sb, c->st.pid, signo == SIGINT || signo == SIGTERM || signo == 0
-			   ? "TERM" : "KILL");
+			   ? "TERM" : "KILL", stop_by);
 		if (mfs_cancel_sleep_until_count(GRACE_MS, 2))
-			kill_group(c->sb, c->st.pid, "KILL");
+			kill_group(c->sb, c->st.pid, "KILL", stop_by);
 	}
 	return mfs_fail(err, MFS_ERR_CANCELLED, "cancelled; the E2B process was signalled");
 }
@@ -337,7 +349,7 @@ static enum mfs_code sandbox_disappeared(struct start_call *c, struct mfs_err *e
 static enum mfs_code stop_timed_out(struct start_call *c, const char *how, struct mfs_err *err)
 {
 	if (c->st.pid > 0)
-		kill_group(c->sb, c->st.pid, "KILL");
+		kill_group(c->sb, c->st.pid, "KILL", stop_bound(c->sb));
 	return mfs_fail(err, MFS_ERR_TIMEOUT, "the command ran past its %lds timeout %s",
 			c->timeout_s, how);
 }
@@ -347,7 +359,7 @@ static enum mfs_code stop_stalled(struct start_call *c, struct mfs_err *err)
 {
 	bool gone = sandbox_gone(c->sb);
 	if (c->st.pid > 0 && !gone)
-		kill_group(c->sb, c->st.pid, "KILL");
+		kill_group(c->sb, c->st.pid, "KILL", stop_bound(c->sb));
 	if (gone)
 		return sandbox_disappeared(c, err);
 	return mfs_fail(err, MFS_ERR_BACKEND, "envd %s for %ld s; gave up on the stream (bound: "

@@ -51,9 +51,11 @@ struct e2b_conf {
 	const char *sandbox_url;
 	bool debug;
 	long stream_idle_s;    /* MFSANDBOX_E2B_STREAM_IDLE_S */
-	/* destroy's bound (mfs_sandbox.destroy_by): per-sandbox calls give up
-	 * then, or on a second signal.  0: none. */
+	/* Control-plane calls give up then (MFS_ERR_TIMEOUT): a create's at
+	 * --timeout, a clean-up's at its bound, destroy's at destroy_by; those
+	 * not cancellable (clean-up) still end on a second signal.  0: none. */
 	double deadline;
+	bool cancellable;      /* a first signal ends them too (during a create) */
 };
 
 struct e2b_sandbox {
@@ -66,6 +68,7 @@ struct e2b_sandbox {
 	char *api_url;
 	long stream_idle_s;
 	double deadline;          /* --timeout as a mfs_now_s() time (0: none), for uploads */
+	long cleanup_s;           /* spec->cleanup_timeout_s: stopping a command (0: none) */
 };
 
 /* api.c */

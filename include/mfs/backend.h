@@ -26,6 +26,13 @@
 #include "mfs/util/err.h"
 #include "mfs/util/say.h"
 
+/* How long a clean-up may take by default (removing a sandbox, stopping a
+ * command that must stop: each normally answers within seconds), and the
+ * variable that changes it.  The executor passes it on as
+ * mfs_sandbox_spec.cleanup_timeout_s and mfs_sandbox.destroy_by. */
+#define MFS_DELETE_TIMEOUT_S 30L
+#define MFS_DELETE_TIMEOUT_ENV "MFSANDBOX_DELETE_TIMEOUT_S"
+
 /* Label keys set on every sandbox mfsandbox creates. */
 #define MFS_LABEL_OWNER    "mfsandbox"          /* value: "1"; marks the sandbox as ours */
 #define MFS_LABEL_FLOW     "mfsandbox.flow"
@@ -74,6 +81,12 @@ struct mfs_sandbox_spec {
 	 * MFS_ERR_TIMEOUT, leaving nothing behind; a backend may hold the
 	 * sandbox's uploads to the same deadline. */
 	long create_timeout_s;
+	/* How long each clean-up may take once it starts, in seconds (0: no
+	 * bound), and a second signal gives up on it at once: removing what a
+	 * failed create made (then mfs_say_not_removed() names what may be
+	 * left), and stopping a command past its timeout or after a signal
+	 * (the sandbox's delete ends it anyway).  destroy() has destroy_by. */
+	long cleanup_timeout_s;
 	const struct mfs_kvlist *env;     /* environment for every command (may hold secrets) */
 	const char *network;              /* "host", "none" or NULL for the backend default */
 	const struct mfs_strv *rw_paths;  /* host dirs bound read-write (local backend only) */
@@ -99,6 +112,30 @@ struct mfs_sandbox {
 	 * hangs cannot hold the launcher.  0: no bound. */
 	double destroy_by;
 };
+
+/* The one line (MFS_SAY_WARN) for a sandbox that may outlive the run
+ * because removing it failed: given up after bound_s (MFS_ERR_TIMEOUT) or
+ * on a second signal (MFS_ERR_CANCELLED), else `detail` says why.  `what`
+ * names it: its id, or the label that finds it (then `kill --stale`, which
+ * finds it once this launcher is gone, is the remedy in every case).  The
+ * executor says it after destroy(), a backend after a failed create. */
+static inline void mfs_say_not_removed(const struct mfs_say *say, const char *backend,
+				       const char *what, bool is_id, enum mfs_code why,
+				       long bound_s, const char *detail)
+{
+	if (why == MFS_ERR_TIMEOUT)
+		mfs_sayf(say, MFS_SAY_WARN, "gave up removing %s sandbox %s after %ld s (%s); it "
+			 "may still exist: remove it with: mfsandbox kill --backend %s --stale",
+			 backend, what, bound_s, MFS_DELETE_TIMEOUT_ENV, backend);
+	else if (why == MFS_ERR_CANCELLED)
+		mfs_sayf(say, MFS_SAY_WARN, "gave up removing %s sandbox %s on a second signal; "
+			 "it may still exist: remove it with: mfsandbox kill --backend %s --stale",
+			 backend, what, backend);
+	else
+		mfs_sayf(say, MFS_SAY_WARN, "could not remove %s sandbox %s: %s (retry with: "
+			 "mfsandbox kill --backend %s %s)", backend, what, detail, backend,
+			 is_id ? what : "--stale");
+}
 
 enum mfs_stream { MFS_STDOUT = 1, MFS_STDERR = 2 };
 

@@ -577,6 +577,12 @@ static enum mfs_code check_job(struct mfs_job *job, struct mfs_err *err)
 	return MFS_OK;
 }
 
+/* MFSANDBOX_DELETE_TIMEOUT_S, or its default. */
+static long cleanup_bound(const struct mfs_job *job)
+{
+	return job->delete_timeout_s > 0 ? job->delete_timeout_s : MFS_DELETE_TIMEOUT_S;
+}
+
 /* create() with the job's name, labels and limits; *sb stays NULL unless it
  * succeeded, and then it carries the message channel. */
 static enum mfs_code create_sandbox(const struct mfs_job *job, long long deadline,
@@ -593,6 +599,7 @@ static enum mfs_code create_sandbox(const struct mfs_job *job, long long deadlin
 		.labels = &labels,
 		.timeout_s = sandbox_timeout(job),
 		.create_timeout_s = time_left(job, deadline),
+		.cleanup_timeout_s = cleanup_bound(job),
 		.env = &job->env,
 		.rw_paths = job->rw_paths.n ? &job->rw_paths : NULL,
 		.say = chan,
@@ -684,21 +691,13 @@ static void teardown(const struct mfs_job *job, struct mfs_sandbox *sb)
 	}
 	struct mfs_err derr = { MFS_OK, "" };
 	char *id = sb->id ? mfs_xstrdup(sb->id) : NULL;
-	const char *name = job->ops->name;
-	long bound = job->delete_timeout_s > 0 ? job->delete_timeout_s : MFS_DELETE_TIMEOUT_S;
+	const struct mfs_say chan = { filtered_say, (void *)job };
+	long bound = cleanup_bound(job);
 	sb->destroy_by = mfs_now_s() + (double)bound;
 	enum mfs_code rc = job->ops->destroy(sb, &derr);
-	if (rc == MFS_ERR_TIMEOUT)
-		say(job, MFS_SAY_WARN, "gave up removing %s sandbox %s after %ld s (%s); it may "
-		    "still exist: remove it with: mfsandbox kill --backend %s --stale", name,
-		    id ? id : "?", bound, MFS_DELETE_TIMEOUT_ENV, name);
-	else if (rc == MFS_ERR_CANCELLED)
-		say(job, MFS_SAY_WARN, "gave up removing %s sandbox %s on a second signal; it may "
-		    "still exist: remove it with: mfsandbox kill --backend %s --stale", name,
-		    id ? id : "?", name);
-	else if (rc != MFS_OK)
-		say(job, MFS_SAY_WARN, "could not remove %s sandbox %s: %s (retry with: mfsandbox kill --backend %s %s)",
-		    name, id ? id : "?", derr.msg, name, id ? id : "ID");
+	if (rc != MFS_OK)
+		mfs_say_not_removed(&chan, job->ops->name, id ? id : "?", id != NULL, rc, bound,
+				    derr.msg);
 	free(id);
 }
 

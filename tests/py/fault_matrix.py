@@ -136,3 +136,37 @@ def delete_hang_cell(backend, env, how, reached, live_count):
     kill_stale(backend, env)
     assert live_count() == 0, "a sandbox leaked"
     assert_no_processes(mark)
+
+
+def run_staged(backend, env, mark, stages, flags=(), wait=45, cmd=None):
+    """Runs script(mark), or cmd; stages is [(reached, signal)], each
+    signal sent once its reached() holds (the next stage waits for its own
+    moment).  A launcher still running `wait` seconds after the last stage
+    hung on a wait its bounds should have cut.  Returns (returncode, out,
+    err)."""
+    p = subprocess.Popen([str(BINARY), "run", "--backend", backend, "--env", "STEP_ENV=1",
+                          *flags, "--", "sh", "-c", cmd or script(mark)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    for reached, sig in stages:
+        for _ in range(2400):
+            if reached() or p.poll() is not None:
+                break
+            time.sleep(0.025)
+        assert reached(), "the run never reached the stage"
+        p.send_signal(sig)
+    try:
+        out, err = p.communicate(timeout=wait)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError("the launcher hung: " + err.decode()[-2000:])
+    return p.returncode, out.decode(), err.decode()
+
+
+def not_removed_line(err, backend, what, why):
+    """The one line naming a sandbox that may be left, and kill --stale."""
+    lines = [ln for ln in err.splitlines() if "gave up removing" in ln]
+    assert len(lines) == 1, err
+    assert re.search(rf"^mfsandbox: warning: gave up removing {backend} sandbox {what} {why}; "
+                     rf"it may still exist: remove it with: mfsandbox kill --backend {backend} "
+                     rf"--stale$", lines[0]), err

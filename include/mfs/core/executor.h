@@ -35,12 +35,6 @@
 
 struct mfs_job;
 
-/* How long removing the sandbox at the end of a run may take by default
- * (a delete normally answers within seconds), and the variable that
- * changes it. */
-#define MFS_DELETE_TIMEOUT_S 30L
-#define MFS_DELETE_TIMEOUT_ENV "MFSANDBOX_DELETE_TIMEOUT_S"
-
 /* What happened to the command, handed to the finish hook. */
 struct mfs_job_outcome {
 	bool ran;             /* exec was started */
@@ -70,8 +64,9 @@ struct mfs_job {
 	 * sandbox), instead of the warning or refusal an asked size gets.
 	 * prepare may set it (Metaflow support: the spec's default_sizes). */
 	unsigned size_defaults;
-	/* MFSANDBOX_DELETE_TIMEOUT_S: how long removing the sandbox may take
-	 * before the run gives up on it; 0: MFS_DELETE_TIMEOUT_S. */
+	/* MFSANDBOX_DELETE_TIMEOUT_S: how long each clean-up (removing the
+	 * sandbox, or what a failed create made; stopping a command that must
+	 * stop) may take before the run gives up on it; 0: MFS_DELETE_TIMEOUT_S. */
 	long delete_timeout_s;
 
 	struct mfs_strv argv;    /* the command, run exactly */
