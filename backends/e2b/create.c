@@ -151,6 +151,21 @@ static enum mfs_code not_in_time(struct mfs_err *err, const char *template,
 			"within --timeout %lds", template, spec->create_timeout_s);
 }
 
+/* The lookup by nonce after an ambiguous answer failed: a signal or
+ * --timeout ends the create; else it is unknown whether one was made
+ * (creating again could make a second), and the create's failure stands. */
+static enum mfs_code lookup_failed(const struct mfs_err *lookup, enum mfs_code rc,
+				   const struct mfs_http_req *req, const struct mfs_http_resp *resp,
+				   const char *template, const struct mfs_sandbox_spec *spec,
+				   struct mfs_err *err)
+{
+	if (lookup->code == MFS_ERR_CANCELLED)
+		return mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating the E2B sandbox");
+	if (lookup->code == MFS_ERR_TIMEOUT)
+		return not_in_time(err, template, spec);
+	return rc == MFS_OK ? e2b_status_fail(err, req, resp) : rc;
+}
+
 /* POST /sandboxes without ever keeping two: see the file comment.  On
  * failure the caller sweeps the nonce. */
 static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sandbox_spec *spec,
@@ -161,8 +176,7 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 	long deadline = spec->create_timeout_s > 0 ? mfs_now_ms() + spec->create_timeout_s * 1000 : 0;
 	/* The lookups and the take-over: cut at --timeout, or by a signal. */
 	struct e2b_conf during = *c;
-	during.deadline = deadline ? (double)deadline / 1000 : 0;
-	during.cancellable = true;
+	during.deadline = deadline ? (double)deadline / 1000 : 0, during.cancellable = true;
 	struct mfs_strv hdrs = MFS_STRV_INIT;
 	struct mfs_buf url = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
@@ -199,14 +213,8 @@ static enum mfs_code post_create(const struct e2b_conf *c, const struct mfs_sand
 			struct mfs_err lookup_err;
 			*ambiguous_seen = true;
 			if (visit_nonce(&during, nonce, &s, &lookup_err) != MFS_OK) {
-				if (lookup_err.code == MFS_ERR_CANCELLED)
-					rc = mfs_fail(err, MFS_ERR_CANCELLED, "cancelled while creating "
-						      "the E2B sandbox");
-				else if (lookup_err.code == MFS_ERR_TIMEOUT)
-					rc = not_in_time(err, template, spec);
-				else if (rc == MFS_OK)
-					rc = e2b_status_fail(err, &req, &resp);
-				break; /* unknown: creating again could make a second one */
+				rc = lookup_failed(&lookup_err, rc, &req, &resp, template, spec, err);
+				break;
 			}
 			if (s.first) {
 				rc = adopt(&during, s.first, sb, err);
