@@ -62,8 +62,14 @@ def run_cell(backend, env, fault, reached, mark, flags=(), signal_twice=False):
         if signal_twice:
             time.sleep(0.5)
             p.send_signal(sig)
+    return ended(p, 120)
+
+
+def ended(p, wait):
+    """(returncode, stdout, stderr) of the launcher; still running after
+    `wait` seconds, it hung."""
     try:
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=wait)
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
@@ -154,13 +160,7 @@ def run_staged(backend, env, mark, stages, flags=(), wait=45, cmd=None):
             time.sleep(0.025)
         assert reached(), "the run never reached the stage"
         p.send_signal(sig)
-    try:
-        out, err = p.communicate(timeout=wait)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-        raise AssertionError("the launcher hung: " + err.decode()[-2000:])
-    return p.returncode, out.decode(), err.decode()
+    return ended(p, wait)
 
 
 def not_removed_line(err, backend, what, why):

@@ -25,6 +25,14 @@ def seen_daytona(emu, method, pattern):
     return lambda: any(m == method and rx.search(p) for m, p in emu.requests)
 
 
+def stale_removed(emu, backend, env):
+    """With the service well again, `kill --stale` removes what the run
+    named (its launcher is gone), and nothing is left."""
+    emu.faults.stalls = {}
+    kill_stale(backend, env)
+    assert emu.live_count() == 0, "a sandbox leaked"
+
+
 def fired(emu, pattern):
     return lambda: pattern in emu.faults.fired
 
@@ -95,9 +103,7 @@ def test_daytona_cleanup_of_a_failed_create_is_bounded(daytona_emulator, dt_env)
     not_removed_line(err, "daytona", r"[0-9a-f-]{36}",
                      r"after 2 s \(MFSANDBOX_DELETE_TIMEOUT_S\)")
     assert emu.live_count() == 1
-    emu.faults.stalls = {}
-    kill_stale("daytona", dt_env)
-    assert emu.live_count() == 0, "a sandbox leaked"
+    stale_removed(emu, "daytona", dt_env)
 
 
 @pytest.mark.parametrize("what", ["delete", "nonce lookup"])
@@ -113,9 +119,7 @@ def test_daytona_cleanup_after_a_create_cut_at_timeout_is_bounded(daytona_emulat
     assert rc == 204, err
     name = r"[0-9a-f-]{36}" if what == "delete" else r"labelled mfsandbox\.nonce=[0-9a-f]{32}"
     not_removed_line(err, "daytona", name, r"after 2 s \(MFSANDBOX_DELETE_TIMEOUT_S\)")
-    emu.faults.stalls = {}
-    kill_stale("daytona", dt_env)
-    assert emu.live_count() == 0, "a sandbox leaked"
+    stale_removed(emu, "daytona", dt_env)
 
 
 def test_daytona_second_signal_cuts_the_cleanup_of_a_create(daytona_emulator, dt_env):
@@ -128,9 +132,7 @@ def test_daytona_second_signal_cuts_the_cleanup_of_a_create(daytona_emulator, dt
     rc, out, err = run_staged("daytona", env, marker(), [(creating, TERM), (deleting, TERM)])
     assert rc == 143, err
     not_removed_line(err, "daytona", r"[0-9a-f-]{36}", "on a second signal")
-    emu.faults.stalls = {}
-    kill_stale("daytona", dt_env)
-    assert emu.live_count() == 0, "a sandbox leaked"
+    stale_removed(emu, "daytona", dt_env)
 
 
 def test_daytona_a_hanging_state_poll_ends_at_timeout(daytona_emulator, dt_env):
@@ -146,9 +148,7 @@ def test_daytona_a_hanging_state_poll_ends_at_timeout(daytona_emulator, dt_env):
     assert rc == 204, err
     assert "--timeout reached while Daytona sandbox" in err, err
     not_removed_line(err, "daytona", r"[0-9a-f-]{36}", r"after 2 s \(MFSANDBOX_DELETE_TIMEOUT_S\)")
-    emu.faults.stalls = {}
-    kill_stale("daytona", dt_env)
-    assert emu.live_count() == 0, "a sandbox leaked"
+    stale_removed(emu, "daytona", dt_env)
 
 
 # ---- E2B: the nonce sweep after a create whose answer was lost -----------
@@ -169,9 +169,7 @@ def test_e2b_sweep_after_a_create_cut_at_timeout_is_bounded(e2b_emulator, e2b_en
     name = r"i[0-9a-f]+" if what == "delete" else r"labelled mfsandbox\.e2b\.nonce=[0-9a-f]{32}"
     not_removed_line(err, "e2b", name, r"after 2 s \(MFSANDBOX_DELETE_TIMEOUT_S\)")
     assert emu.live_count() == 1
-    emu.faults.stalls = {}
-    kill_stale("e2b", e2b_env_bounded)
-    assert emu.live_count() == 0, "a sandbox leaked"
+    stale_removed(emu, "e2b", e2b_env_bounded)
 
 
 def test_e2b_second_signal_cuts_the_sweep(e2b_emulator, e2b_env_bounded):
@@ -184,9 +182,7 @@ def test_e2b_second_signal_cuts_the_sweep(e2b_emulator, e2b_env_bounded):
                                (fired(emu, E2B_DELETE), TERM)])
     assert rc == 143, err
     not_removed_line(err, "e2b", r"i[0-9a-f]+", "on a second signal")
-    emu.faults.stalls = {}
-    kill_stale("e2b", env)
-    assert emu.live_count() == 0, "a sandbox leaked"
+    stale_removed(emu, "e2b", env)
 
 
 def test_e2b_a_hanging_lookup_after_a_lost_answer_ends_at_timeout(e2b_emulator,
