@@ -6,6 +6,7 @@
 #include "daytona.h"
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
+#include "mfs/util/text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -95,6 +96,12 @@ enum mfs_code dt_conf_load(struct dt_conf *c, struct mfs_err *err)
 				"(https://app.daytona.io/dashboard/keys), or DAYTONA_JWT_TOKEN "
 				"with DAYTONA_ORGANIZATION_ID");
 	}
+	const char *name = c->token == key ? "DAYTONA_API_KEY" : "DAYTONA_JWT_TOKEN";
+	if (!mfs_one_line(c->token) || (c->org && !mfs_one_line(c->org)))
+		return mfs_fail(err, MFS_ERR_CONFIG, "%s holds a line break or control "
+				"character (a trailing newline from a file?): set it to the "
+				"value alone", mfs_one_line(c->token) ? "DAYTONA_ORGANIZATION_ID"
+								  : name);
 	v = getenv("DAYTONA_API_URL");
 	if (!v || !*v)
 		v = getenv("DAYTONA_SERVER_URL"); /* the SDK's deprecated name */

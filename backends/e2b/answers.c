@@ -49,6 +49,20 @@ bool e2b_answer_message(const struct mfs_http_resp *resp, struct mfs_buf *msg)
 	return m != NULL;
 }
 
+/* Bytes of a host name: the id and domain become envd's host
+ * (https://49983-<id>.<domain>), where a '/', '@' or '?' would send the
+ * step's command, environment and files to another host. */
+static bool host_part(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n > max)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_')
+			return false;
+	return true;
+}
+
 enum mfs_code e2b_answer_sandbox(const struct e2b_conf *c, const struct mfs_http_resp *resp,
 				 struct e2b_sandbox *sb, struct mfs_err *err)
 {
@@ -62,6 +76,13 @@ enum mfs_code e2b_answer_sandbox(const struct e2b_conf *c, const struct mfs_http
 	if (!id || !*id || !ver) {
 		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "E2B answered HTTP %ld without "
 			      "sandboxID/envdVersion", resp->status);
+		goto out;
+	}
+	if (!host_part(id, 63) || strchr(id, '.') || (dom && !host_part(dom, 253)) ||
+	    (tok && !mfs_one_line(tok))) {
+		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "E2B answered HTTP %ld with a sandboxID, "
+			      "domain or envdAccessToken that cannot be used (not a host name, "
+			      "or a line break in the token)", resp->status);
 		goto out;
 	}
 	sb->base.id = mfs_xstrdup(id);

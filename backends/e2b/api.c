@@ -51,6 +51,10 @@ enum mfs_code e2b_conf_load(struct e2b_conf *c, struct mfs_err *err)
 		return mfs_fail(err, MFS_ERR_CONFIG,
 				"E2B_API_KEY is not set: export your E2B API key "
 				"(https://e2b.dev/docs/api-key)");
+	if (c->api_key && !mfs_one_line(c->api_key))
+		return mfs_fail(err, MFS_ERR_CONFIG, "E2B_API_KEY holds a line break or control "
+				"character (a trailing newline from a file?): set it to the key "
+				"alone");
 	v = getenv("E2B_DOMAIN");
 	c->domain = mfs_xstrdup(v && *v ? v : DEFAULT_DOMAIN);
 	v = getenv("E2B_API_URL");

@@ -27,6 +27,7 @@
 #include "lazy_curl.h"
 #include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
+#include "mfs/util/text.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
 #define BACKOFF_BASE_MS 200L
@@ -113,6 +114,19 @@ void mfs_http_url_for_log(struct mfs_buf *out, const char *url)
 		host = at + 1;
 	mfs_buf_add(out, host, (size_t)(path - host));
 	mfs_buf_add(out, path, strcspn(path, "?#"));
+}
+
+/* Only the name is quoted: the value may be a key. */
+enum mfs_code mfs_http_check_headers(const struct mfs_strv *headers, const char *where,
+				     struct mfs_err *err)
+{
+	for (size_t i = 0; headers && i < headers->n; i++)
+		if (!mfs_one_line(headers->v[i]))
+			return mfs_fail(err, MFS_ERR_CONFIG, "%s: the value of header %.*s holds a "
+					"line break or control character (a key or token with a "
+					"trailing newline?): remove it where it is set", where,
+					(int)strcspn(headers->v[i], ":\r\n"), headers->v[i]);
+	return MFS_OK;
 }
 
 enum mfs_code mfs_http_status_fail(struct mfs_err *err, const struct mfs_http_req *req,
@@ -625,7 +639,8 @@ enum mfs_code mfs_http_do(const struct mfs_http_req *req, struct mfs_http_resp *
 	if ((rc = mfs_need_curl(err)) != MFS_OK)
 		return rc;
 	mfs_http_url_for_log(&where, req->url);
-	if (req->body_file && !(in = fopen(req->body_file, "rb")))
+	rc = mfs_http_check_headers(req->headers, where.data, err);
+	if (rc == MFS_OK && req->body_file && !(in = fopen(req->body_file, "rb")))
 		rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot read %s: %s", req->method, where.data,
 			      req->body_file, strerror(errno));
 	while (rc == MFS_OK && next == RETRY) {

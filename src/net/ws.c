@@ -139,6 +139,16 @@ static bool split_url(const char *url, struct mfs_buf *origin, struct mfs_buf *h
 	return true;
 }
 
+/* The handshake is written by hand, so a URL part with a space or line
+ * break (a path piece from a peer's answer) would rewrite the request. */
+static bool request_line_ok(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
 enum mfs_ws_parse mfs_ws_head_parse(const char *data, size_t len, long *status,
 				    size_t *head_len, size_t *content_length)
 {
@@ -356,7 +366,12 @@ enum mfs_code mfs_ws_follow(const struct mfs_ws_req *req, struct mfs_ws_result *
 	c.where = where.data ? where.data : "";
 	if (!split_url(req->url, &origin, &host, &target))
 		rc = mfs_fail(err, MFS_ERR_USAGE, "%s: not an http(s) URL", c.where);
+	else if (!request_line_ok(host.data) || !request_line_ok(target.data))
+		rc = mfs_fail(err, MFS_ERR_PROTOCOL, "%s: the URL holds a space or control "
+			      "character", c.where);
 	else
+		rc = mfs_http_check_headers(req->headers, c.where, err);
+	if (rc == MFS_OK)
 		rc = connect_only(&c, origin.data, err);
 	if (rc == MFS_OK)
 		rc = handshake(&c, host.data, target.data, res, err);

@@ -1,4 +1,5 @@
-/* text.c - random hex, ISO-8601 parsing, the UTF-8 check (include/mfs/util/text.h). */
+/* text.c - random hex, ISO-8601 parsing, the UTF-8 and one-line checks
+ * (include/mfs/util/text.h). */
 #include "mfs/util/text.h"
 
 #include <stdio.h>
@@ -62,5 +63,13 @@ bool mfs_utf8_valid(const char *s)
 		    (cp >= 0xd800 && cp <= 0xdfff))
 			return false;
 	}
+	return true;
+}
+
+bool mfs_one_line(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
 	return true;
 }

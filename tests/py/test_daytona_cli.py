@@ -130,6 +130,21 @@ def test_bad_key_is_202_and_makes_nothing(emu, env):
     assert emu.created_total == 0
 
 
+@pytest.mark.parametrize("var", ["DAYTONA_API_KEY", "DAYTONA_ORGANIZATION_ID"])
+def test_key_with_a_line_break_is_202_before_any_request(emu, env, var):
+    """A key read from a file keeps its newline (a Kubernetes secret): libcurl
+    sent it inside the header line, which ended the head early or added a
+    header of its own."""
+    if var == "DAYTONA_ORGANIZATION_ID":
+        env["DAYTONA_JWT_TOKEN"] = env.pop("DAYTONA_API_KEY")
+    env[var] = env.get(var, "org-1") + "\nX-Evil: 1"
+    r = run(env, "true")
+    assert r.returncode == 202, r.stderr
+    assert var in r.stderr and "X-Evil" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert emu.requests == []
+
+
 def test_cpu_without_image_is_said_and_with_image_is_sent(emu, env):
     r = run(env, "true", flags=["--cpu", "2", "--memory", "3000"])
     assert r.returncode == 0, r.stderr

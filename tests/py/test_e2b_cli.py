@@ -78,6 +78,16 @@ def test_bad_key_is_202_and_makes_nothing(emu, env):
     assert emu.created_total == 0
 
 
+def test_key_with_a_line_break_is_202_before_any_request(emu, env):
+    """A key read from a file keeps its newline: it went into the X-API-Key
+    line as given, ending the head early or adding a header."""
+    env["E2B_API_KEY"] += "\r\n"
+    r = run(env, "true")
+    assert r.returncode == 202, r.stderr
+    assert "E2B_API_KEY" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert emu.requests == []
+
+
 def test_missing_key_is_202_before_any_request(emu, env):
     del env["E2B_API_KEY"]
     r = run(env, "true")

@@ -114,6 +114,47 @@ static void oversized_frame_is_refused_before_buffering(void **state)
 	e2b_stream_release(&st);
 }
 
+static enum mfs_code answer(const char *body, struct e2b_sandbox *sb, struct mfs_err *err)
+{
+	struct e2b_conf c = { .domain = "e2b.app" };
+	struct mfs_http_resp resp;
+	mfs_http_resp_init(&resp);
+	resp.status = 201;
+	mfs_buf_adds(&resp.body, body);
+	enum mfs_code rc = e2b_answer_sandbox(&c, &resp, sb, err);
+	mfs_http_resp_release(&resp);
+	return rc;
+}
+
+/* The id and domain become envd's host name: a '/' or '@' in either once
+ * sent the step's command and environment to another host. */
+static void sandbox_answer_that_moves_envd_is_refused(void **state)
+{
+	(void)state;
+	struct mfs_err err = { MFS_OK, "" };
+	struct e2b_sandbox sb;
+	memset(&sb, 0, sizeof(sb));
+	assert_int_equal(answer("{\"sandboxID\":\"i1a2\",\"envdVersion\":\"0.2.0\","
+				"\"domain\":\"e2b.app\",\"envdAccessToken\":\"t\"}", &sb, &err),
+			 MFS_OK);
+	assert_string_equal(sb.envd_url, "https://49983-i1a2.e2b.app");
+	free(sb.base.id);
+	free(sb.envd_url);
+	free(sb.token);
+	const char *bad[] = {
+		"{\"sandboxID\":\"x.evil.example/\",\"envdVersion\":\"0.2.0\"}",
+		"{\"sandboxID\":\"i1@evil.example\",\"envdVersion\":\"0.2.0\"}",
+		"{\"sandboxID\":\"i1\",\"envdVersion\":\"0.2.0\",\"domain\":\"evil.example/x?\"}",
+		"{\"sandboxID\":\"i1\",\"envdVersion\":\"0.2.0\",\"envdAccessToken\":\"t\\r\\nX: 1\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		memset(&sb, 0, sizeof(sb));
+		assert_int_equal(answer(bad[i], &sb, &err), MFS_ERR_PROTOCOL);
+		assert_null(sb.base.id);
+		assert_null(sb.envd_url);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -121,6 +162,7 @@ int main(void)
 		cmocka_unit_test(repeated_end_event_is_refused),
 		cmocka_unit_test(exit_code_out_of_range_is_not_success),
 		cmocka_unit_test(oversized_frame_is_refused_before_buffering),
+		cmocka_unit_test(sandbox_answer_that_moves_envd_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,41 @@ static void header_lines_are_parsed_within_their_length(void **state)
 	mfs_http_resp_release(&resp);
 }
 
+/* libcurl sends a header line as given: a newline in a key made the rest of
+ * the line a header of its own (or ended the head early). */
+static void header_with_a_line_break_is_refused_by_name(void **state)
+{
+	(void)state;
+	struct mfs_strv h = MFS_STRV_INIT;
+	struct mfs_err err = { MFS_OK, "" };
+	mfs_strv_push(&h, "Accept: application/json");
+	mfs_strv_push(&h, "X-Tab: a\tb");
+	assert_int_equal(mfs_http_check_headers(&h, "GET http://h/x", &err), MFS_OK);
+	const char *bad[] = { "Authorization: Bearer s3cr3t\r\nX-Evil: 1",
+			      "Authorization: Bearer s3cr3t\n", "X-Key: s3cr3t\x7f",
+			      "X-Key: s3cr3t\x01" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct mfs_strv one = MFS_STRV_INIT;
+		mfs_strv_push(&one, "Accept: application/json");
+		mfs_strv_push(&one, bad[i]);
+		assert_int_equal(mfs_http_check_headers(&one, "GET http://h/x", &err),
+				 MFS_ERR_CONFIG);
+		assert_non_null(strstr(err.msg, bad[i][0] == 'A' ? "Authorization" : "X-Key"));
+		assert_null(strstr(err.msg, "s3cr3t"));
+		mfs_strv_release(&one);
+	}
+	/* mfs_http_do refuses it before any connection (none is listening). */
+	mfs_strv_push(&h, "Authorization: Bearer s3cr3t\n");
+	struct mfs_http_req req = { .method = "GET", .url = "http://127.0.0.1:9/x",
+				    .headers = &h };
+	struct mfs_http_resp resp;
+	mfs_http_resp_init(&resp);
+	assert_int_equal(mfs_http_do(&req, &resp, &err), MFS_ERR_CONFIG);
+	assert_int_equal(resp.attempts, 0);
+	mfs_http_resp_release(&resp);
+	mfs_strv_release(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +155,7 @@ int main(void)
 		cmocka_unit_test(status_fail_maps_codes_and_names_request),
 		cmocka_unit_test(retry_after_is_capped_and_never_overflows),
 		cmocka_unit_test(header_lines_are_parsed_within_their_length),
+		cmocka_unit_test(header_with_a_line_break_is_refused_by_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

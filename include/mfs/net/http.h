@@ -110,6 +110,11 @@ void mfs_http_url_for_log(struct mfs_buf *out, const char *url);
 enum mfs_code mfs_http_status_fail(struct mfs_err *err, const struct mfs_http_req *req,
 				   const struct mfs_http_resp *resp);
 
+/* MFS_ERR_CONFIG when a header line holds CR, LF or another control byte
+ * but tab (it would add lines of its own); the error names the header, never
+ * its value.  mfs_http_do and the WebSocket client check every request. */
+enum mfs_code mfs_http_check_headers(const struct mfs_strv *headers, const char *where,
+				     struct mfs_err *err);
 /* Frees the cached handles (at exit, for valgrind). */
 void mfs_http_cleanup(void);
 

@@ -22,4 +22,8 @@ time_t mfs_parse_iso8601(const char *s);
  * U+10FFFF): what a JSON string in a request body may carry. */
 bool mfs_utf8_valid(const char *s);
 
+/* No CR, LF or other control byte but tab: what an HTTP header value may
+ * hold (libcurl sends it as given, so a line break would add lines). */
+bool mfs_one_line(const char *s);
+
 #endif
