@@ -242,6 +242,16 @@ static enum mfs_code add_bind(struct mfs_job *job, bool writable, const char *ar
 	return rc;
 }
 
+/* Daytona builds an image as a Dockerfile "FROM <image>" line: a newline
+ * would add instructions of its own (RUN ...), a space options. */
+static bool image_name_ok(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
+}
+
 static void set_str(char **slot, const char *value)
 {
 	char *copy = mfs_xstrdup(value);
@@ -322,6 +332,9 @@ enum mfs_code mfs_cli_parse_run(int argc, char **argv, struct mfs_job *job,
 		case OPT_IMAGE:
 			if (!*optarg)
 				rc = mfs_fail(err, MFS_ERR_USAGE, "--image needs a value");
+			else if (!image_name_ok(optarg))
+				rc = mfs_fail(err, MFS_ERR_USAGE, "--image: an image name holds no space, "
+					      "line break or control character, e.g. python:3.12-slim");
 			else
 				set_str(&job->image, optarg);
 			break;

@@ -81,6 +81,17 @@ def test_text_that_is_not_utf8_is_refused_before_create(emu, env, args, what):
     assert not creates(emu)
 
 
+@pytest.mark.parametrize("image", ["python:3.12\nRUN touch /pwned", "python:3.12 AS x"])
+def test_image_that_would_add_dockerfile_lines_is_refused(emu, env, image):
+    """--image becomes a Dockerfile's FROM line: a newline in it once added a
+    RUN of its own to the build, silently."""
+    r = run(env, "true", flags=["--image", image])
+    assert r.returncode == 202, r.stderr
+    assert "--image" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert "pwned" not in r.stderr
+    assert not creates(emu)
+
+
 def test_code_upload_env_cwd_and_exit_status(emu, env, tmp_path):
     code = tmp_path / "code"
     (code / "pkg").mkdir(parents=True)
