@@ -159,7 +159,7 @@ fuzz-regress:
 ASAN_CI_PYTEST := tests/py/test_bad_input.py tests/py/test_cli_usage.py \
 	tests/py/test_cli_local.py tests/py/test_http_client.py tests/py/test_s3_client.py \
 	tests/py/test_daytona_cli.py tests/py/test_e2b_cli.py tests/py/test_e2b_faults.py \
-	tests/py/test_relay.py tests/py/test_cleanup_bounds.py
+	tests/py/test_relay.py tests/py/test_cleanup_bounds.py tests/py/test_hostile_provider.py
 asan-ci:
 	$(MAKE) tools
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

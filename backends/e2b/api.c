@@ -206,6 +206,11 @@ enum mfs_code e2b_delete_sandbox(const struct e2b_conf *c, const char *id, bool 
 	return rc;
 }
 
+/* A peer that answers the token it was sent, or pages without end, would
+ * hold `ls` and a clean-up's lookup forever: 1,000 pages of 100 is more
+ * sandboxes than any account holds. */
+#define LIST_MAX_PAGES 1000
+
 enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 				      mfs_list_fn fn, void *ctx, struct mfs_err *err)
 {
@@ -213,6 +218,7 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 	struct mfs_buf url = MFS_BUF_INIT;
 	struct mfs_http_resp resp;
 	char *next = NULL;
+	int pages = 0;
 	enum mfs_code rc = MFS_OK;
 
 	mfs_http_resp_init(&resp);
@@ -238,8 +244,15 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 			rc = e2b_status_fail(err, &req, &resp);
 			break;
 		}
-		free(next);
+		char *prev = next;
 		rc = e2b_answer_list_page(&resp, fn, ctx, &next, err);
+		if (rc == MFS_OK && next && ((prev && !strcmp(prev, next)) ||
+					     ++pages >= LIST_MAX_PAGES))
+			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET /v2/sandboxes: the listing does "
+				      "not end (a token answered again, or %d pages)", LIST_MAX_PAGES);
+		free(prev);
+		if (rc != MFS_OK)
+			break;
 	} while (next);
 	free(next);
 	mfs_http_resp_release(&resp);
