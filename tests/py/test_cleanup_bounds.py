@@ -151,6 +151,37 @@ def test_daytona_a_hanging_state_poll_ends_at_timeout(daytona_emulator, dt_env):
     stale_removed(emu, "daytona", dt_env)
 
 
+# ---- E2B: stopping the command (the kill Start, SendSignal) hangs --------
+
+E2B_START = "POST envd:/process.Process/Start"
+E2B_SIGNAL = "POST envd:/process.Process/SendSignal"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM, past the bound", "past --timeout, past the bound"])
+def test_e2b_a_hanging_stop_is_given_up(e2b_emulator, e2b_env_bounded, how):
+    """The command's own Start goes through; the second Start that kills
+    its process group and SendSignal hang.  Given up after the bound (the
+    2 s grace between TERM and KILL included), the sandbox's delete ends
+    the command.  A second signal: test_e2b_fault_matrix.py."""
+    emu = e2b_emulator
+    emu.faults.stalls = {E2B_START: [0, 120, 120], E2B_SIGNAL: [120] * 3}
+    mark = marker()
+    if how == "SIGTERM, past the bound":
+        emu.faults.silent_s = 60.0  # after the first output: nothing
+        rc, out, err = run_staged("e2b", e2b_env_bounded, mark,
+                                  [(lambda: "stream" in emu.faults.fired, TERM)])
+        assert rc == 143, err
+    else:
+        rc, out, err = run_staged("e2b", e2b_env_bounded, mark, [], flags=["--timeout", "4"],
+                                  cmd=f"echo {mark} once; echo to-err >&2; {LONG}; : {mark}")
+        assert rc == 204, err
+    assert emu.faults.fired.count(E2B_START) >= 2, "the kill Start was never sent"
+    assert "gave up" not in err
+    check_output(mark, rc, out, err)
+    assert emu.live_count() == 0, "a sandbox leaked"
+    assert_no_processes(mark)
+
+
 # ---- E2B: the nonce sweep after a create whose answer was lost -----------
 
 E2B_DELETE, E2B_LIST = "DELETE /sandboxes/*", "GET /v2/sandboxes"
