@@ -12,6 +12,7 @@
 
 #include "mfs/util/buf.h"
 #include "mfs/util/env.h"
+#include "mfs/util/text.h"
 
 static char *trim(char *s)
 {
@@ -141,6 +142,20 @@ enum mfs_code mfs_aws_creds_load(struct mfs_aws_creds *c, struct mfs_err *err)
 				      "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with %s (see "
 				      "docs/configuration.md)",
 				      cred_path ? cred_path : "~/.aws/credentials");
+		goto out;
+	}
+	if (!mfs_one_line(id) || !mfs_one_line(secret) || (token && !mfs_one_line(token)) ||
+	    strchr(id, ':')) {
+		/* libcurl signs with "id:secret" and puts the id in a header line. */
+		if (c->from_profile)
+			rc = mfs_fail(err, MFS_ERR_CONFIG, "AWS profile %s: a key or token holds a "
+				      "line break, control character or ':' in the id: fix %s",
+				      profile, in_creds ? cred_path : conf_path);
+		else
+			rc = mfs_fail(err, MFS_ERR_CONFIG, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
+				      "or AWS_SESSION_TOKEN holds a line break, control character "
+				      "or ':' in the id (a trailing newline from a file?): set each "
+				      "to the key alone");
 		goto out;
 	}
 	c->key_id = mfs_xstrdup(id);

@@ -87,6 +87,42 @@ static const char config_file[] =
 	"[ci]\n"
 	"region = wrong-section-name\n";
 
+/* libcurl puts the key id in the Authorization line and splits "id:secret"
+ * at the first ':': a key with a file's newline once became a header line
+ * of its own. */
+static void key_with_a_line_break_is_one_line_without_it(void **state)
+{
+	(void)state;
+	const char *bad[][3] = {
+		{ "AKIDEXAMPLE\n", "s3cr3t", NULL }, { "AKIDEXAMPLE", "s3cr3t\r\n", NULL },
+		{ "AKIDEXAMPLE", "s3cr3t", "t0k3n\n" }, { "AKID:EXAMPLE", "s3cr3t", NULL },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mfs_aws_creds c;
+		struct mfs_err err = { 0 };
+		setenv("AWS_ACCESS_KEY_ID", bad[i][0], 1);
+		setenv("AWS_SECRET_ACCESS_KEY", bad[i][1], 1);
+		if (bad[i][2])
+			setenv("AWS_SESSION_TOKEN", bad[i][2], 1);
+		else
+			unsetenv("AWS_SESSION_TOKEN");
+		assert_int_equal(mfs_aws_creds_load(&c, &err), MFS_ERR_CONFIG);
+		assert_non_null(strstr(err.msg, "AWS_SECRET_ACCESS_KEY"));
+		assert_null(strstr(err.msg, "s3cr3t"));
+		assert_null(strstr(err.msg, "t0k3n"));
+	}
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_SESSION_TOKEN");
+	put(".aws/credentials", "[default]\naws_access_key_id = AKID\x01X\n"
+	    "aws_secret_access_key = s3cr3t\n");
+	struct mfs_aws_creds c;
+	struct mfs_err err = { 0 };
+	assert_int_equal(mfs_aws_creds_load(&c, &err), MFS_ERR_CONFIG);
+	assert_non_null(strstr(err.msg, "profile default"));
+	assert_null(strstr(err.msg, "s3cr3t"));
+}
+
 static void default_profile_from_home(void **state)
 {
 	(void)state;
@@ -270,6 +306,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(default_profile_from_home, setup, teardown),
+		cmocka_unit_test_setup_teardown(key_with_a_line_break_is_one_line_without_it, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(named_profile_trims_and_keeps_equals_in_values, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(keys_only_in_the_config_file, setup, teardown),
