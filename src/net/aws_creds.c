@@ -85,6 +85,23 @@ void mfs_aws_creds_release(struct mfs_aws_creds *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* libcurl signs with "id:secret" (split at the first ':') and puts the id
+ * in its Authorization line, where a line break would add a line. */
+static enum mfs_code check_keys(const char *id, const char *secret, const char *token,
+				const char *profile, const char *file, struct mfs_err *err)
+{
+	if (mfs_one_line(id) && mfs_one_line(secret) && (!token || mfs_one_line(token)) &&
+	    !strchr(id, ':'))
+		return MFS_OK;
+	if (profile)
+		return mfs_fail(err, MFS_ERR_CONFIG, "AWS profile %s: a key or token holds a line "
+				"break, control character or ':' in the id: fix %s", profile,
+				file ? file : "~/.aws/credentials");
+	return mfs_fail(err, MFS_ERR_CONFIG, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or "
+			"AWS_SESSION_TOKEN holds a line break, control character or ':' in the "
+			"id (a trailing newline from a file?): set each to the key alone");
+}
+
 enum mfs_code mfs_aws_creds_load(struct mfs_aws_creds *c, struct mfs_err *err)
 {
 	const char *id = mfs_env_nonempty("AWS_ACCESS_KEY_ID");
@@ -144,20 +161,9 @@ enum mfs_code mfs_aws_creds_load(struct mfs_aws_creds *c, struct mfs_err *err)
 				      cred_path ? cred_path : "~/.aws/credentials");
 		goto out;
 	}
-	if (!mfs_one_line(id) || !mfs_one_line(secret) || (token && !mfs_one_line(token)) ||
-	    strchr(id, ':')) {
-		/* libcurl signs with "id:secret" and puts the id in a header line. */
-		if (c->from_profile)
-			rc = mfs_fail(err, MFS_ERR_CONFIG, "AWS profile %s: a key or token holds a "
-				      "line break, control character or ':' in the id: fix %s",
-				      profile, in_creds ? cred_path : conf_path);
-		else
-			rc = mfs_fail(err, MFS_ERR_CONFIG, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
-				      "or AWS_SESSION_TOKEN holds a line break, control character "
-				      "or ':' in the id (a trailing newline from a file?): set each "
-				      "to the key alone");
+	if ((rc = check_keys(id, secret, token, c->from_profile ? profile : NULL,
+			     in_creds ? cred_path : conf_path, err)) != MFS_OK)
 		goto out;
-	}
 	c->key_id = mfs_xstrdup(id);
 	c->secret = mfs_xstrdup(secret);
 	c->token = dup_or_null(token);
