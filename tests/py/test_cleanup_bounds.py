@@ -151,6 +151,22 @@ def test_daytona_a_hanging_state_poll_ends_at_timeout(daytona_emulator, dt_env):
     stale_removed(emu, "daytona", dt_env)
 
 
+def test_daytona_a_hanging_lookup_after_a_lost_answer_ends_at_timeout(daytona_emulator,
+                                                                      dt_env):
+    """The create's answer was lost; the lookup by nonce that finds what
+    it made hangs.  It used to wait its 60 s (and retries) past --timeout."""
+    emu = daytona_emulator
+    emu.faults.lose_response = {"POST /sandbox": 1}
+    emu.faults.stalls = {"GET /sandbox": [120]}
+    mark = marker()
+    rc, out, err = run_staged("daytona", dt_env, mark, [], flags=["--timeout", "4"])
+    assert rc == 204, err
+    assert "--timeout reached" in err, err
+    assert "gave up" not in err  # the clean-up's lookup answers: deleted
+    check_output(mark, rc, out, err)
+    assert emu.live_count() == 0, "a sandbox leaked"
+
+
 # ---- E2B: stopping the command (the kill Start, SendSignal) hangs --------
 
 E2B_START = "POST envd:/process.Process/Start"
