@@ -448,12 +448,25 @@ static enum mfs_code set_form(CURL *h, const struct mfs_http_req *req, struct xf
 	return MFS_OK;
 }
 
+/* URLs come from providers' answers too (Daytona's toolbox URL): a
+ * file://, dict:// or smtp:// one must not make libcurl read a launcher
+ * file or speak to another service. */
+static void http_only(CURL *h)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
 static enum mfs_code setup(CURL *h, const struct mfs_http_req *req, struct xfer *x,
 			   struct curl_slist **hdrs, char *errbuf, struct mfs_err *err)
 {
 	const char *m = req->method;
 
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	http_only(h);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "mfsandbox/0.1");

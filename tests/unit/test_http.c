@@ -5,7 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mfs/net/http.h"
 
@@ -147,6 +150,32 @@ static void header_with_a_line_break_is_refused_by_name(void **state)
 	mfs_strv_release(&h);
 }
 
+/* A provider's answer names the toolbox URL: a file:// one once made
+ * libcurl read a launcher file as if it were the answer. */
+static void only_http_and_https_are_spoken(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mfs-http-test-XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("s3cr3t\n", f);
+	fclose(f);
+	char url[96];
+	snprintf(url, sizeof(url), "file://%s", path);
+	struct mfs_http_req req = { .method = "GET", .url = url };
+	struct mfs_http_resp resp;
+	struct mfs_err err = { MFS_OK, "" };
+	mfs_http_resp_init(&resp);
+	assert_int_equal(mfs_http_do(&req, &resp, &err), MFS_ERR_HTTP);
+	assert_int_equal(resp.body.len, 0);
+	assert_null(strstr(err.msg, "s3cr3t"));
+	mfs_http_resp_release(&resp);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +185,7 @@ int main(void)
 		cmocka_unit_test(retry_after_is_capped_and_never_overflows),
 		cmocka_unit_test(header_lines_are_parsed_within_their_length),
 		cmocka_unit_test(header_with_a_line_break_is_refused_by_name),
+		cmocka_unit_test(only_http_and_https_are_spoken),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
