@@ -91,7 +91,10 @@ static void on_sandbox(void *ctx, const struct mfs_sandbox_info *info)
 		mfs_kvlist_set(&f->labels, info->labels->items[i].key, info->labels->items[i].value);
 	if (!f->created) {
 		const char *c = mfs_kvlist_get(&f->labels, MFS_LABEL_CREATED);
-		f->created = c ? (time_t)strtoll(c, NULL, 10) : 0;
+		long long v = c ? strtoll(c, NULL, 10) : 0;
+		/* A label anyone with the key can set: before 1970 is unknown, and
+		 * "now minus" a huge negative value would overflow. */
+		f->created = v > 0 ? (time_t)v : 0;
 	}
 }
 

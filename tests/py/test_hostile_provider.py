@@ -15,6 +15,7 @@ class Endless(http.server.BaseHTTPRequestHandler):
     (`same`) or a new one each time."""
     same = True
     pages = 0
+    rows = None
 
     def log_message(self, fmt, *args):
         pass
@@ -22,6 +23,14 @@ class Endless(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         cls = type(self)
         cls.pages += 1
+        if cls.rows is not None:                       # one page of these rows
+            body = json.dumps({"items": cls.rows, "nextCursor": None}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         token = "c1" if cls.same else "c%d" % cls.pages
         if self.path.startswith("/v2/sandboxes"):      # E2B: X-Next-Token
             body, headers = b"[]", {"X-Next-Token": token}
@@ -42,6 +51,7 @@ def endless():
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     Endless.pages = 0
+    Endless.rows = None
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -72,3 +82,17 @@ def test_listing_that_never_ends_is_an_error_not_a_hang(endless, backend, same):
     assert "listing does not end" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert Endless.pages == (2 if same else 1000)
+
+
+def test_created_label_far_in_the_past_is_an_unknown_age(endless):
+    """Without createdAt, `ls` takes the age from the `mfsandbox.created`
+    label, which anyone with the key can set: now minus -2^63 overflowed
+    (UBSan: signed overflow) and the row claimed an age of 0 s."""
+    Endless.rows = [{"id": "sb-1", "state": "started",
+                     "labels": {"mfsandbox": "1",
+                                "mfsandbox.created": "-9223372036854775808"}}]
+    url = "http://127.0.0.1:%d" % endless.server_address[1]
+    r = mfs("ls", "--backend", "daytona", env=provider_env("daytona", url), timeout=120)
+    assert r.returncode == 0, r.stderr
+    (row,) = [line for line in r.stdout.splitlines() if line.startswith("sb-1")]
+    assert row.split()[-2] == "?", row
