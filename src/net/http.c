@@ -170,6 +170,7 @@ struct xfer {
 	FILE *out;            /* out_file, opened on the first 2xx byte */
 	bool delivered;       /* on_data/out_file got bytes: not retryable */
 	bool receiver_abort;  /* on_data said stop */
+	bool too_big;         /* the body passed req->max_body */
 	curl_off_t seen_dl;   /* bytes received at the last progress call ... */
 	long seen_at_ms;      /* ... and when that count last grew */
 	bool idle_abort;      /* idle_timeout_ms passed without a byte */
@@ -236,6 +237,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 	if (!is_2xx(x->status) || (!req->out_file && !req->on_data)) {
 		if (!is_2xx(x->status) && x->resp->body.len + len > ERROR_BODY_MAX)
 			return len; /* keep the head of an error page only */
+		if (is_2xx(x->status) && req->max_body && x->resp->body.len + len > req->max_body) {
+			x->too_big = true;
+			return 0;
+		}
 		mfs_buf_add(&x->resp->body, data, len);
 		return len;
 	}
@@ -607,6 +612,9 @@ static enum next after_failure(const struct mfs_http_req *req, struct mfs_http_r
 	else if (x->receiver_abort)
 		*rc = mfs_fail(err, MFS_ERR_IO, "%s %s: the receiver stopped the transfer",
 			       req->method, where);
+	else if (x->too_big)
+		*rc = mfs_fail(err, MFS_ERR_PROTOCOL, "%s %s: the answer is larger than %zu bytes",
+			       req->method, where, req->max_body);
 	else if (x->in_failed || cc == CURLE_READ_ERROR)
 		*rc = mfs_fail(err, MFS_ERR_IO, "%s %s: cannot read %s", req->method, where,
 			       req->body_file ? req->body_file : "request body");

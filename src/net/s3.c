@@ -331,6 +331,7 @@ enum mfs_code mfs_s3_send(struct mfs_s3 *s3, const struct mfs_s3_call *c,
 		.body = c->body,
 		.body_len = c->body_len,
 		.out_file = c->out_file,
+		.max_body = c->max_body,
 		.aws_sigv4 = s3->sigv4,
 		.userpwd = s3->userpwd,
 		.retries = HTTP_RETRIES,
@@ -420,9 +421,9 @@ enum mfs_code mfs_s3_call(struct mfs_s3 *s3, const struct mfs_s3_call *c,
 /* ---- object operations ---- */
 
 enum mfs_code mfs_s3_get_buf(struct mfs_s3 *s3, const char *bucket, const char *key,
-			     struct mfs_buf *out, struct mfs_err *err)
+			     size_t max, struct mfs_buf *out, struct mfs_err *err)
 {
-	struct mfs_s3_call c = { .method = "GET", .bucket = bucket, .key = key };
+	struct mfs_s3_call c = { .method = "GET", .bucket = bucket, .key = key, .max_body = max };
 	struct mfs_http_resp resp;
 	mfs_http_resp_init(&resp);
 	enum mfs_code rc = mfs_s3_call(s3, &c, &resp, err);

@@ -44,11 +44,7 @@ static enum mfs_code fetch(struct relay *r, const char *rel, struct mfs_buf *out
 
 	if (!strcmp(sp->ds_type, "local")) {
 		mfs_buf_addf(&path, "%s/%s", sp->ds_root, rel);
-		if (mfs_read_file(path.data, out))
-			rc = MFS_OK;
-		else
-			rc = mfs_fail(err, errno == ENOENT ? MFS_ERR_NOTFOUND : MFS_ERR_IO,
-				      "cannot read %s: %s", path.data, strerror(errno));
+		rc = mfs_read_regular(path.data, MAX_TARBALL, out, err);
 		mfs_buf_release(&path);
 		return rc;
 	}
@@ -61,7 +57,7 @@ static enum mfs_code fetch(struct relay *r, const char *rel, struct mfs_buf *out
 		while (pl && prefix[pl - 1] == '/')
 			prefix[--pl] = '\0';
 		mfs_buf_addf(&path, "%s%s%s", prefix, pl ? "/" : "", rel);
-		rc = mfs_s3_get_buf(r->s3, bucket, path.data, out, err);
+		rc = mfs_s3_get_buf(r->s3, bucket, path.data, MAX_TARBALL, out, err);
 	}
 	free(bucket);
 	free(prefix);

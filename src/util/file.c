@@ -79,6 +79,39 @@ bool mfs_read_file(const char *path, struct mfs_buf *out)
 	return true;
 }
 
+enum mfs_code mfs_read_regular(const char *path, size_t max, struct mfs_buf *out,
+			       struct mfs_err *err)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	enum mfs_code rc = MFS_OK;
+	if (fd < 0)
+		return mfs_fail(err, errno == ENOENT ? MFS_ERR_NOTFOUND : MFS_ERR_IO,
+				"cannot read %s: %s", path, strerror(errno));
+	mfs_buf_reset(out);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		rc = mfs_fail(err, MFS_ERR_IO, "cannot read %s: not a regular file", path);
+	char chunk[8192];
+	while (rc == MFS_OK) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n == 0)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = mfs_fail(err, MFS_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+		else if (out->len + (size_t)n > max)
+			rc = mfs_fail(err, MFS_ERR_IO, "cannot read %s: larger than %zu bytes", path,
+				      max);
+		else
+			mfs_buf_add(out, chunk, (size_t)n);
+	}
+	close(fd);
+	mfs_buf_grow(out, 0);
+	out->data[out->len] = '\0';
+	return rc;
+}
+
 enum mfs_code mfs_make_dirs(const char *path, struct mfs_err *err)
 {
 	char *p = mfs_xstrdup(path);

@@ -78,6 +78,17 @@ def test_streams_download_to_file_and_callback(http_server, tmp_path):
     assert r.returncode == 1 and b"receiver stopped" in r.stderr
 
 
+def test_a_body_read_into_memory_is_bounded(http_server):
+    """The relay reads objects the step wrote (S3) whole: one larger than the
+    bound ends the transfer instead of filling memory."""
+    n = 5 * 1024 * 1024
+    r = run("--max-body", str(n), http_server.url + "/bytes?n=%d" % n)
+    assert r.returncode == 0 and r.stdout.endswith(payload(n)), r.stderr
+    r = run("--max-body", str(n), "-r", "2", http_server.url + "/bytes?n=%d" % (n + 1))
+    assert r.returncode == 1 and b"protocol" in r.stderr and b"larger than" in r.stderr
+    assert len([e for e in http_server.log if e["path"] == "/bytes"]) == 2  # not retried
+
+
 def test_empty_object_creates_empty_file_and_errors_stay_out_of_it(http_server, tmp_path):
     out = tmp_path / "empty"
     r = run("-o", str(out), http_server.url + "/bytes?n=0")

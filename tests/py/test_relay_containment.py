@@ -233,3 +233,36 @@ def test_cli_run_exits_203_with_one_line(box):
     assert len(lines) == 1 and "refused the task's metadata archive" in lines[0], r.stderr
     assert "'..' component" in lines[0]
     assert tree(launcher.parent) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "symlinked key"])
+def test_local_datastore_files_the_step_can_replace_are_read_safely(tmp_path, kind):
+    """With the local datastore the sandbox writes the files the relay reads:
+    a FIFO as <attempt>.local_metadata once hung the launcher in open(), and
+    a symlink made it read any host file (/dev/zero: memory without end)."""
+    ds = tmp_path / "ds"
+    task_dir = ds / FLOW / RUN / STEP / TASK
+    task_dir.mkdir(parents=True)
+    pointer = task_dir / "0.local_metadata"
+    if kind == "fifo":
+        os.mkfifo(pointer)
+    elif kind == "symlink":
+        pointer.symlink_to("/dev/zero")
+    else:
+        key = "ab" + "c" * 38
+        pointer.write_text(json.dumps(key))
+        (ds / FLOW / "data" / "ab").mkdir(parents=True)
+        (ds / FLOW / "data" / "ab" / key).symlink_to("/dev/zero")
+    launcher = tmp_path / "launcher" / ".metaflow"
+    launcher.mkdir(parents=True)
+    # The timeout only turns the old hang into a failure.
+    r = subprocess.run(
+        [RELAY, "run", "--flow", FLOW, "--run", RUN, "--step", STEP, "--task", TASK,
+         "--attempt", "0", "--ds-type", "local", "--ds-root", str(ds), "--metadata", "local",
+         "--local-root", str(launcher), "--spool", str(tmp_path / "spool")],
+        capture_output=True, text=True, timeout=60)
+    assert "cannot read" in r.stderr, r.stderr
+    assert ("not a regular file" in r.stderr) if kind == "fifo" else \
+        ("Too many levels of symbolic links" in r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not any(launcher.rglob("*"))

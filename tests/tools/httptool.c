@@ -3,7 +3,7 @@
  * client against a real loopback server.  Not installed, not in the CLI.
  *
  *   httptool [-X METHOD] [-H 'Name: v']... [-d BODY | -f BODYFILE]
- *            [-o OUTFILE] [--on-data] [--abort-after N] [-r RETRIES]
+ *            [-o OUTFILE] [--max-body N] [--on-data] [--abort-after N] [-r RETRIES]
  *            [--retry-safe] [--cancel-on-sigterm] [-t TIMEOUT_MS]
  *            [--deadline-ms MS] [--prime URL0]
  *            [--form-data NAME=VALUE]... [--form-file NAME=PATH]... URL
@@ -68,6 +68,8 @@ int main(int argc, char **argv)
 			req.body_file = argv[++i];
 		else if (!strcmp(a, "-o"))
 			req.out_file = argv[++i];
+		else if (!strcmp(a, "--max-body"))
+			req.max_body = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(a, "--on-data")) {
 			req.on_data = count;
 			req.on_data_ctx = &ctr;

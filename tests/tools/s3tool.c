@@ -347,7 +347,7 @@ int main(int argc, char **argv)
 		rc = s3_get_file(s3, bucket, key, file, &err);
 	} else if (!strcmp(op, "cat")) {
 		struct mfs_buf b = MFS_BUF_INIT;
-		rc = mfs_s3_get_buf(s3, bucket, key, &b, &err);
+		rc = mfs_s3_get_buf(s3, bucket, key, 0, &b, &err);
 		if (rc == MFS_OK)
 			fwrite(b.data, 1, b.len, stdout);
 		mfs_buf_release(&b);

@@ -77,6 +77,36 @@ static void write_atomic_replaces_a_symlink_not_its_target(void **state)
 	mfs_buf_release(&text);
 }
 
+/* Files another party may have put where we read (the step, in a local
+ * datastore): a FIFO must not block, a symlink not be followed, a big file
+ * not be read past the bound. */
+static void read_regular_refuses_fifos_links_and_big_files(void **state)
+{
+	(void)state;
+	struct mfs_buf p = MFS_BUF_INIT, l = MFS_BUF_INIT, text = MFS_BUF_INIT;
+	struct mfs_err err = { 0 };
+
+	path(&p, "small");
+	assert_int_equal(mfs_write_file_atomic(p.data, "12345", 5, 0, &err), MFS_OK);
+	assert_int_equal(mfs_read_regular(p.data, 5, &text, &err), MFS_OK);
+	assert_string_equal(text.data, "12345");
+	assert_int_equal(mfs_read_regular(p.data, 4, &text, &err), MFS_ERR_IO);
+	assert_non_null(strstr(err.msg, "larger than 4 bytes"));
+	path(&l, "read-link");
+	assert_int_equal(symlink(p.data, l.data), 0);
+	assert_int_equal(mfs_read_regular(l.data, 100, &text, &err), MFS_ERR_IO);
+	unlink(l.data);
+	assert_int_equal(mkfifo(l.data, 0600), 0);
+	assert_int_equal(mfs_read_regular(l.data, 100, &text, &err), MFS_ERR_IO);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	unlink(l.data);
+	assert_int_equal(mfs_read_regular(l.data, 100, &text, &err), MFS_ERR_NOTFOUND);
+	unlink(p.data);
+	mfs_buf_release(&p);
+	mfs_buf_release(&l);
+	mfs_buf_release(&text);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -96,6 +126,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(make_dirs_creates_and_refuses_symlinks),
 		cmocka_unit_test(write_atomic_replaces_a_symlink_not_its_target),
+		cmocka_unit_test(read_regular_refuses_fifos_links_and_big_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -44,6 +44,9 @@ struct mfs_http_req {
 	size_t form_n;
 
 	const char *out_file;           /* response body to this file instead of memory */
+	/* A 2xx body kept in memory past this many bytes ends the transfer
+	 * (MFS_ERR_PROTOCOL, not retried): a peer's object read whole; 0: none. */
+	size_t max_body;
 	/* Streaming response body: called per chunk; return false to abort. */
 	bool (*on_data)(void *ctx, const char *data, size_t len);
 	void *on_data_ctx;

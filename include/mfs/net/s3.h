@@ -54,6 +54,7 @@ struct mfs_s3_call {
 	size_t body_len;
 	const char *content_type;         /* NULL: application/octet-stream */
 	const char *out_file;
+	size_t max_body;                  /* see mfs_http_req; 0: none */
 	bool retry_safe;
 };
 /* Sends it (transport retries, S3's 500 retried); any HTTP status is MFS_OK. */
@@ -64,9 +65,10 @@ enum mfs_code mfs_s3_send(struct mfs_s3 *s3, const struct mfs_s3_call *c,
 enum mfs_code mfs_s3_call(struct mfs_s3 *s3, const struct mfs_s3_call *c,
 			  struct mfs_http_resp *resp, struct mfs_err *err);
 
-/* GET into memory.  MFS_ERR_NOTFOUND when the object does not exist. */
+/* GET into memory, at most max bytes (0: no bound; more is
+ * MFS_ERR_PROTOCOL).  MFS_ERR_NOTFOUND when the object does not exist. */
 enum mfs_code mfs_s3_get_buf(struct mfs_s3 *s3, const char *bucket, const char *key,
-			     struct mfs_buf *out, struct mfs_err *err);
+			     size_t max, struct mfs_buf *out, struct mfs_err *err);
 
 /* Pure helpers, exposed for unit tests. */
 /* Appends "k1=v1&k2=v2" sorted by name, each part URI-encoded; a value-less

@@ -24,6 +24,14 @@ enum mfs_code mfs_fopen_regular(const char *path, const char *what, enum mfs_cod
  * when empty); false with errno set when it cannot be opened or read. */
 bool mfs_read_file(const char *path, struct mfs_buf *out);
 
+/* Reads path whole into out (NUL-terminated) when it is a regular file of
+ * at most max bytes, opened without blocking and without following a
+ * symlink in its last component: for files another party may have put
+ * there (a FIFO would block open(), /dev/zero fill memory).  MFS_ERR_NOTFOUND
+ * when it does not exist; MFS_ERR_IO naming the path otherwise. */
+enum mfs_code mfs_read_regular(const char *path, size_t max, struct mfs_buf *out,
+			       struct mfs_err *err);
+
 /* mkdir -p with mode 0700 that refuses to walk through a symlink or a
  * non-directory, so nothing written below path can land outside the tree
  * the caller meant. */
