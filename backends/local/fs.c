@@ -47,36 +47,138 @@ int local_mkdir_p(const char *path, mode_t mode)
 	return rc;
 }
 
-/* Removes name under dirfd and everything below it, without following
- * symlinks; makes directories writable first (a command may chmod them). */
-static int rm_tree_at(int at, const char *name)
+/* Removing a tree a command left: no recursion and a bounded number of open
+ * directories, since the command decides how deep it is (a chain of 25,000
+ * directories once ran out of descriptors and the sandbox could never be
+ * removed), and directories made usable first (a command may chmod them
+ * 000).  A level whose stream was closed to stay within RM_OPEN_MAX is
+ * reopened through its child's "..", checked to be the same directory. */
+#define RM_OPEN_MAX 64
+
+struct rm_level {
+	char *name;     /* in the parent */
+	dev_t dev;
+	ino_t ino;
+	DIR *d;         /* NULL: closed, reopened when needed */
+};
+
+struct rm_walk {
+	int at;                 /* the parent of level 0 */
+	struct rm_level *v;
+	size_t n, cap;
+	size_t lo;              /* levels below lo are closed */
+};
+
+/* Opens directory name under fd, made rwx for us through the opened
+ * inode itself (O_PATH, then /proc/self/fd), never through a symlink. */
+static DIR *rm_open(int fd, const char *name, struct stat *st)
+{
+	int p = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (p < 0 || fstat(p, st) != 0) {
+		if (p >= 0)
+			close(p);
+		return NULL;
+	}
+	if ((st->st_mode & S_IRWXU) != S_IRWXU) {
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", p);
+		(void)chmod(self, 0700);
+	}
+	int d = openat(p, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(p);
+	DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+	if (d >= 0 && !dir)
+		close(d);
+	return dir;
+}
+
+static int rm_push(struct rm_walk *w, int fd, const char *name)
 {
 	struct stat st;
+	DIR *d = rm_open(fd, name, &st);
+	if (!d)
+		return -1;
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 16;
+		w->v = mfs_xrealloc(w->v, w->cap * sizeof(*w->v));
+	}
+	w->v[w->n++] = (struct rm_level){ mfs_xstrdup(name), st.st_dev, st.st_ino, d };
+	if (w->n - w->lo > RM_OPEN_MAX) {
+		closedir(w->v[w->lo].d);
+		w->v[w->lo++].d = NULL;
+	}
+	return 0;
+}
+
+/* The top level is empty: remove it from its parent, reopening the parent
+ * through ".." first if it was closed. */
+static int rm_pop(struct rm_walk *w)
+{
+	struct rm_level *top = &w->v[w->n - 1], *up = w->n > 1 ? top - 1 : NULL;
+	int rc = 0;
+	if (up && !up->d) {
+		struct stat st;
+		int d = openat(dirfd(top->d), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (d >= 0 && fstat(d, &st) == 0 && st.st_dev == up->dev && st.st_ino == up->ino)
+			up->d = fdopendir(d);
+		if (!up->d && d >= 0)
+			close(d);
+		if (!up->d)
+			rc = -1;
+		else
+			w->lo = w->n - 2;
+	}
+	closedir(top->d);
+	if (rc == 0 && unlinkat(up ? dirfd(up->d) : w->at, top->name, AT_REMOVEDIR) != 0 &&
+	    errno != ENOENT)
+		rc = -1;
+	free(top->name);
+	w->n--;
+	return rc;
+}
+
+/* One entry of the top level: a file goes, a directory is entered. */
+static int rm_entry(struct rm_walk *w, const char *name)
+{
+	int fd = dirfd(w->v[w->n - 1].d);
+	struct stat st;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (S_ISDIR(st.st_mode))
+		return rm_push(w, fd, name);
+	return unlinkat(fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Removes name under at and everything below it, without following
+ * symlinks.  0, or -1 with what could not be removed left in place. */
+static int rm_tree_at(int at, const char *name)
+{
+	struct rm_walk w = { .at = at };
+	struct stat st;
+	int rc;
 	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return errno == ENOENT ? 0 : -1;
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(at, name, 0) == 0 || errno == ENOENT ? 0 : -1;
-
-	int rc = 0;
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	(void)fchmod(fd, 0700);
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
+	rc = rm_push(&w, at, name);
+	while (rc == 0 && w.n) {
+		errno = 0;
+		struct dirent *e = readdir(w.v[w.n - 1].d);
+		if (e)
+			rc = rm_entry(&w, e->d_name);
+		else
+			rc = errno ? -1 : rm_pop(&w);
 	}
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (rm_tree_at(dirfd(d), e->d_name) != 0)
-			rc = -1;
+	int saved = errno;
+	for (size_t i = 0; i < w.n; i++) {
+		if (w.v[i].d)
+			closedir(w.v[i].d);
+		free(w.v[i].name);
 	}
-	closedir(d);
-	if (unlinkat(at, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-		rc = -1;
+	free(w.v);
+	errno = saved;
 	return rc;
 }
 

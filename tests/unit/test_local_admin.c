@@ -5,6 +5,9 @@
  * in local_fixture.h.
  */
 #include "local_fixture.h"
+#include "../../backends/local/local.h"
+
+#include <sys/resource.h>
 
 static void probe_names_the_fix(void **state)
 {
@@ -170,12 +173,50 @@ static void list_and_kill_work_from_state(void **state)
 	mfs_kvlist_release(&labels);
 }
 
+/* What a command may leave in its work dir: a chain deeper than the
+ * descriptors we may open (the walk once held one per level, gave up, and
+ * the sandbox could never be removed, not even by kill) and directories it
+ * made 000. */
+static void deep_and_locked_trees_are_removed(void **state)
+{
+	(void)state;
+	struct rlimit old, low;
+	char top[256], cwd[4096], path[300];
+	struct stat st;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(top, sizeof(top), "%s/deep", state_root);
+	assert_int_equal(mkdir(top, 0755), 0);
+	assert_int_equal(chdir(top), 0);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(mkdir("a", 0755), 0);
+		if (i % 100 == 0) {
+			close(open("f", O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+			assert_int_equal(mkdir("locked", 0), 0);
+			assert_int_equal(symlink("/etc", "link"), 0);
+		}
+		assert_int_equal(chdir("a"), 0);
+	}
+	assert_int_equal(chdir(cwd), 0);
+	snprintf(path, sizeof(path), "%s/a", top);
+	assert_int_equal(chmod(path, 0), 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 256;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int rc = local_rm_dir(top);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(rc, 0);
+	assert_int_not_equal(lstat(top, &st), 0);
+	assert_int_equal(lstat("/etc/passwd", &st), 0); /* links were not followed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(probe_names_the_fix, no_leftovers),
 		cmocka_unit_test_teardown(unsupported_requests_are_refused, no_leftovers),
 		cmocka_unit_test_teardown(list_and_kill_work_from_state, no_leftovers),
+		cmocka_unit_test_teardown(deep_and_locked_trees_are_removed, no_leftovers),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
