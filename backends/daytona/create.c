@@ -44,6 +44,12 @@ static enum mfs_code check_text(const struct mfs_sandbox_spec *spec, const struc
 	if (c->target && !mfs_utf8_valid(c->target))
 		return mfs_fail(err, MFS_ERR_CONFIG, "DAYTONA_TARGET is not valid UTF-8: set it "
 				"to a Daytona region name");
+	/* The API takes a GPU count: "A100" was sent as 1 GPU, without a word. */
+	if (spec->image && *spec->image && spec->gpu && *spec->gpu &&
+	    (strspn(spec->gpu, "0123456789") != strlen(spec->gpu) || strlen(spec->gpu) > 3 ||
+	     atoi(spec->gpu) < 1))
+		return mfs_fail(err, MFS_ERR_USAGE, "--gpu '%.20s': Daytona takes a number of "
+				"GPUs, e.g. --gpu 1", spec->gpu);
 	for (size_t i = 0; spec->labels && i < spec->labels->n; i++)
 		if (!mfs_utf8_valid(spec->labels->items[i].key) ||
 		    !mfs_utf8_valid(spec->labels->items[i].value))
@@ -84,8 +90,7 @@ static char *create_body(const struct mfs_sandbox_spec *spec, const struct dt_co
 		if (spec->disk_gb > 0)
 			json_object_set_new(body, "disk", json_integer(spec->disk_gb));
 		if (spec->gpu && *spec->gpu)
-			json_object_set_new(body, "gpu", json_integer(atoi(spec->gpu) > 0
-								       ? atoi(spec->gpu) : 1));
+			json_object_set_new(body, "gpu", json_integer(atoi(spec->gpu)));
 	}
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);

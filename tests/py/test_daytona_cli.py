@@ -177,6 +177,22 @@ def test_cpu_without_image_is_said_and_with_image_is_sent(emu, env):
     assert (body["cpu"], body["memory"]) == (2, 3)
 
 
+@pytest.mark.parametrize("gpu", ["A100", "0", "2x", "99999999999"])
+def test_gpu_that_is_not_a_count_is_refused_with_an_image(emu, env, gpu):
+    """Daytona's API takes a GPU count: --gpu A100 (or 0, or 2x) was sent as
+    one GPU of whatever kind, and a huge number went through atoi."""
+    r = run(env, "true", flags=["--image", "python:3.12-slim", "--gpu", gpu])
+    assert r.returncode == 202, r.stderr
+    assert "--gpu" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not creates(emu)
+
+
+def test_gpu_count_is_sent_with_an_image(emu, env):
+    r = run(env, "true", flags=["--image", "python:3.12-slim", "--gpu", "2", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert emu.create_bodies[-1]["gpu"] == 2
+
+
 @pytest.mark.parametrize("status", [429, 502, 503])
 def test_refused_create_is_retried_once_made(emu, env, status):
     emu.faults.statuses = {"POST /sandbox": [status, status]}
