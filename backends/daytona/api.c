@@ -103,16 +103,28 @@ enum mfs_code dt_conf_load(struct dt_conf *c, struct mfs_err *err)
 				"value alone", mfs_one_line(c->token) ? "DAYTONA_ORGANIZATION_ID"
 								  : name);
 	v = getenv("DAYTONA_API_URL");
+	name = "DAYTONA_API_URL";
 	if (!v || !*v)
-		v = getenv("DAYTONA_SERVER_URL"); /* the SDK's deprecated name */
+		v = getenv(name = "DAYTONA_SERVER_URL"); /* the SDK's deprecated name */
 	if (!v || !*v)
 		v = DEFAULT_API_URL;
+	/* Else the request fails as if the service were down (203, retried)
+	 * and a nonce sweep is reported for a sandbox never made. */
+	if (!mfs_http_url_ok(v))
+		return mfs_fail(err, MFS_ERR_CONFIG, "%s is not an http(s) URL (or holds a space "
+				"or line break): set it to the API's URL, e.g. %s", name,
+				DEFAULT_API_URL);
 	size_t n = strlen(v);
 	while (n && v[n - 1] == '/')
 		n--;
 	c->api_url = mfs_xstrndup(v, n);
 	v = getenv("DAYTONA_TARGET");
 	c->target = v && *v ? v : NULL;
+	if (c->target && !mfs_one_line(c->target)) {
+		dt_conf_release(c);
+		return mfs_fail(err, MFS_ERR_CONFIG, "DAYTONA_TARGET holds a line break or control "
+				"character: set it to a Daytona region name");
+	}
 	return MFS_OK;
 }
 

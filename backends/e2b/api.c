@@ -12,6 +12,7 @@
 #include "mfs/util/err.h"
 #include "mfs/util/text.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +39,31 @@ static char *without_trailing_slash(const char *s)
 	return mfs_xstrndup(s, n);
 }
 
+/* A URL or domain that cannot be one is the user's to fix (202): else the
+ * request fails as if E2B were down (203, retried) and a nonce sweep is
+ * reported for a sandbox never made. */
+static enum mfs_code check_urls(const struct e2b_conf *c, struct mfs_err *err)
+{
+	const char *bad = NULL;
+	for (const char *s = c->domain; *s && !bad; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != ':')
+			bad = "E2B_DOMAIN";
+	if (!bad && !mfs_http_url_ok(c->api_url))
+		bad = "E2B_API_URL";
+	if (!bad && c->sandbox_url && !mfs_http_url_ok(c->sandbox_url))
+		bad = "E2B_SANDBOX_URL";
+	if (bad)
+		return mfs_fail(err, MFS_ERR_CONFIG, "%s is not %s (or holds a space or line "
+				"break): fix it or unset it", bad, !strcmp(bad, "E2B_DOMAIN")
+				? "a domain name" : "an http(s) URL");
+	return MFS_OK;
+}
+
 /* Reads E2B_* exactly as the official SDK does; no network. */
 enum mfs_code e2b_conf_load(struct e2b_conf *c, struct mfs_err *err)
 {
 	const char *v;
+	enum mfs_code rc;
 	memset(c, 0, sizeof(*c));
 	v = getenv("E2B_DEBUG");
 	c->debug = v && !strcasecmp(v, "true");
@@ -69,6 +91,8 @@ enum mfs_code e2b_conf_load(struct e2b_conf *c, struct mfs_err *err)
 	}
 	v = getenv("E2B_SANDBOX_URL");
 	c->sandbox_url = v && *v ? v : NULL;
+	if ((rc = check_urls(c, err)) != MFS_OK)
+		return rc;
 	c->stream_idle_s = STREAM_IDLE_S;
 	v = getenv(STREAM_IDLE_ENV);
 	if (v && *v) {

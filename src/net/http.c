@@ -116,6 +116,17 @@ void mfs_http_url_for_log(struct mfs_buf *out, const char *url)
 	mfs_buf_add(out, path, strcspn(path, "?#"));
 }
 
+bool mfs_http_url_ok(const char *url)
+{
+	size_t n = !strncmp(url, "http://", 7) ? 7 : !strncmp(url, "https://", 8) ? 8 : 0;
+	if (!n || !url[n] || url[n] == '/')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
 /* Only the name is quoted: the value may be a key. */
 enum mfs_code mfs_http_check_headers(const struct mfs_strv *headers, const char *where,
 				     struct mfs_err *err)

@@ -156,6 +156,19 @@ def test_key_with_a_line_break_is_202_before_any_request(emu, env, var):
     assert emu.requests == []
 
 
+@pytest.mark.parametrize("var, value", [("DAYTONA_API_URL", "{url}\n"),
+                                        ("DAYTONA_API_URL", "htp://x"),
+                                        ("DAYTONA_TARGET", "us\n")])
+def test_bad_url_or_target_is_202_before_any_request(emu, env, var, value):
+    """A URL with a file's newline failed like a dead service (203, retried
+    by @retry), with a warning about removing a sandbox never made."""
+    env[var] = value.format(url=env["DAYTONA_API_URL"])
+    r = run(env, "true")
+    assert r.returncode == 202, r.stderr
+    assert var in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert emu.requests == []
+
+
 def test_cpu_without_image_is_said_and_with_image_is_sent(emu, env):
     r = run(env, "true", flags=["--cpu", "2", "--memory", "3000"])
     assert r.returncode == 0, r.stderr

@@ -88,6 +88,19 @@ def test_key_with_a_line_break_is_202_before_any_request(emu, env):
     assert emu.requests == []
 
 
+@pytest.mark.parametrize("var, value", [("E2B_API_URL", "{url}\n"), ("E2B_API_URL", "htp://x"),
+                                        ("E2B_DOMAIN", "e2b.app\n"),
+                                        ("E2B_SANDBOX_URL", "localhost:49983")])
+def test_bad_url_or_domain_is_202_before_any_request(emu, env, var, value):
+    """A URL with a file's newline failed like a dead service (203, retried
+    by @retry), with a warning about removing a sandbox never made."""
+    env[var] = value.format(url=env.get("E2B_API_URL", ""))
+    r = run(env, "true")
+    assert r.returncode == 202, r.stderr
+    assert var in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert emu.requests == []
+
+
 def test_missing_key_is_202_before_any_request(emu, env):
     del env["E2B_API_KEY"]
     r = run(env, "true")

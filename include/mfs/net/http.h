@@ -118,6 +118,9 @@ enum mfs_code mfs_http_status_fail(struct mfs_err *err, const struct mfs_http_re
  * its value.  mfs_http_do and the WebSocket client check every request. */
 enum mfs_code mfs_http_check_headers(const struct mfs_strv *headers, const char *where,
 				     struct mfs_err *err);
+/* "http://" or "https://" and a host, with no space or control byte: what a
+ * URL read from the environment must be before a request is built on it. */
+bool mfs_http_url_ok(const char *url);
 /* Frees the cached handles (at exit, for valgrind). */
 void mfs_http_cleanup(void);
 
