@@ -91,10 +91,11 @@ enum mfs_code mfs_s3_open(struct mfs_s3 **out, struct mfs_err *err)
 
 	if (endpoint) {
 		const char *sep = strstr(endpoint, "://");
-		if (!sep || (strncmp(endpoint, "http://", 7) && strncmp(endpoint, "https://", 8))) {
+		if (!sep || !mfs_http_url_ok(endpoint)) {
 			rc = mfs_fail(err, MFS_ERR_CONFIG,
-				      "S3 endpoint '%s' is not an http(s) URL: fix "
-				      "METAFLOW_S3_ENDPOINT_URL/AWS_ENDPOINT_URL_S3", endpoint);
+				      "S3 endpoint '%s' is not an http(s) URL (or holds a space or "
+				      "line break): fix METAFLOW_S3_ENDPOINT_URL/AWS_ENDPOINT_URL_S3",
+				      endpoint);
 			goto fail;
 		}
 		s3->scheme = mfs_xstrndup(endpoint, (size_t)(sep + 3 - endpoint));

@@ -63,12 +63,39 @@ static void parse_url_splits_bucket_and_key(void **state)
 	assert_null(bucket);
 }
 
+/* An endpoint with a file's newline was taken as a host and failed like a
+ * dead server (203, spooled); it is the user's to fix. */
+static void endpoint_that_is_not_a_url_is_a_config_error(void **state)
+{
+	(void)state;
+	const char *bad[] = { "http://127.0.0.1:9000\n", "htp://s3", "https://", "http:// x" };
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t", 1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct mfs_s3 *s3 = NULL;
+		struct mfs_err err = { MFS_OK, "" };
+		setenv("METAFLOW_S3_ENDPOINT_URL", bad[i], 1);
+		assert_int_equal(mfs_s3_open(&s3, &err), MFS_ERR_CONFIG);
+		assert_null(s3);
+		assert_non_null(strstr(err.msg, "METAFLOW_S3_ENDPOINT_URL"));
+	}
+	struct mfs_s3 *s3 = NULL;
+	struct mfs_err err = { MFS_OK, "" };
+	setenv("METAFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9000/", 1);
+	assert_int_equal(mfs_s3_open(&s3, &err), MFS_OK);
+	mfs_s3_close(s3);
+	unsetenv("METAFLOW_S3_ENDPOINT_URL");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(query_is_sorted_encoded_and_valueless_has_equals),
 		cmocka_unit_test(xml_reader_decodes_entities_and_advances),
 		cmocka_unit_test(parse_url_splits_bucket_and_key),
+		cmocka_unit_test(endpoint_that_is_not_a_url_is_a_config_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
