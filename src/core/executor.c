@@ -553,6 +553,30 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 
 /* Everything that can refuse the job before the world is touched; a dry
  * run stops after it. */
+/* Linux hands a program no single argument or NAME=value longer than
+ * MAX_ARG_STRLEN (32 pages), whichever backend runs it: such a word failed
+ * as "cannot run bwrap" (203, retried) or inside the sandbox.  Only the
+ * name is shown: a value may be a secret. */
+#define ARG_STRLEN_MAX 131072
+
+static enum mfs_code check_word_sizes(const struct mfs_job *job, struct mfs_err *err)
+{
+	for (size_t i = 0; i < job->argv.n; i++)
+		if (strlen(job->argv.v[i]) >= ARG_STRLEN_MAX)
+			return mfs_fail(err, MFS_ERR_USAGE, "word %zu of the command is %zu bytes; "
+					"Linux passes at most %d to a program: put it in a file "
+					"(--upload)", i, strlen(job->argv.v[i]), ARG_STRLEN_MAX - 1);
+	for (size_t i = 0; i < job->env.n; i++) {
+		size_t n = strlen(job->env.items[i].key) + 1 + strlen(job->env.items[i].value);
+		if (n >= ARG_STRLEN_MAX)
+			return mfs_fail(err, MFS_ERR_USAGE, "environment variable %s is %zu bytes "
+					"with its name; Linux passes at most %d to a program: put "
+					"it in a file (--upload)", job->env.items[i].key, n,
+					ARG_STRLEN_MAX - 1);
+	}
+	return MFS_OK;
+}
+
 static enum mfs_code check_job(struct mfs_job *job, struct mfs_err *err)
 {
 	enum mfs_code rc;
@@ -567,6 +591,8 @@ static enum mfs_code check_job(struct mfs_job *job, struct mfs_err *err)
 		return rc;
 	if (!job->argv.n)
 		return mfs_fail(err, MFS_ERR_USAGE, "no command to run");
+	if ((rc = check_word_sizes(job, err)) != MFS_OK)
+		return rc;
 	/* A refusal holds for a dry run too: it would refuse the real one. */
 	if ((rc = check_caps(job, !job->dry_run, err)) != MFS_OK)
 		return rc;

@@ -113,3 +113,23 @@ def test_a_long_env_file_is_read_in_linear_time(tmp_path):
     assert r.returncode == 0, r.stderr[-300:]
     assert "K199999=v199999" in r.stdout
     assert "K7=last" in r.stdout and "K7=v7" not in r.stdout
+
+
+def test_a_variable_longer_than_linux_passes_is_202_naming_it(tmp_path):
+    """Linux passes no NAME=value of 128 KiB or more to a program (nor an
+    argument, which could not reach us either): such a variable once failed
+    as "cannot run bwrap" (203, retried by @retry, "set MFSANDBOX_BWRAP"),
+    and on the remote backends inside the sandbox."""
+    state = tmp_path / "state"
+    env_file = tmp_path / "env"
+    env_file.write_text("BIG=%s\n" % ("x" * 131068))   # 131072 with "BIG="
+    r = mfs("run", "--backend", "local", "--env-file", env_file, "--", "true",
+            env=clean_env(MFSANDBOX_LOCAL_STATE_DIR=str(state)))
+    assert r.returncode == 202, r.stderr
+    line = one_error_line(r)
+    assert "variable BIG" in line and "xxxx" not in line
+    assert not state.exists() or os.listdir(state) == []
+    env_file.write_text("BIG=%s\n" % ("x" * 131067))   # the most that passes
+    r = mfs("run", "--backend", "local", "--env-file", env_file, "--", "sh", "-c",
+            'echo ${#BIG}', env=clean_env(MFSANDBOX_LOCAL_STATE_DIR=str(state)))
+    assert r.returncode == 0 and r.stdout == "131067\n", r.stderr
