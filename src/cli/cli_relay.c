@@ -97,7 +97,9 @@ int mfs_cmd_relay(int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	/* Options anywhere (no '+'): the help and docs write them after
+	 * `replay`, which "+" took for the end of the options. */
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			mfs_cli_help("relay");
 			return 0;

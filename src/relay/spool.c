@@ -170,8 +170,14 @@ static enum mfs_code replay_entry(const char *dir, const char *spool, unsigned *
 		.spool_dir = spool,
 	};
 	rc = mfs_relay_run(&sp, &rep, err);
-	if (rc != MFS_OK)
+	if (rc != MFS_OK) {
+		/* An entry that cannot be read (damaged, edited, from another
+		 * version) is named and counted; the others are still replayed. */
+		(*failed)++;
+		mfs_err_prefix(err, "relay replay: %s", p.data);
+		rc = MFS_OK;
 		goto out;
+	}
 	if (rep.spooled) {
 		(*failed)++;
 		mfs_fail(err, MFS_ERR_BACKEND, "%s", rep.warning);

@@ -133,3 +133,22 @@ def test_a_variable_longer_than_linux_passes_is_202_naming_it(tmp_path):
     r = mfs("run", "--backend", "local", "--env-file", env_file, "--", "sh", "-c",
             'echo ${#BIG}', env=clean_env(MFSANDBOX_LOCAL_STATE_DIR=str(state)))
     assert r.returncode == 0 and r.stdout == "131067\n", r.stderr
+
+
+def test_a_damaged_spool_entry_is_named_and_the_others_are_replayed(tmp_path):
+    """One unreadable spec.json (damaged, edited, another version's) stopped
+    `relay replay` for every task with a usage error naming nothing (202)."""
+    spool = tmp_path / "spool"
+    bad, good = spool / "F/1/s/2/0", spool / "F/1/s/3/0"
+    bad.mkdir(parents=True)
+    good.mkdir(parents=True)
+    (bad / "spec.json").write_text("{damaged")
+    # A task that wrote no metadata: replayed as done, its entry removed.
+    (good / "spec.json").write_text(
+        '{"flow": "F", "run_id": "1", "step": "s", "task_id": "3", "attempt": 0, '
+        '"ds_type": "local", "ds_root": "%s", "metadata": "local"}' % (tmp_path / "ds"))
+    r = mfs("relay", "--spool", spool, "replay", "F")
+    assert r.returncode == 203, r.stderr
+    assert str(bad / "spec.json") in one_error_line(r)
+    assert not (good / "spec.json").exists()
+    assert (bad / "spec.json").exists()

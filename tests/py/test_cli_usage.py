@@ -139,3 +139,13 @@ def test_dry_run_redacts_and_creates_nothing(tmp_path):
     assert set(os.listdir(tmp_path)) == before  # no packed code, no temp files
     ls = mfs("ls", "--backend", "local")
     assert "mfs-flow-42" not in ls.stdout
+
+
+def test_relay_replay_takes_spool_where_its_help_puts_it(tmp_path):
+    """`mfsandbox relay replay [--spool DIR] PATHSPEC` (its help, the docs)
+    was refused as bad usage (202): options after `replay` were not read."""
+    for args in (["replay", "--spool", tmp_path, "F"], ["replay", "F", "--spool", tmp_path],
+                 ["--spool", tmp_path, "replay", "F"]):
+        r = mfs("relay", *args)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == "mfsandbox: relay replay: nothing spooled for F in %s\n" % tmp_path
