@@ -399,7 +399,9 @@ int mfs_cmd_kill(int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", admin_opts, NULL)) != -1) {
+	/* Options after the IDs too (no '+'): no sandbox id starts with '-', and
+	 * `kill ID --backend B` took "--backend" and "B" for two more ids. */
+	while ((c = getopt_long(argc, argv, ":h", admin_opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			mfs_cli_help("kill");

@@ -149,3 +149,13 @@ def test_relay_replay_takes_spool_where_its_help_puts_it(tmp_path):
         r = mfs("relay", *args)
         assert r.returncode == 0, r.stderr
         assert r.stderr == "mfsandbox: relay replay: nothing spooled for F in %s\n" % tmp_path
+
+
+def test_kill_reads_options_after_the_ids(tmp_path):
+    """`kill ID --backend B` took "--backend" and "B" for two more ids: three
+    lines, every backend asked."""
+    r = mfs("kill", "nosuch", "--backend", "local",
+            env=clean_env(MFSANDBOX_LOCAL_STATE_DIR=str(tmp_path / "state")))
+    assert r.returncode == 202, r.stderr
+    assert r.stderr == ("mfsandbox: no sandbox with id 'nosuch' in backend local "
+                        "(see 'mfsandbox ls')\n")
