@@ -64,11 +64,6 @@ enum mfs_code dt_delete_sandbox(const struct dt_conf *c, const char *id, bool *g
 	return rc;
 }
 
-/* A peer that answers a cursor it was sent, or pages without end, would
- * hold `ls` and a clean-up's lookup forever: 1,000 pages of 100 is more
- * sandboxes than any account holds. */
-#define LIST_MAX_PAGES 1000
-
 /* Every sandbox whose labels include key=value, page by page.  Not
  * cancellable when it looks for a sandbox to clean up after a signal. */
 enum mfs_code dt_list_by_label(const struct dt_conf *c, const char *key, const char *value,
@@ -108,10 +103,8 @@ enum mfs_code dt_list_by_label(const struct dt_conf *c, const char *key, const c
 		}
 		char *prev = cursor;
 		rc = dt_answer_list_page(&resp, key, value, fn, ctx, &cursor, err);
-		if (rc == MFS_OK && cursor && ((prev && !strcmp(prev, cursor)) ||
-					       ++pages >= LIST_MAX_PAGES))
-			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET /sandbox: the listing does not end "
-				      "(a cursor answered again, or %d pages)", LIST_MAX_PAGES);
+		if (rc == MFS_OK)
+			rc = mfs_http_page_check(prev, cursor, &pages, "GET /sandbox", err);
 		free(prev);
 		if (rc != MFS_OK)
 			break;

@@ -230,11 +230,6 @@ enum mfs_code e2b_delete_sandbox(const struct e2b_conf *c, const char *id, bool 
 	return rc;
 }
 
-/* A peer that answers the token it was sent, or pages without end, would
- * hold `ls` and a clean-up's lookup forever: 1,000 pages of 100 is more
- * sandboxes than any account holds. */
-#define LIST_MAX_PAGES 1000
-
 enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 				      mfs_list_fn fn, void *ctx, struct mfs_err *err)
 {
@@ -270,10 +265,8 @@ enum mfs_code e2b_list_by_metadata(const struct e2b_conf *c, const char *query,
 		}
 		char *prev = next;
 		rc = e2b_answer_list_page(&resp, fn, ctx, &next, err);
-		if (rc == MFS_OK && next && ((prev && !strcmp(prev, next)) ||
-					     ++pages >= LIST_MAX_PAGES))
-			rc = mfs_fail(err, MFS_ERR_PROTOCOL, "GET /v2/sandboxes: the listing does "
-				      "not end (a token answered again, or %d pages)", LIST_MAX_PAGES);
+		if (rc == MFS_OK)
+			rc = mfs_http_page_check(prev, next, &pages, "GET /v2/sandboxes", err);
 		free(prev);
 		if (rc != MFS_OK)
 			break;

@@ -116,6 +116,18 @@ void mfs_http_url_for_log(struct mfs_buf *out, const char *url)
 	mfs_buf_add(out, path, strcspn(path, "?#"));
 }
 
+/* A peer that answers the token it was sent, or pages without end, would
+ * hold `ls` and a clean-up's lookup forever: 1,000 pages of 100 is more
+ * sandboxes than any account holds. */
+enum mfs_code mfs_http_page_check(const char *sent, const char *next, int *pages,
+				  const char *what, struct mfs_err *err)
+{
+	if (next && ((sent && !strcmp(sent, next)) || ++*pages >= MFS_HTTP_MAX_PAGES))
+		return mfs_fail(err, MFS_ERR_PROTOCOL, "%s: the listing does not end (a page token "
+				"answered again, or %d pages)", what, MFS_HTTP_MAX_PAGES);
+	return MFS_OK;
+}
+
 bool mfs_http_url_ok(const char *url)
 {
 	size_t n = !strncmp(url, "http://", 7) ? 7 : !strncmp(url, "https://", 8) ? 8 : 0;

@@ -121,6 +121,13 @@ enum mfs_code mfs_http_check_headers(const struct mfs_strv *headers, const char 
 /* "http://" or "https://" and a host, with no space or control byte: what a
  * URL read from the environment must be before a request is built on it. */
 bool mfs_http_url_ok(const char *url);
+/* After page *pages of a listing whose answer named `next` (NULL: the
+ * last) as the page to ask for after `sent`: MFS_ERR_PROTOCOL when the
+ * listing does not end, `next` being `sent` again or the page count
+ * reaching MFS_HTTP_MAX_PAGES; `what` names the request in the error. */
+#define MFS_HTTP_MAX_PAGES 1000
+enum mfs_code mfs_http_page_check(const char *sent, const char *next, int *pages,
+				  const char *what, struct mfs_err *err);
 /* Frees the cached handles (at exit, for valgrind). */
 void mfs_http_cleanup(void);
 
