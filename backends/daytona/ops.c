@@ -54,8 +54,11 @@ static enum mfs_code dt_probe(struct mfs_buf *notes, struct mfs_err *err)
 static void dt_describe(const struct mfs_sandbox *base, struct mfs_buf *out)
 {
 	const struct dt_sandbox *sb = (const struct dt_sandbox *)base;
-	mfs_buf_addf(out, "Daytona sandbox %s (toolbox %s); connect with: daytona ssh %s\n",
-		     sb->base.id, sb->toolbox ? sb->toolbox : "?", sb->base.id);
+	/* The command to paste carries an id the API chose: quoted. */
+	mfs_buf_addf(out, "Daytona sandbox %s (toolbox %s); connect with: daytona ssh ",
+		     sb->base.id, sb->toolbox ? sb->toolbox : "?");
+	mfs_buf_add_shell_quoted(out, sb->base.id);
+	mfs_buf_addch(out, '\n');
 }
 
 /* Sizes apply only with --image (a snapshot fixes them).  Without it a

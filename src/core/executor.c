@@ -545,14 +545,16 @@ static void keep_notice(const struct mfs_job *job, const struct mfs_sandbox *sb)
 		if (*line)
 			say(job, MFS_SAY_ALWAYS, "  %s", line);
 	}
+	/* A line to paste into a shell, with an id the provider chose: quoted. */
+	struct mfs_buf id = MFS_BUF_INIT;
+	mfs_buf_add_shell_quoted(&id, sb->id ? sb->id : "?");
 	if (!has_kill)
 		say(job, MFS_SAY_ALWAYS, "remove it with: mfsandbox kill --backend %s %s", job->ops->name,
-		    sb->id ? sb->id : "?");
+		    id.data);
+	mfs_buf_release(&id);
 	mfs_buf_release(&how);
 }
 
-/* Everything that can refuse the job before the world is touched; a dry
- * run stops after it. */
 /* Linux hands a program no single argument or NAME=value longer than
  * MAX_ARG_STRLEN (32 pages), whichever backend runs it: such a word failed
  * as "cannot run bwrap" (203, retried) or inside the sandbox.  Only the
@@ -577,6 +579,8 @@ static enum mfs_code check_word_sizes(const struct mfs_job *job, struct mfs_err 
 	return MFS_OK;
 }
 
+/* Everything that can refuse the job before the world is touched; a dry
+ * run stops after it. */
 static enum mfs_code check_job(struct mfs_job *job, struct mfs_err *err)
 {
 	enum mfs_code rc;

@@ -28,6 +28,7 @@ static struct {
 	int kept;                     /* of those, released by --keep */
 	enum mfs_code fail_destroy;   /* the sandbox is freed, its removal failed */
 	double destroy_bound;         /* seconds destroy() was given */
+	const char *id;               /* the id create() answers; NULL: fake-1 */
 } fake;
 
 static void logw(const char *w)
@@ -56,7 +57,7 @@ static enum mfs_code f_create(const struct mfs_sandbox_spec *spec, struct mfs_sa
 	if (fake.speak)
 		mfs_sayf(spec->say, MFS_SAY_INFO, "fake: creating %s", spec->name);
 	struct mfs_sandbox *sb = mfs_xcalloc(1, sizeof(*sb));
-	sb->id = mfs_xstrdup("fake-1");
+	sb->id = mfs_xstrdup(fake.id ? fake.id : "fake-1");
 	fake.live++;
 	*out = sb;
 	return MFS_OK;
@@ -539,6 +540,25 @@ static void keep_does_not_destroy(void **state)
 	mfs_job_release(&job);
 }
 
+/* The id is the provider's: the line to paste quotes it, so an id such as
+ * "x; rm -rf ~" cannot run anything. */
+static void keep_quotes_the_id_in_the_kill_line(void **state)
+{
+	(void)state;
+	struct mfs_job job;
+	struct mfs_job_result res;
+	struct mfs_err err;
+	new_job(&job, step_argv);
+	job.keep = true;
+	fake.id = "x; rm -rf ~";
+	mfs_job_result_init(&res);
+	assert_int_equal(mfs_job_run(&job, &res, &err), MFS_OK);
+	assert_non_null(strstr(said.data, "mfsandbox kill --backend fake 'x; rm -rf ~'"));
+	fake.id = NULL;
+	mfs_job_result_release(&res);
+	mfs_job_release(&job);
+}
+
 struct hook_trace {
 	int prepared, finished;
 	struct mfs_job_outcome seen;
@@ -709,6 +729,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(delete_given_up_is_one_line_and_the_status_stands, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(keep_does_not_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(keep_quotes_the_id_in_the_kill_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(hooks_run_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(dry_run_touches_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(step_files_are_shipped_first, setup, teardown),
