@@ -78,9 +78,11 @@ enum mfs_code mfs_cli_relay_setup(struct mfs_job *job, struct mfs_run_opts *opts
 	/* A @sandbox step needs the relay whenever the launcher cannot see
 	 * the metadata its sandbox writes (mfs_mf_relay_needed). */
 	bool spec_relay = opts->metaflow_spec && mfs_mf_relay_needed(&job->step);
-	if (opts->relay || mfs_truthy(getenv("MFSANDBOX_RELAY")) || spec_relay)
-		mfs_job_relay_arm(job, relay);
-	return MFS_OK;
+	if (!(opts->relay || mfs_truthy(getenv("MFSANDBOX_RELAY")) || spec_relay))
+		return MFS_OK;
+	mfs_job_relay_arm(job, relay);
+	/* A bad budget is found now, not after the step ran. */
+	return mfs_relay_timeout_from_env(&relay->timeout_s, err);
 }
 
 int mfs_cmd_relay(int argc, char **argv)
@@ -116,7 +118,11 @@ int mfs_cmd_relay(int argc, char **argv)
 			 "(see 'mfsandbox relay --help')");
 		return mfs_cli_fail(&err);
 	}
-	enum mfs_code rc = mfs_relay_replay(argv[optind + 1], spool, &done, &failed, &err);
+	long budget;
+	enum mfs_code rc = mfs_relay_timeout_from_env(&budget, &err);
+	if (rc != MFS_OK)
+		return mfs_cli_fail(&err);
+	rc = mfs_relay_replay(argv[optind + 1], spool, budget, &done, &failed, &err);
 	if (rc == MFS_ERR_NOTFOUND) {
 		mfs_cli_say(NULL, err.msg);
 		status = 0;

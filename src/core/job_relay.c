@@ -51,6 +51,7 @@ static enum mfs_code relay_finish(struct mfs_job *job, struct mfs_sandbox *sb,
 		.metadata = jr->metadata,
 		.service_url = env_or("METAFLOW_SERVICE_URL", NULL),
 		.spool_dir = jr->spool_dir,
+		.timeout_s = jr->timeout_s,
 	};
 	rc = mfs_relay_run(&spec, &jr->report, err);
 	jr->ran = true;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mfs/util/cancel.h"
 #include "mfs/util/clock.h"
 #include "mfs/net/http.h"
 #include "mfs/util/sha256.h"
@@ -34,6 +35,7 @@ struct mfs_s3 {
 	bool path_style;
 	bool is_r2;
 	unsigned long requests;
+	double deadline;  /* 0: none */
 };
 
 /* ---- configuration ---- */
@@ -140,6 +142,11 @@ void mfs_s3_close(struct mfs_s3 *s3)
 	mfs_wipe_free(s3->token);
 	free(s3->sigv4);
 	free(s3);
+}
+
+void mfs_s3_set_deadline(struct mfs_s3 *s3, double deadline)
+{
+	s3->deadline = deadline;
 }
 
 unsigned long mfs_s3_request_count(const struct mfs_s3 *s3)
@@ -338,6 +345,8 @@ enum mfs_code mfs_s3_send(struct mfs_s3 *s3, const struct mfs_s3_call *c,
 		.retries = HTTP_RETRIES,
 		.retry_safe = c->retry_safe,
 		.cancellable = true,
+		.deadline = s3->deadline,
+		.timeout_ms = s3->deadline > 0 ? MFS_S3_REQUEST_TIMEOUT_MS : 0,
 	};
 	/* 503 SlowDown and resets are retried inside http; S3's 500
 	 * InternalError is documented as retryable too. */
@@ -346,7 +355,13 @@ enum mfs_code mfs_s3_send(struct mfs_s3 *s3, const struct mfs_s3_call *c,
 		s3->requests += (unsigned long)resp->attempts;
 		if (rc != MFS_OK || resp->status != 500 || attempt >= SERVER_ERROR_RETRIES)
 			break;
-		mfs_sleep_ms(200L << attempt);
+		long wait = 200L << attempt;
+		/* The 500 stands when the wait would pass the deadline or a signal
+		 * cuts it. */
+		if (s3->deadline > 0 && mfs_now_s() + (double)wait / 1000 >= s3->deadline)
+			break;
+		if (!mfs_cancel_sleep_ms(wait))
+			break;
 	}
 	if (rc != MFS_OK)
 		mfs_err_prefix(err, "S3");

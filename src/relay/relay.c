@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mfs/net/s3.h"
+#include "mfs/util/clock.h"
 #include "mfs/util/file.h"
 
 #define MAX_TARBALL (256u * 1024 * 1024)
@@ -25,6 +26,23 @@ static void warn(struct relay *r, const char *fmt, ...)
 	va_end(ap);
 	snprintf(r->rep->warning, sizeof(r->rep->warning), "relay: %s attempt %d: %s",
 		 r->pathspec.data, r->spec->attempt, msg);
+}
+
+enum mfs_code mfs_relay_timeout_from_env(long *timeout_s, struct mfs_err *err)
+{
+	const char *v = getenv(MFS_RELAY_TIMEOUT_ENV);
+	char *end;
+
+	*timeout_s = 0;
+	if (!v || !*v)
+		return MFS_OK;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (*end || errno || n < 1 || n > 3600)
+		return mfs_fail(err, MFS_ERR_USAGE, "%s '%.40s': expected a whole number of seconds "
+				"from 1 to 3600", MFS_RELAY_TIMEOUT_ENV, v);
+	*timeout_s = n;
+	return MFS_OK;
 }
 
 bool relay_valid_name(const char *s)
@@ -50,8 +68,8 @@ static enum mfs_code fetch(struct relay *r, const char *rel, struct mfs_buf *out
 	}
 	char *bucket = NULL, *prefix = NULL;
 	rc = mfs_s3_parse_url(sp->ds_root, &bucket, &prefix, err);
-	if (rc == MFS_OK && !r->s3)
-		rc = mfs_s3_open(&r->s3, err);
+	if (rc == MFS_OK && !r->s3 && (rc = mfs_s3_open(&r->s3, err)) == MFS_OK)
+		mfs_s3_set_deadline(r->s3, r->deadline);
 	if (rc == MFS_OK) {
 		size_t pl = strlen(prefix);
 		while (pl && prefix[pl - 1] == '/')
@@ -144,8 +162,14 @@ static enum mfs_code keep_for_later(struct relay *r, bool service, const struct 
 		return rc;
 	}
 	r->rep->spooled = true;
-	warn(r, "not relayed, kept for later: run `mfsandbox relay replay %s/%d` (spool %s): %s",
-	     r->pathspec.data, r->spec->attempt, r->entry.data, why->msg);
+	/* Which bound cut it, and how to raise it when the peer is merely slow. */
+	if (why->code == MFS_ERR_TIMEOUT)
+		warn(r, "not relayed within %ld s (%s), kept for later: run `mfsandbox relay replay "
+		     "%s/%d` (spool %s): %s", r->budget_s, MFS_RELAY_TIMEOUT_ENV, r->pathspec.data,
+		     r->spec->attempt, r->entry.data, why->msg);
+	else
+		warn(r, "not relayed, kept for later: run `mfsandbox relay replay %s/%d` (spool %s): %s",
+		     r->pathspec.data, r->spec->attempt, r->entry.data, why->msg);
 	return MFS_OK;
 }
 
@@ -162,6 +186,8 @@ static void relay_init(struct relay *r, const struct mfs_relay_spec *spec,
 	mfs_buf_addf(&r->entry, "%s/%s/%d", spool, r->pathspec.data, spec->attempt);
 	free(spool);
 	r->local_root = spec->local_root ? mfs_xstrdup(spec->local_root) : mfs_relay_local_root();
+	r->budget_s = spec->timeout_s > 0 ? spec->timeout_s : MFS_RELAY_TIMEOUT_S;
+	r->deadline = mfs_now_s() + (double)r->budget_s;
 }
 
 static void relay_release(struct relay *r)

@@ -37,6 +37,8 @@ struct relay {
 	struct mfs_relay_tar tar;   /* whose archive; refused: it broke the path rule */
 	struct mfs_relay_rows rows; /* service: this attempt's rows */
 	int lock_fd;
+	long budget_s;              /* spec->timeout_s or its default */
+	double deadline;            /* mfs_now_s() at the start + budget_s */
 };
 
 /* A flow, run, step or task id usable as one path component. */

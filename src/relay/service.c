@@ -54,7 +54,8 @@ static enum mfs_code post_rows(struct relay *r, const char *what, json_t *rows,
 	 * A failure stays spooled instead. */
 	struct mfs_http_req req = { .method = "POST", .url = url.data, .headers = &headers,
 				    .body = body, .body_len = strlen(body),
-				    .timeout_ms = 60000, .cancellable = true };
+				    .timeout_ms = 60000, .deadline = r->deadline,
+				    .cancellable = true };
 	mfs_http_resp_init(&resp);
 	rc = mfs_http_do(&req, &resp, err);
 	if (rc == MFS_OK && (resp.status < 200 || resp.status >= 300))

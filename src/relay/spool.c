@@ -144,8 +144,8 @@ enum mfs_code relay_spool_save_payload(struct relay *r, struct mfs_err *err)
 
 /* ---- `mfsandbox relay replay` ---- */
 
-static enum mfs_code replay_entry(const char *dir, const char *spool, unsigned *done,
-				  unsigned *failed, struct mfs_err *err)
+static enum mfs_code replay_entry(const char *dir, const char *spool, long timeout_s,
+				  unsigned *done, unsigned *failed, struct mfs_err *err)
 {
 	struct mfs_buf p = MFS_BUF_INIT, text = MFS_BUF_INIT;
 	struct mfs_relay_report rep;
@@ -168,6 +168,7 @@ static enum mfs_code replay_entry(const char *dir, const char *spool, unsigned *
 		.service_url = json_string_value(json_object_get(j, "service_url")),
 		.local_root = json_string_value(json_object_get(j, "local_root")),
 		.spool_dir = spool,
+		.timeout_s = timeout_s,
 	};
 	rc = mfs_relay_run(&sp, &rep, err);
 	if (rc != MFS_OK) {
@@ -193,11 +194,11 @@ out:
 }
 
 /* Recursion bounded by depth: an entry is five levels below the spool. */
-static enum mfs_code replay_tree(const char *dir, int depth, const char *spool, unsigned *done,
-				 unsigned *failed, struct mfs_err *err)
+static enum mfs_code replay_tree(const char *dir, int depth, const char *spool, long timeout_s,
+				 unsigned *done, unsigned *failed, struct mfs_err *err)
 {
 	if (depth == 5)
-		return replay_entry(dir, spool, done, failed, err);
+		return replay_entry(dir, spool, timeout_s, done, failed, err);
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	struct mfs_buf sub = MFS_BUF_INIT;
@@ -213,7 +214,7 @@ static enum mfs_code replay_tree(const char *dir, int depth, const char *spool, 
 		struct stat st;
 		if (lstat(sub.data, &st) != 0 || !S_ISDIR(st.st_mode))
 			continue;
-		rc = replay_tree(sub.data, depth + 1, spool, done, failed, err);
+		rc = replay_tree(sub.data, depth + 1, spool, timeout_s, done, failed, err);
 		if (rc != MFS_OK)
 			break;
 	}
@@ -248,8 +249,8 @@ static enum mfs_code pathspec_dir(const char *pathspec, const char *spool, struc
 	return rc;
 }
 
-enum mfs_code mfs_relay_replay(const char *pathspec, const char *spool_dir, unsigned *done,
-			       unsigned *failed, struct mfs_err *err)
+enum mfs_code mfs_relay_replay(const char *pathspec, const char *spool_dir, long timeout_s,
+			       unsigned *done, unsigned *failed, struct mfs_err *err)
 {
 	char *spool = spool_dir ? mfs_xstrdup(spool_dir) : mfs_relay_default_spool();
 	struct mfs_buf dir = MFS_BUF_INIT;
@@ -262,7 +263,7 @@ enum mfs_code mfs_relay_replay(const char *pathspec, const char *spool_dir, unsi
 		rc = mfs_fail(err, MFS_ERR_NOTFOUND, "relay replay: nothing spooled for %s in %s",
 			      pathspec, spool);
 	if (rc == MFS_OK) {
-		rc = replay_tree(dir.data, depth, spool, done, failed, &last);
+		rc = replay_tree(dir.data, depth, spool, timeout_s, done, failed, &last);
 		if (rc != MFS_OK)
 			*err = last;
 		else if (*failed)

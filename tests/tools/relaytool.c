@@ -25,6 +25,10 @@ int main(int argc, char **argv)
 
 	if (argc < 2)
 		return 2;
+	if (mfs_relay_timeout_from_env(&sp.timeout_s, &err) != MFS_OK) {
+		fprintf(stderr, "relaytool: %s\n", err.msg);
+		return 2;
+	}
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (a[0] != '-') {
@@ -60,7 +64,7 @@ int main(int argc, char **argv)
 		}
 	} else if (!strcmp(argv[1], "replay")) {
 		unsigned done, failed;
-		rc = mfs_relay_replay(pathspec, sp.spool_dir, &done, &failed, &err);
+		rc = mfs_relay_replay(pathspec, sp.spool_dir, sp.timeout_s, &done, &failed, &err);
 		printf("done %u\nfailed %u\n", done, failed);
 	} else {
 		return 2;

@@ -18,6 +18,7 @@
 struct mfs_job_relay {
 	char *metadata;           /* "local" | "service", as launched */
 	char *spool_dir;          /* NULL: default */
+	long timeout_s;           /* the relay's budget; 0: MFS_RELAY_TIMEOUT_S */
 	struct mfs_relay_report report;
 	bool ran;                 /* the hook ran the relay */
 };

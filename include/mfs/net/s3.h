@@ -36,6 +36,14 @@ struct mfs_s3;
 enum mfs_code mfs_s3_open(struct mfs_s3 **out, struct mfs_err *err);
 void mfs_s3_close(struct mfs_s3 *s3);
 
+/* Bounds every later request: each attempt is cut at `deadline`
+ * (CLOCK_MONOTONIC seconds, as mfs_now_s; 0: none) and at
+ * MFS_S3_REQUEST_TIMEOUT_MS, connecting included, and no retry starts past
+ * the deadline, which ends the call with MFS_ERR_TIMEOUT.  Without it a
+ * peer that accepts and never answers (or trickles) holds the caller. */
+#define MFS_S3_REQUEST_TIMEOUT_MS 60000L
+void mfs_s3_set_deadline(struct mfs_s3 *s3, double deadline);
+
 /* HTTP requests sent so far (retries included), for the relay bench. */
 unsigned long mfs_s3_request_count(const struct mfs_s3 *s3);
 

@@ -22,6 +22,11 @@
  * warning line in the report and the call returns MFS_OK.  An error return
  * means something could be lost (the spool itself could not be written) or
  * the spec is unusable.
+ *
+ * Bounded: every request (S3 GETs, service POSTs) is cut at the relay's
+ * budget, spec.timeout_s from the start of mfs_relay_run, retries included;
+ * a relay the budget cut is spooled like any other failure.  A first signal
+ * cuts it too (the requests are cancellable).
  */
 #ifndef MFS_RELAY_H
 #define MFS_RELAY_H
@@ -29,6 +34,11 @@
 #include <stdbool.h>
 
 #include "mfs/util/err.h"
+
+/* The whole relay's budget in seconds: default, and the variable that
+ * raises it (whole seconds, 1 to 3600). */
+#define MFS_RELAY_TIMEOUT_S 120L
+#define MFS_RELAY_TIMEOUT_ENV "MFSANDBOX_RELAY_TIMEOUT_S"
 
 struct mfs_relay_spec {
 	const char *flow;
@@ -42,6 +52,7 @@ struct mfs_relay_spec {
 	const char *service_url;  /* service: base URL (METAFLOW_SERVICE_URL) */
 	const char *local_root;   /* local: launcher's .metaflow; NULL: found as Metaflow does */
 	const char *spool_dir;    /* NULL: mfs_relay_default_spool() */
+	long timeout_s;           /* the budget; 0: MFS_RELAY_TIMEOUT_S */
 };
 
 struct mfs_relay_report {
@@ -58,10 +69,15 @@ struct mfs_relay_report {
 enum mfs_code mfs_relay_run(const struct mfs_relay_spec *spec, struct mfs_relay_report *rep,
 			    struct mfs_err *err);
 
-/* Finishes every spooled relay under PATHSPEC ("Flow/run[/step[/task[/attempt]]]").
- * *done / *failed count entries; failures stay spooled. */
-enum mfs_code mfs_relay_replay(const char *pathspec, const char *spool_dir, unsigned *done,
-			       unsigned *failed, struct mfs_err *err);
+/* Finishes every spooled relay under PATHSPEC ("Flow/run[/step[/task[/attempt]]]"),
+ * each entry within timeout_s (0: MFS_RELAY_TIMEOUT_S).  *done / *failed
+ * count entries; failures stay spooled. */
+enum mfs_code mfs_relay_replay(const char *pathspec, const char *spool_dir, long timeout_s,
+			       unsigned *done, unsigned *failed, struct mfs_err *err);
+
+/* MFSANDBOX_RELAY_TIMEOUT_S into *timeout_s (0 when unset or empty);
+ * MFS_ERR_USAGE naming the variable when it is not 1 to 3600. */
+enum mfs_code mfs_relay_timeout_from_env(long *timeout_s, struct mfs_err *err);
 
 /* $MFSANDBOX_RELAY_SPOOL, else $XDG_STATE_HOME/mfsandbox/relay, else
  * ~/.local/state/mfsandbox/relay.  Owned by the caller. */
