@@ -320,8 +320,10 @@ enum mfs_code e2b_create(const struct mfs_sandbox_spec *spec, struct mfs_sandbox
 	sb->cleanup_s = spec->cleanup_timeout_s;
 	rc = post_create(&c, spec, nonce, sb, &ambiguous, err);
 	if (rc != MFS_OK) {
-		/* A cut line, a signal or the deadline may have left one behind. */
-		sweep_nonce(&c, nonce, NULL, spec);
+		/* A cut line, a signal or the deadline may have left one behind;
+		 * a refused key made nothing and could not look anyway. */
+		if (rc != MFS_ERR_AUTH)
+			sweep_nonce(&c, nonce, NULL, spec);
 		goto out;
 	}
 	/* A create we retried may have landed twice after all: keep ours only. */
